@@ -1,0 +1,49 @@
+# Two commands matter: `make demo` (the local twin on the nine-stage scenario) and
+# `make test` (every check). Both build what they need, starting with .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export AWS_DEFAULT_REGION ?= eu-west-1
+export POWERTOOLS_METRICS_DISABLED ?= true
+
+.PHONY: all demo test lint typecheck template-check unit bench clean venv sync-userdata
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m simulator run scenarios/nine-stage.yaml --out out/nine-stage
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy functions simulator fleetctl worker benchmarks loadtest
+
+# cfn-lint, sam validate --lint and checkov, each in its own virtual environment
+# (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on userdata/.
+template-check: $(STAMP)
+	bash tools/check-template.sh
+
+unit: $(STAMP)
+	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90
+
+test: lint typecheck template-check unit
+
+bench: $(STAMP)
+	$(PY) benchmarks/control_plane.py
+	$(PY) benchmarks/worker.py
+	$(PY) benchmarks/policies.py
+
+clean:
+	rm -rf $(VENV) .venv-* out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,162 @@
+"""Plain, frozen data the pure core works on: instances, fleet snapshots, decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Lifecycle(StrEnum):
+    """Where an instance stands in the fleet, as recorded in its lifecycle tag."""
+
+    WARMING = "warming"  # launched for the warm pool; installing the worker, then stopped
+    POOL = "pool"  # initialized and stopped (or stopping), ready to start
+    SERVICE = "service"  # meant to serve: booting, registered, in service or unhealthy
+    DRAINING = "draining"  # deregistered, waiting for connections to drain
+
+
+class TargetHealth(StrEnum):
+    """ELB target health, reduced to what the control plane acts on."""
+
+    HEALTHY = "healthy"
+    INITIAL = "initial"
+    UNHEALTHY = "unhealthy"
+    DRAINING = "draining"
+    UNUSED = "unused"  # not registered (or stopped)
+    UNAVAILABLE = "unavailable"
+
+
+class Direction(StrEnum):
+    OUT = "out"
+    IN = "in"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One fleet instance as EC2 and the target group see it."""
+
+    instance_id: str
+    state: str  # EC2 state name: pending, running, stopping, stopped, shutting-down, terminated
+    lifecycle: Lifecycle
+    subnet_id: str
+    availability_zone: str
+    launch_time: datetime
+    ready: bool  # worker installed and answering /ping through nginx (the instance's own tag)
+    health: TargetHealth = TargetHealth.UNUSED
+    # When the instance last entered its lifecycle (tag), for grace periods and drain timeouts.
+    since: datetime | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in {"shutting-down", "terminated"}
+
+    @property
+    def in_service(self) -> bool:
+        return self.lifecycle is Lifecycle.SERVICE and self.state == "running" and (
+            self.health is TargetHealth.HEALTHY
+        )
+
+    @property
+    def booting(self) -> bool:
+        return self.lifecycle is Lifecycle.SERVICE and self.alive and not self.in_service
+
+    @property
+    def pool_ready(self) -> bool:
+        """A stopped, initialized instance that can be started to serve."""
+        return self.lifecycle is Lifecycle.POOL and self.state == "stopped"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Fleet signals read from CloudWatch at decision time; None when there was no data."""
+
+    cpu_percent: float | None
+    requests_per_target: float | None
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    at: datetime
+    desired: int
+
+
+@dataclass(frozen=True)
+class FleetState:
+    """What the state table remembers between invocations."""
+
+    desired: int | None = None
+    suspended: bool = False
+    last_scaling_at: datetime | None = None
+    recommendations: tuple[Recommendation, ...] = ()
+    last_reason: str | None = None
+    last_message: str | None = None
+    last_decision_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a decision needs, read once; the decision itself does no I/O."""
+
+    instances: tuple[Instance, ...]
+    metrics: Metrics
+    state: FleetState
+    # Directions whose scaling alarms are currently in ALARM (or whose notification triggered us).
+    active: frozenset[Direction] = field(default_factory=frozenset)
+
+    @property
+    def in_service(self) -> int:
+        return sum(1 for i in self.instances if i.in_service)
+
+    @property
+    def booting(self) -> int:
+        return sum(1 for i in self.instances if i.booting)
+
+    @property
+    def pool(self) -> int:
+        return sum(1 for i in self.instances if i.lifecycle is Lifecycle.POOL and i.alive)
+
+    @property
+    def capacity(self) -> int:
+        """Instances serving or on their way to serving."""
+        return self.in_service + self.booting
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    """How decisions are sized; built from settings, overridden by the simulator's baselines."""
+
+    min_size: int
+    max_size: int
+    cpu_target: float
+    requests_per_target_target: float
+    tolerance: float = 0.1
+    scale_in_stabilization_seconds: float = 120.0
+    # Per decision, scale out to at most max(factor x current, current + step).
+    scale_out_factor: float = 2.0
+    scale_out_step: int = 4
+    # When set, every decision moves by exactly this many instances (the 2013 prototype).
+    fixed_step: int | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A desired capacity and why; ``changed`` says whether it differs from the current one."""
+
+    desired: int
+    previous: int
+    reason: str
+    message: str
+    recommendation: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.desired != self.previous
+
+    @property
+    def direction(self) -> Direction | None:
+        if self.desired > self.previous:
+            return Direction.OUT
+        if self.desired < self.previous:
+            return Direction.IN
+        return None

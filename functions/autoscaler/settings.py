@@ -1,0 +1,129 @@
+"""One typed settings object, built from the environment the template sets.
+
+Every tunable of the control plane lives here; nothing else reads ``os.environ``.
+A missing or malformed variable fails loudly at cold start, naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+
+FLEET_TAG = "AutoscalerFleet"
+"""Tag key carried by every instance the functions manage; IAM conditions use it."""
+LIFECYCLE_TAG = "AutoscalerLifecycle"
+"""Tag key holding an instance's lifecycle (warming, pool, service, draining)."""
+READY_TAG = "AutoscalerReady"
+"""Tag the instance sets on itself once ``/ping`` answers through nginx (see userdata/)."""
+
+
+class SettingsError(ValueError):
+    """A required environment variable is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Control-plane configuration; field names map to UPPER_CASE environment variables."""
+
+    fleet_name: str
+    table_name: str
+    launch_template_id: str
+    subnet_ids: tuple[str, ...]
+    target_group_arn: str
+    # "targetgroup/<name>/<id>", the dimension value of AWS/ApplicationELB metrics.
+    target_group_dimension: str
+    min_size: int = 1
+    max_size: int = 10
+    warm_pool_size: int = 1
+    launch_template_version: str = "$Latest"
+    # Scaling targets: fleet CPU (%) and requests per target per minute.
+    cpu_target: float = 70.0
+    requests_per_target_target: float = 84.0
+    tolerance: float = 0.1
+    scale_in_stabilization_seconds: int = 120
+    # Window over which the decision averages the fleet metrics it reads at decision time.
+    metric_window_seconds: int = 60
+    cpu_metric_namespace: str = "Autoscaler"
+    cpu_metric_name: str = "CPUUtilization"
+    cpu_metric_period_seconds: int = 10
+    # Scaling alarms; the reconcile re-evaluates while any of them stays in ALARM.
+    scale_out_alarm_names: tuple[str, ...] = ()
+    scale_in_alarm_names: tuple[str, ...] = ()
+    # An instance in service but not healthy after this long is replaced.
+    health_grace_seconds: int = 300
+    # A warming instance that never reports ready after this long is terminated.
+    warmup_timeout_seconds: int = 900
+    # A draining target is stopped once ELB reports it gone, or after this long at most.
+    drain_timeout_seconds: int = 330
+    lease_seconds: int = 60
+    lease_wait_seconds: float = 20.0
+    # How long an invocation waits for started instances to reach "running" before
+    # leaving registration to the next reconcile.
+    running_wait_seconds: float = 60.0
+    history_ttl_days: int = 30
+    idempotency_ttl_seconds: int = 3600
+    suspended_by_default: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        errors: list[str] = []
+        for f in fields(cls):
+            key = f.name.upper()
+            raw = env.get(key)
+            required = f.default is MISSING
+            if raw is None or raw == "":
+                if required:
+                    errors.append(f"{key} is required")
+                continue
+            try:
+                values[f.name] = _convert(str(f.type), raw)
+            except ValueError as exc:
+                errors.append(f"{key}={raw!r}: {exc}")
+        if errors:
+            raise SettingsError("invalid settings: " + "; ".join(errors))
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        problems = []
+        if not self.subnet_ids:
+            problems.append("SUBNET_IDS must name at least one subnet")
+        if self.min_size < 0 or self.max_size < self.min_size:
+            problems.append(f"need 0 <= MIN_SIZE ({self.min_size}) <= MAX_SIZE ({self.max_size})")
+        if self.warm_pool_size < 0:
+            problems.append("WARM_POOL_SIZE must be >= 0")
+        if self.cpu_target <= 0 or self.requests_per_target_target <= 0:
+            problems.append("CPU_TARGET and REQUESTS_PER_TARGET_TARGET must be > 0")
+        if not 0 <= self.tolerance < 1:
+            problems.append("TOLERANCE must be in [0, 1)")
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
+
+    @property
+    def all_alarm_names(self) -> tuple[str, ...]:
+        return self.scale_out_alarm_names + self.scale_in_alarm_names
+
+
+def _convert(type_name: str, raw: str) -> object:
+    if type_name == "int":
+        return int(raw)
+    if type_name == "float":
+        return float(raw)
+    if type_name == "bool":
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes"}:
+            return True
+        if lowered in {"0", "false", "no"}:
+            return False
+        raise ValueError("expected true or false")
+    if type_name.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+ENVIRONMENT_VARIABLES = tuple(f.name.upper() for f in fields(Settings))
+"""Every variable the code may read; the template contract test checks them."""
