@@ -53,9 +53,7 @@ class Instance:
 
     @property
     def in_service(self) -> bool:
-        return self.lifecycle is Lifecycle.SERVICE and self.state == "running" and (
-            self.health is TargetHealth.HEALTHY
-        )
+        return self.lifecycle is Lifecycle.SERVICE and self.state == "running" and (self.health is TargetHealth.HEALTHY)
 
     @property
     def booting(self) -> bool:

@@ -1,0 +1,1 @@
+"""Thin AWS adapters: one per service, boto3 in, domain types and domain errors out."""

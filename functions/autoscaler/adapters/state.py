@@ -1,0 +1,191 @@
+"""DynamoDB adapter: fleet state, the decision lease and the scaling-activity history.
+
+One table (see docs/contracts.md); every item of a fleet shares ``pk = FLEET#<name>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from autoscaler.errors import StateConflictError
+from autoscaler.model import FleetState, Recommendation
+
+STATE_SK = "STATE"
+LEASE_SK = "LEASE"
+ACTIVITY_PREFIX = "ACTIVITY#"
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One scaling activity, like an EC2 Auto Scaling activity record."""
+
+    activity_id: str
+    at: datetime
+    cause: str
+    reason: str
+    from_desired: int
+    to_desired: int
+    status: str  # Successful | Failed | PartiallyFailed | Skipped
+    instance_ids: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "activity_id": self.activity_id,
+            "at": self.at.isoformat(),
+            "cause": self.cause,
+            "reason": self.reason,
+            "from": self.from_desired,
+            "to": self.to_desired,
+            "status": self.status,
+            "instance_ids": list(self.instance_ids),
+            "details": self.details,
+        }
+
+
+class StateStore:
+    def __init__(self, client: Any, table_name: str, fleet_name: str, history_ttl_days: int = 30) -> None:
+        self._ddb = client
+        self._table = table_name
+        self._pk = f"FLEET#{fleet_name}"
+        self._ttl = timedelta(days=history_ttl_days)
+
+    # --- fleet state -------------------------------------------------------------------------
+    def load(self) -> FleetState:
+        item = self._ddb.get_item(TableName=self._table, Key=self._key(STATE_SK), ConsistentRead=True).get("Item")
+        if not item:
+            return FleetState()
+        recommendations = tuple(
+            Recommendation(datetime.fromisoformat(at), int(n))
+            for at, n in json.loads(item.get("recommendations", {}).get("S", "[]"))
+        )
+        return FleetState(
+            desired=_int(item.get("desired")),
+            suspended=item.get("suspended", {}).get("BOOL", False),
+            last_scaling_at=_time(item.get("last_scaling_at")),
+            recommendations=recommendations,
+            last_reason=item.get("last_reason", {}).get("S"),
+            last_message=item.get("last_message", {}).get("S"),
+            last_decision_at=_time(item.get("last_decision_at")),
+        )
+
+    def save_decision(self, state: FleetState) -> None:
+        """Write the decision fields only; ``suspended`` belongs to the operator."""
+        names = {
+            "desired": {"N": str(state.desired if state.desired is not None else 0)},
+            "recommendations": {"S": json.dumps([[r.at.isoformat(), r.desired] for r in state.recommendations])},
+            "last_reason": {"S": state.last_reason or ""},
+            "last_message": {"S": state.last_message or ""},
+        }
+        if state.last_scaling_at is not None:
+            names["last_scaling_at"] = {"S": state.last_scaling_at.isoformat()}
+        if state.last_decision_at is not None:
+            names["last_decision_at"] = {"S": state.last_decision_at.isoformat()}
+        self._update(names)
+
+    def set_suspended(self, suspended: bool) -> None:
+        self._update({"suspended": {"BOOL": suspended}})
+
+    def _update(self, values: dict[str, dict[str, Any]]) -> None:
+        sets = ", ".join(f"#{k} = :{k}" for k in values)
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=self._key(STATE_SK),
+            UpdateExpression=f"SET {sets}",
+            ExpressionAttributeNames={f"#{k}": k for k in values},
+            ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
+        )
+
+    # --- lease -------------------------------------------------------------------------------
+    def acquire_lease(self, owner: str, now: datetime, seconds: int) -> bool:
+        """Take the fleet's decision lease if free or expired (a conditional put)."""
+        expires = int(now.timestamp()) + seconds
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    **self._key(LEASE_SK),
+                    "owner": {"S": owner},
+                    "expires_at": {"N": str(expires)},
+                    "ttl": {"N": str(expires + 3600)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR #o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}, ":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_lease(self, owner: str) -> None:
+        try:
+            self._ddb.delete_item(
+                TableName=self._table,
+                Key=self._key(LEASE_SK),
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            # Our lease expired and someone else holds it now: nothing of ours to release.
+            raise StateConflictError("lease was taken over before release") from exc
+
+    # --- activity history --------------------------------------------------------------------
+    def record(self, activity: Activity) -> None:
+        expires = int((activity.at + self._ttl).timestamp())
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                **self._key(f"{ACTIVITY_PREFIX}{activity.at.isoformat()}#{activity.activity_id}"),
+                "body": {"S": json.dumps(activity.to_json(), default=str)},
+                "ttl": {"N": str(expires)},
+            },
+        )
+
+    def activities(self, since: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Most recent first."""
+        start = f"{ACTIVITY_PREFIX}{since.isoformat()}" if since else ACTIVITY_PREFIX
+        paginator = self._ddb.get_paginator("query")
+        items: list[dict[str, Any]] = []
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :start AND :end",
+            ExpressionAttributeValues={
+                ":pk": {"S": self._pk},
+                ":start": {"S": start},
+                ":end": {"S": ACTIVITY_PREFIX + "\uffff"},
+            },
+            ScanIndexForward=False,
+        ):
+            items.extend(json.loads(i["body"]["S"]) for i in page.get("Items", []))
+            if len(items) >= limit:
+                break
+        return items[:limit]
+
+    def _key(self, sk: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": self._pk}, "sk": {"S": sk}}
+
+
+def prune(recommendations: Sequence[Recommendation], now: datetime, keep_seconds: float) -> tuple[Recommendation, ...]:
+    horizon = now - timedelta(seconds=keep_seconds)
+    return tuple(r for r in recommendations if r.at > horizon)
+
+
+def _int(attr: dict[str, Any] | None) -> int | None:
+    return int(Decimal(attr["N"])) if attr and "N" in attr else None
+
+
+def _time(attr: dict[str, Any] | None) -> datetime | None:
+    value = attr.get("S") if attr else None
+    return datetime.fromisoformat(value) if value else None

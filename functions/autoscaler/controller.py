@@ -1,0 +1,236 @@
+"""One control loop iteration: lease, observe, decide, remember, reconcile, record.
+
+Like the HPA's ``horizontal.go`` this module holds the I/O and the state; the arithmetic lives
+in ``decide`` and ``plan``. Every iteration is level-triggered: it re-reads the fleet and
+converges it, whatever the previous iteration managed to do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from autoscaler.adapters.cloudwatch import FleetSignals
+from autoscaler.adapters.ec2 import Ec2Fleet
+from autoscaler.adapters.elb import TargetGroup
+from autoscaler.adapters.state import Activity, StateStore, prune
+from autoscaler.decide import decide
+from autoscaler.errors import LeaseBusyError, StateConflictError
+from autoscaler.execute import Executor, Result
+from autoscaler.model import Decision, Direction, Instance, Metrics, Recommendation, Snapshot, TargetHealth
+from autoscaler.observability import logger
+from autoscaler.plan import Plan, PlanLimits, plan
+from autoscaler.runtime import Runtime
+
+LEASE_POLL_SECONDS = 1.0
+MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Why this iteration runs."""
+
+    cause: str  # alarm name, "schedule", "manual", "lifecycle"
+    directions: frozenset[Direction] = frozenset()
+    event_time: datetime | None = None  # the alarm's StateChangeTime
+    # Wait for the lease and raise if it stays busy (events must not be dropped); a scheduled
+    # run simply skips, the next minute comes anyway.
+    must_run: bool = True
+    read_alarms: bool = False
+    override_desired: int | None = None  # fleetctl scale --to N
+    ignore_suspend: bool = False
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "acted", "skipped"
+    reason: str
+    decision: Decision | None = None
+    plan: Plan | None = None
+    result: Result | None = None
+    snapshot: Snapshot | None = None
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"status": self.status, "reason": self.reason}
+        if self.decision:
+            body["desired"] = self.decision.desired
+            body["previous"] = self.decision.previous
+            body["message"] = self.decision.message
+        if self.plan and not self.plan.empty:
+            body["plan"] = self.plan.summary()
+        if self.result:
+            body["result"] = self.result.to_json()
+        return body
+
+
+class Controller:
+    def __init__(self, runtime: Runtime) -> None:
+        s = runtime.settings
+        c = runtime.clients
+        self.runtime = runtime
+        self.settings = s
+        self.clock = runtime.clock
+        self.ec2 = Ec2Fleet(c.ec2, s, runtime.clock)
+        self.target_group = TargetGroup(c.elbv2, s.target_group_arn)
+        self.signals = FleetSignals(c.cloudwatch, s)
+        self.store = StateStore(c.dynamodb, s.table_name, s.fleet_name, s.history_ttl_days)
+        self.executor = Executor(self.ec2, self.target_group, runtime.clock, s.subnet_ids, s.running_wait_seconds)
+        self.limits = PlanLimits(
+            subnet_ids=s.subnet_ids,
+            warm_pool_size=s.warm_pool_size,
+            health_grace_seconds=s.health_grace_seconds,
+            warmup_timeout_seconds=s.warmup_timeout_seconds,
+            drain_timeout_seconds=s.drain_timeout_seconds,
+        )
+
+    # --- lease -------------------------------------------------------------------------------
+    def _acquire(self, owner: str, must_run: bool) -> bool:
+        deadline = self.clock.now().timestamp() + (self.settings.lease_wait_seconds if must_run else 0)
+        while True:
+            if self.store.acquire_lease(owner, self.clock.now(), self.settings.lease_seconds):
+                return True
+            if self.clock.now().timestamp() >= deadline:
+                if must_run:
+                    raise LeaseBusyError("another invocation holds the fleet's decision lease")
+                return False
+            self.clock.sleep(LEASE_POLL_SECONDS)
+
+    def run(self, trigger: Trigger) -> Outcome:
+        owner = uuid.uuid4().hex
+        if not self._acquire(owner, trigger.must_run):
+            return Outcome("skipped", "lease-busy")
+        try:
+            return self._run_locked(trigger)
+        finally:
+            try:
+                self.store.release_lease(owner)
+            except StateConflictError:
+                logger.warning("lease expired before this invocation finished; raise LEASE_SECONDS")
+
+    def instances(self, include_shutting_down: bool = False) -> list[Instance]:
+        """The fleet's live instances with their target health (two calls at any fleet size)."""
+        health = self.target_group.health()
+        return [
+            replace(i, health=health.get(i.instance_id, TargetHealth.UNUSED))
+            for i in self.ec2.describe(include_shutting_down)
+        ]
+
+    def _run_locked(self, trigger: Trigger) -> Outcome:
+        now = self.clock.now()
+        state = self.store.load()
+        if trigger.event_time and state.last_scaling_at and trigger.event_time < state.last_scaling_at:
+            return Outcome("skipped", "stale-transition")
+        if state.suspended and not trigger.ignore_suspend:
+            return Outcome("skipped", "suspended")
+
+        instances = self.instances()
+        manual = trigger.override_desired is not None
+        metrics = Metrics(None, None) if manual else self.signals.read(now)
+        active = set(trigger.directions)
+        if trigger.read_alarms:
+            active |= self.signals.active_directions()
+        snapshot = Snapshot(tuple(instances), metrics, state, frozenset(active))
+
+        policy = self.runtime.scaling_policy()
+        if manual:
+            assert trigger.override_desired is not None
+            previous = state.desired if state.desired is not None else snapshot.capacity
+            target = max(policy.min_size, min(policy.max_size, trigger.override_desired))
+            decision = Decision(target, previous, MANUAL, f"operator asked for {trigger.override_desired}")
+        else:
+            decision = decide(snapshot, policy, now)
+
+        recommendations = state.recommendations
+        if decision.recommendation is not None:
+            recommendations = (*recommendations, Recommendation(now, decision.recommendation))
+        new_state = replace(
+            state,
+            desired=decision.desired,
+            recommendations=prune(recommendations, now, policy.scale_in_stabilization_seconds),
+            last_reason=decision.reason,
+            last_message=decision.message,
+            last_decision_at=now,
+            last_scaling_at=now if decision.changed else state.last_scaling_at,
+        )
+        # Remember the decision before acting: if we crash mid-action, the next run converges to it.
+        self.store.save_decision(new_state)
+
+        actions = plan(instances, decision.desired, self.limits, now)
+        result = self.executor.apply(actions, instances) if not actions.empty else Result()
+        self._record(trigger, decision, snapshot, actions, result, now)
+        self._emit(decision, snapshot, now)
+        logger.info(
+            "decision",
+            extra={
+                "cause": trigger.cause,
+                "reason": decision.reason,
+                "desired": decision.desired,
+                "previous": decision.previous,
+                "message": decision.message,
+                "plan": actions.summary(),
+                "result": result.to_json(),
+            },
+        )
+        return Outcome("acted", decision.reason, decision, actions, result, snapshot)
+
+    def _record(
+        self,
+        trigger: Trigger,
+        decision: Decision,
+        snapshot: Snapshot,
+        actions: Plan,
+        result: Result,
+        now: datetime,
+    ) -> None:
+        touched = [*result.started, *result.launched, *result.drained, *result.terminated, *result.warming]
+        if not decision.changed and not touched and not result.failures and not result.capacity_errors:
+            return
+        metrics = snapshot.metrics
+        details: dict[str, object] = {
+            "message": decision.message,
+            "cpu": metrics.cpu_percent,
+            "requests_per_target": metrics.requests_per_target,
+            "in_service": snapshot.in_service,
+            "booting": snapshot.booting,
+            "pool": snapshot.pool,
+            **{k: v for k, v in result.to_json().items() if k != "registered"},
+            **trigger.details,
+        }
+        if trigger.event_time:
+            details["alarm_time"] = trigger.event_time.isoformat()
+        self.store.record(
+            Activity(
+                activity_id=uuid.uuid4().hex[:12],
+                at=now,
+                cause=trigger.cause,
+                reason=decision.reason if decision.changed else "reconcile",
+                from_desired=decision.previous,
+                to_desired=decision.desired,
+                status=result.status,
+                instance_ids=tuple(touched),
+                details=details,
+            )
+        )
+
+    def _emit(self, decision: Decision, snapshot: Snapshot, now: datetime) -> None:
+        sink = self.runtime.metrics
+        if sink is None:
+            return
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        sink.add_dimension(name="Fleet", value=self.settings.fleet_name)
+        sink.add_metric(name="Desired", unit=MetricUnit.Count, value=decision.desired)
+        sink.add_metric(name="InService", unit=MetricUnit.Count, value=snapshot.in_service)
+        sink.add_metric(name="Booting", unit=MetricUnit.Count, value=snapshot.booting)
+        sink.add_metric(name="Pool", unit=MetricUnit.Count, value=snapshot.pool)
+        sink.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+        latency_ms = (self.clock.now() - now).total_seconds() * 1000
+        sink.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
+        # Decisions by reason need their own dimension set, hence a metric flushed on its own.
+        with single_metric(
+            name="DecisionsByReason", unit=MetricUnit.Count, value=1, namespace=sink.namespace
+        ) as by_reason:
+            by_reason.add_dimension(name="Fleet", value=self.settings.fleet_name)
+            by_reason.add_dimension(name="Reason", value=decision.reason)

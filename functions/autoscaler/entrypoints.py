@@ -1,0 +1,149 @@
+"""What each function does, independent of Lambda: the handlers, the simulator and fleetctl call these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autoscaler.controller import Controller, Trigger
+from autoscaler.intake import AlarmNotice, Rejected, parse_event
+from autoscaler.model import Direction, Lifecycle
+from autoscaler.observability import logger
+from autoscaler.plan import plan
+from autoscaler.runtime import Runtime
+
+DELETE_POLL_SECONDS = 5.0
+
+
+def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, context: Any = None) -> dict[str, Any]:
+    """Scale-out / scale-in entry: acknowledge bad input with a reason, act once per transition."""
+    results = []
+    for item in parse_event(event):
+        if isinstance(item, Rejected):
+            logger.warning(
+                "ignored event",
+                extra={"reason": item.reason, "detail": item.detail, "message_id": item.message_id},
+            )
+            results.append({"status": "ignored", "reason": item.reason, "detail": item.detail})
+            continue
+        logger.set_correlation_id(f"{item.alarm_name}@{item.state_change_time.isoformat()}")
+        reason = _irrelevance(item, runtime, direction)
+        if reason:
+            logger.info("ignored alarm", extra={"reason": reason, "alarm": item.alarm_name})
+            results.append({"status": "ignored", "reason": reason, "alarm": item.alarm_name})
+            continue
+        results.append(_process_once(item, runtime, direction, context))
+    return {"results": results}
+
+
+def _irrelevance(notice: AlarmNotice, runtime: Runtime, direction: Direction) -> str | None:
+    settings = runtime.settings
+    mine = settings.scale_out_alarm_names if direction is Direction.OUT else settings.scale_in_alarm_names
+    if settings.all_alarm_names and notice.alarm_name not in settings.all_alarm_names:
+        return "alarm-of-another-fleet"
+    if mine and notice.alarm_name not in mine:
+        return "alarm-of-the-other-direction"
+    if notice.new_state != "ALARM":
+        return f"irrelevant-transition {notice.old_state}->{notice.new_state}"
+    return None
+
+
+def _process_once(notice: AlarmNotice, runtime: Runtime, direction: Direction, context: Any) -> dict[str, Any]:
+    """Run the controller under powertools Idempotency keyed on (AlarmName, StateChangeTime).
+
+    A record of a run that raised is deleted, so Lambda's retry runs again; a duplicate
+    delivery returns the stored result without acting twice.
+    """
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    settings = runtime.settings
+    store = DynamoDBPersistenceLayer(
+        table_name=settings.table_name,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value=f"IDEMPOTENCY#{settings.fleet_name}",
+        expiry_attr="ttl",
+        boto3_client=runtime.clients.dynamodb,
+    )
+    config = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
+    if context is not None:
+        config.register_lambda_context(context)
+
+    def act(transition: dict[str, str]) -> dict[str, Any]:
+        trigger = Trigger(
+            cause=notice.alarm_name,
+            directions=frozenset({direction}),
+            event_time=notice.state_change_time,
+            details={"alarm_reason": notice.reason[:300]},
+        )
+        outcome = Controller(runtime).run(trigger)
+        return {"alarm": transition["alarm_name"], **outcome.to_json()}
+
+    once = idempotent_function(data_keyword_argument="transition", persistence_store=store, config=config)(act)
+    result: dict[str, Any] = once(transition=notice.idempotency_data)
+    return result
+
+
+def reconcile(runtime: Runtime) -> dict[str, Any]:
+    """The every-minute run: re-evaluate while scaling alarms stay in ALARM, finish pending work."""
+    trigger = Trigger(cause="schedule", must_run=False, read_alarms=True)
+    return Controller(runtime).run(trigger).to_json()
+
+
+def set_capacity(runtime: Runtime, desired: int, cause: str = "manual", dry_run: bool = False) -> dict[str, Any]:
+    """Manual override through the same lease; min and max still hold."""
+    controller = Controller(runtime)
+    if dry_run:
+        policy = runtime.scaling_policy()
+        target = max(policy.min_size, min(policy.max_size, desired))
+        instances = controller.instances()
+        state = controller.store.load()
+        actions = plan(instances, target, controller.limits, runtime.clock.now())
+        previous = (
+            state.desired
+            if state.desired is not None
+            else sum(1 for i in instances if i.lifecycle is Lifecycle.SERVICE)
+        )
+        return {"status": "dry-run", "previous": previous, "desired": target, "plan": actions.summary()}
+    trigger = Trigger(cause=cause, override_desired=desired, ignore_suspend=True)
+    return controller.run(trigger).to_json()
+
+
+def set_suspended(runtime: Runtime, suspended: bool) -> None:
+    Controller(runtime).store.set_suspended(suspended)
+
+
+def create_fleet(runtime: Runtime) -> dict[str, Any]:
+    """Custom resource Create/Update: bring the fleet to min size plus the warm pool."""
+    controller = Controller(runtime)
+    state = controller.store.load()
+    policy = runtime.scaling_policy()
+    desired = state.desired if state.desired is not None else policy.min_size
+    trigger = Trigger(cause="lifecycle", override_desired=desired, ignore_suspend=True)
+    return controller.run(trigger).to_json()
+
+
+def delete_fleet(runtime: Runtime, timeout_seconds: float = 600.0) -> dict[str, Any]:
+    """Custom resource Delete: suspend scaling, terminate every fleet instance and wait for it,
+    so CloudFormation can then delete the security group and the target group."""
+    controller = Controller(runtime)
+    controller.store.set_suspended(True)
+    clock = runtime.clock
+    deadline = clock.now().timestamp() + timeout_seconds
+    terminated: set[str] = set()
+    while True:
+        instances = controller.instances(include_shutting_down=True)
+        if not instances:
+            return {"status": "deleted", "terminated": sorted(terminated)}
+        ids = [i.instance_id for i in instances if i.state != "shutting-down"]
+        registered = [i.instance_id for i in instances if i.health.value != "unused"]
+        controller.target_group.deregister(registered)
+        controller.ec2.terminate(ids)
+        terminated.update(ids)
+        if clock.now().timestamp() >= deadline:
+            remaining = [i.instance_id for i in instances]
+            return {"status": "timeout", "remaining": remaining, "terminated": sorted(terminated)}
+        clock.sleep(DELETE_POLL_SECONDS)

@@ -1,0 +1,188 @@
+"""Turn an invocation event into alarm notices, or into specific, logged reasons to ignore it.
+
+Two shapes arrive (notes, "The alarm notification inside SNS"):
+- SNS: ``Records[].Sns.Message`` is a JSON *string* holding the alarm (``AlarmName``,
+  ``NewStateValue``, ``StateChangeTime`` "2017-01-12T16:30:42.236+0000", ``Trigger``...);
+- a direct alarm action (``source: aws.cloudwatch``, ``alarmData.state.value``...).
+Bad input is acknowledged with a reason, never raised: a raise would make Lambda retry a
+message that can never succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+
+# CloudWatch writes offsets without a colon ("+0000"); ISO parsers want "+00:00".
+_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
+
+
+def parse_alarm_time(value: str) -> datetime:
+    text = _OFFSET.sub(r"\1:\2", value.strip().replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {value!r}")
+    return parsed
+
+
+class Dimension(BaseModel):
+    name: str
+    value: str
+
+
+class AlarmTrigger(BaseModel):
+    """``Trigger`` of a metric alarm; metric-math alarms carry ``Metrics`` instead of a metric."""
+
+    model_config = ConfigDict(extra="allow")
+    MetricName: str | None = None
+    Namespace: str | None = None
+    Statistic: str | None = None
+    Dimensions: list[Dimension] = Field(default_factory=list)
+    Period: int | None = None
+    EvaluationPeriods: int | None = None
+    ComparisonOperator: str | None = None
+    Threshold: float | None = None
+    TreatMissingData: str | None = None
+    Metrics: list[dict[str, Any]] | None = None
+
+
+class AlarmMessage(BaseModel):
+    """The CloudWatch alarm notification carried in ``Sns.Message``."""
+
+    model_config = ConfigDict(extra="allow")
+    AlarmName: str = Field(min_length=1)
+    AlarmDescription: str | None = None
+    AWSAccountId: str | None = None
+    AlarmArn: str | None = None
+    NewStateValue: AlarmState
+    OldStateValue: AlarmState | None = None
+    NewStateReason: str = ""
+    StateChangeTime: datetime
+    Region: str | None = None
+    Trigger: AlarmTrigger | None = None
+
+    @field_validator("StateChangeTime", mode="before")
+    @classmethod
+    def _alarm_time(cls, value: object) -> object:
+        return parse_alarm_time(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class AlarmNotice:
+    alarm_name: str
+    new_state: str
+    old_state: str | None
+    state_change_time: datetime
+    reason: str
+    message_id: str | None
+
+    @property
+    def idempotency_data(self) -> dict[str, str]:
+        """Keyed on the transition, not the message: duplicate transitions are dropped too."""
+        return {"alarm_name": self.alarm_name, "state_change_time": self.state_change_time.isoformat()}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str  # malformed-json, missing-fields, unrecognised-event, ...
+    detail: str
+    message_id: str | None = None
+    alarm_name: str | None = None
+
+
+def parse_event(event: object) -> list[AlarmNotice | Rejected]:
+    if not isinstance(event, dict):
+        return [Rejected("unrecognised-event", f"event is a {type(event).__name__}, not an object")]
+    if "Records" in event:
+        return _parse_sns(event)
+    if event.get("source") == "aws.cloudwatch" or "alarmData" in event:
+        return [_parse_direct(event)]
+    return [Rejected("unrecognised-event", f"neither SNS nor an alarm action; keys: {sorted(event)[:8]}")]
+
+
+def _parse_sns(event: dict[str, Any]) -> list[AlarmNotice | Rejected]:
+    from aws_lambda_powertools.utilities.parser.envelopes import SnsEnvelope
+    from aws_lambda_powertools.utilities.parser.models import SnsModel
+
+    try:
+        envelope = SnsModel.model_validate(event)
+    except ValidationError as exc:
+        return [Rejected("malformed-sns-event", _first_error(exc))]
+    try:
+        messages: list[AlarmMessage | None] | None = SnsEnvelope().parse(data=event, model=AlarmMessage)
+    except ValidationError:
+        messages = None  # diagnose record by record below
+    results: list[AlarmNotice | Rejected] = []
+    for index, record in enumerate(envelope.Records):
+        message_id = record.Sns.MessageId
+        raw = str(record.Sns.Message)
+        message = messages[index] if messages is not None else None
+        if message is None:
+            try:
+                message = AlarmMessage.model_validate_json(raw)
+            except ValidationError as exc:
+                results.append(_diagnose(raw, exc, message_id))
+                continue
+        results.append(
+            AlarmNotice(
+                alarm_name=message.AlarmName,
+                new_state=message.NewStateValue,
+                old_state=message.OldStateValue,
+                state_change_time=message.StateChangeTime,
+                reason=message.NewStateReason,
+                message_id=message_id,
+            )
+        )
+    return results
+
+
+def _parse_direct(event: dict[str, Any]) -> AlarmNotice | Rejected:
+    from aws_lambda_powertools.utilities.data_classes import CloudWatchAlarmEvent
+
+    alarm = CloudWatchAlarmEvent(event)
+    try:
+        data = alarm.alarm_data
+        state = data.state
+        name = data.alarm_name
+        value = state.value if state else None
+        timestamp = state.timestamp if state else None
+        if not name or not value or not timestamp:
+            raise KeyError("alarmData.alarmName, alarmData.state.value and .timestamp")
+        previous = data.previous_state.value if data.previous_state else None
+        return AlarmNotice(
+            alarm_name=name,
+            new_state=value,
+            old_state=previous,
+            state_change_time=parse_alarm_time(timestamp),
+            reason=state.reason or "" if state else "",
+            message_id=event.get("id") if isinstance(event.get("id"), str) else None,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        return Rejected("missing-fields", f"direct alarm event lacks {exc}")
+    except ValueError as exc:
+        return Rejected("missing-fields", f"direct alarm event has a bad timestamp: {exc}")
+
+
+def _diagnose(raw: str, exc: ValidationError, message_id: str) -> Rejected:
+    try:
+        body = json.loads(raw)
+    except (TypeError, ValueError) as json_error:
+        return Rejected("malformed-json", f"Sns.Message is not JSON: {json_error}", message_id)
+    name = body.get("AlarmName") if isinstance(body, dict) else None
+    return Rejected("missing-fields", _first_error(exc), message_id, name if isinstance(name, str) else None)
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    location = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{location}: {first.get('msg')} ({len(errors)} error(s))"

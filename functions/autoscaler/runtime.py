@@ -1,0 +1,59 @@
+"""What an invocation runs with: settings, AWS clients, a clock and (optionally) a policy override."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoscaler.clock import Clock, SystemClock
+from autoscaler.model import ScalingPolicy
+from autoscaler.settings import Settings
+
+# Standard retry mode retries throttling (RequestLimitExceeded, Throttling) and transient
+# errors with exponential backoff and jitter; eight attempts ride out an EC2 throttle burst
+# well inside the scaling functions' timeout.
+RETRY_CONFIG = {"mode": "standard", "max_attempts": 8}
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    ec2: Any
+    elbv2: Any
+    cloudwatch: Any
+    dynamodb: Any
+
+    @classmethod
+    def create(cls, session: Any = None, region: str | None = None, endpoint_url: str | None = None) -> AwsClients:
+        import boto3
+        from botocore.config import Config
+
+        session = session or boto3.session.Session()
+        config = Config(retries=RETRY_CONFIG, connect_timeout=5, read_timeout=20)
+
+        def client(name: str) -> Any:
+            return session.client(name, region_name=region, endpoint_url=endpoint_url, config=config)
+
+        return cls(client("ec2"), client("elbv2"), client("cloudwatch"), client("dynamodb"))
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clients: AwsClients
+    clock: Clock = field(default_factory=SystemClock)
+    policy: ScalingPolicy | None = None
+    # A powertools Metrics instance inside Lambda; None where nobody flushes metrics.
+    metrics: Any = None
+
+    def scaling_policy(self) -> ScalingPolicy:
+        if self.policy is not None:
+            return self.policy
+        s = self.settings
+        return ScalingPolicy(
+            min_size=s.min_size,
+            max_size=s.max_size,
+            cpu_target=s.cpu_target,
+            requests_per_target_target=s.requests_per_target_target,
+            tolerance=s.tolerance,
+            scale_in_stabilization_seconds=s.scale_in_stabilization_seconds,
+        )
