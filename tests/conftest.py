@@ -1,0 +1,33 @@
+"""Fake credentials and a moto-backed fleet for every test; no test can reach AWS."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_IDEMPOTENCY_DISABLED": "",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture
+def fleet() -> Iterator[object]:
+    from moto import mock_aws
+
+    from tests.support.aws import build_fleet
+
+    with mock_aws():
+        yield build_fleet()

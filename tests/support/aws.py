@@ -1,0 +1,231 @@
+"""A fleet's AWS surroundings in moto, and the knobs tests turn (clock, target health, faults)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+
+from autoscaler.runtime import AwsClients, Runtime
+from autoscaler.settings import Settings
+
+REGION = "eu-west-1"
+START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+OUT_ALARMS = ("fleet-cpu-high", "fleet-requests-high")
+IN_ALARMS = ("fleet-scale-in",)
+
+
+class FakeClock:
+    """Virtual time: ``sleep`` advances it instead of blocking."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.current = start
+        self.slept = 0.0
+
+    def now(self) -> datetime:
+        return self.current
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.current += timedelta(seconds=seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@dataclass
+class Knobs:
+    """Modelled AWS behaviour moto does not have: health, metrics, alarm states, injected faults."""
+
+    health: dict[str, str] = field(default_factory=dict)
+    default_health: str = "healthy"
+    cpu: float | None = 50.0
+    requests: float | None = 60.0
+    alarms: dict[str, str] = field(default_factory=dict)
+    # operation name -> list of error codes to raise, consumed one per call
+    faults: dict[str, list[str]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Fleet:
+    runtime: Runtime
+    clock: FakeClock
+    knobs: Knobs
+    settings: Settings
+    subnets: tuple[str, ...]
+    zones: tuple[str, ...]
+
+    @property
+    def ec2(self) -> Any:
+        return self.runtime.clients.ec2
+
+    def with_settings(self, **changes: Any) -> Fleet:
+        settings = replace(self.settings, **changes)
+        runtime = replace(self.runtime, settings=settings)
+        return replace(self, runtime=runtime, settings=settings)
+
+    def instances(self, states: tuple[str, ...] = ("pending", "running", "stopping", "stopped")) -> list[dict]:
+        response = self.ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:AutoscalerFleet", "Values": [self.settings.fleet_name]},
+                {"Name": "instance-state-name", "Values": list(states)},
+            ]
+        )
+        return [i for r in response["Reservations"] for i in r["Instances"]]
+
+    def lifecycle_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for instance in self.instances():
+            tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+            key = f"{tags.get('AutoscalerLifecycle')}:{instance['State']['Name']}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def mark_ready(self, instance_ids: list[str] | None = None) -> None:
+        """What the instance's user-data does once /ping answers through nginx."""
+        ids = instance_ids or [i["InstanceId"] for i in self.instances()]
+        if ids:
+            self.ec2.create_tags(Resources=ids, Tags=[{"Key": "AutoscalerReady", "Value": "true"}])
+
+    def registered(self) -> set[str]:
+        response = self.runtime.clients.elbv2.describe_target_health(TargetGroupArn=self.settings.target_group_arn)
+        return {d["Target"]["Id"] for d in response["TargetHealthDescriptions"]}
+
+
+def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
+    def record(model: Any, **_: Any) -> None:
+        knobs.calls.append(f"{model.service_model.service_name}:{model.name}")
+
+    def target_health(params: dict[str, Any]) -> dict[str, Any]:
+        arn = params["TargetGroupArn"]
+        response = _moto_targets(clients, arn)
+        return {
+            "TargetHealthDescriptions": [
+                {"Target": {"Id": t, "Port": 30000}, "TargetHealth": {"State": knobs.health.get(t, knobs.default_health)}}
+                for t in response
+            ],
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+
+    def metric_data(params: dict[str, Any]) -> dict[str, Any]:
+        end = params["EndTime"]
+        results = []
+        for query in params["MetricDataQueries"]:
+            value = knobs.cpu if query["Id"] == "cpu" else knobs.requests
+            period = query["MetricStat"]["Period"]
+            stamp = end - timedelta(seconds=2 * period)
+            stamp = stamp.replace(second=0, microsecond=0) if period >= 60 else stamp
+            results.append(
+                {
+                    "Id": query["Id"],
+                    "Timestamps": [stamp] if value is not None else [],
+                    "Values": [value] if value is not None else [],
+                    "StatusCode": "Complete",
+                }
+            )
+        return {"MetricDataResults": results, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def describe_alarms(params: dict[str, Any]) -> dict[str, Any]:
+        names = params.get("AlarmNames", [])
+        alarms = [{"AlarmName": n, "StateValue": knobs.alarms.get(n, "OK")} for n in names]
+        return {"MetricAlarms": alarms, "CompositeAlarms": [], "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def fault(model: Any, **_: Any) -> None:
+        pending = knobs.faults.get(model.name)
+        if pending:
+            code = pending.pop(0)
+            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, model.name)
+
+    for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
+        client.meta.events.register("before-call.*.*", fault)
+        client.meta.events.register("before-call.*.*", record)
+    answer(clients.elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", target_health)
+    answer(clients.cloudwatch, "cloudwatch.GetMetricData", metric_data)
+    answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
+
+
+def answer(client: Any, operation: str, respond: Callable[..., dict[str, Any]]) -> None:
+    """Answer ``operation`` (``service-id.Operation``) with ``respond(api_params)`` instead of moto.
+
+    before-call sees the serialized request, so the API parameters are stashed in the request
+    context at before-parameter-build.
+    """
+
+    def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["api_params"] = dict(params)
+
+    def call(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return AWSResponse("https://modelled", 200, {}, None), respond(context["api_params"])
+
+    client.meta.events.register(f"before-parameter-build.{operation}", stash)
+    client.meta.events.register(f"before-call.{operation}", call)
+
+
+def _moto_targets(clients: AwsClients, arn: str) -> list[str]:
+    from moto.backends import get_backend
+
+    backend = get_backend("elbv2")["123456789012"][REGION]
+    group = backend.target_groups[arn]
+    return list(group.targets)
+
+
+def create_table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
+    """Inside ``mock_aws``: a VPC with two subnets in two AZs, a launch template, a target group
+    and the state table, plus a Runtime wired to them."""
+    clock = clock or FakeClock()
+    session = boto3.session.Session(region_name=REGION)
+    clients = AwsClients.create(session=session, region=REGION)
+    ec2 = clients.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    zones = (f"{REGION}a", f"{REGION}b")
+    subnets = tuple(
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for n, zone in enumerate(zones)
+    )
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName="fleet-workers",
+        LaunchTemplateData={"ImageId": image, "InstanceType": "c7g.medium"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    group = clients.elbv2.create_target_group(
+        Name="fleet-workers", Protocol="HTTP", Port=30000, VpcId=vpc, TargetType="instance"
+    )["TargetGroups"][0]
+    create_table(clients.dynamodb, "fleet-state")
+    settings = Settings(
+        fleet_name="fleet",
+        table_name="fleet-state",
+        launch_template_id=template,
+        subnet_ids=subnets,
+        target_group_arn=group["TargetGroupArn"],
+        target_group_dimension="targetgroup/fleet-workers/0123456789abcdef",
+        scale_out_alarm_names=OUT_ALARMS,
+        scale_in_alarm_names=IN_ALARMS,
+        running_wait_seconds=10,
+        lease_wait_seconds=5,
+    )
+    settings = replace(settings, **overrides)
+    knobs = Knobs()
+    _install_knobs(clients, knobs)
+    runtime = Runtime(settings=settings, clients=clients, clock=clock)
+    return Fleet(runtime, clock, knobs, settings, subnets, zones)
+
+
+Builder = Callable[..., Fleet]
