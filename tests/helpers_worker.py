@@ -1,0 +1,303 @@
+"""Helpers shared by the worker, userdata and loadtest tests: real processes on free ports.
+
+* :func:`running_worker` starts ``python -m worker`` on a free loopback port;
+* :func:`install_sandbox` renders ``userdata/bootstrap.sh`` like Fn::Sub and runs it under a
+  temporary root (sandbox mode) with a zip of ``worker/`` standing in for the Lambda layer;
+* :func:`running_nginx` starts a real nginx (non-root friendly, single process) around the
+  server block that bootstrap.sh wrote;
+* :func:`worker_behind_nginx` chains the three: the stack's instance, in a temp dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from userdata.render import render_bootstrap
+
+REPO = Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+RENDER_VALUES = {
+    "AWS::Region": "eu-west-1",
+    "FleetName": "test-fleet",
+    "WorkerLayerVersionArn": "arn:aws:lambda:eu-west-1:123456789012:layer:fleet-worker:7",
+    "CpuMetricNamespace": "Autoscaler",
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 10.0, method: str = "GET") -> tuple[int, bytes]:
+    """Status and body; HTTP errors are answers too."""
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+
+
+def timed_get(host: str, port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes, float]:
+    """One GET on a fresh connection: status, body, seconds."""
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, body, time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return True
+        time.sleep(interval)
+    return False
+
+
+def pings(url: str) -> bool:
+    status, body = http_get(url, timeout=2.0)
+    return status == 200 and body == b"pong"
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return int(proc.returncode)
+
+
+def child_pids(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except OSError:
+        return []
+
+
+@dataclass
+class RunningWorker:
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@contextlib.contextmanager
+def running_worker(
+    processes: int = 2,
+    work_min: float = 0.45,
+    work_max: float = 0.55,
+    request_timeout: float = 10.0,
+    extra_args: tuple[str, ...] = (),
+    argv: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[RunningWorker]:
+    """``python -m worker`` (or ``argv``) on a free port; stopped with SIGTERM on exit."""
+    port = port or free_port()
+    if argv is None:
+        argv = [
+            sys.executable,
+            "-m",
+            "worker",
+            "--port",
+            str(port),
+            "--processes",
+            str(processes),
+            "--work-min",
+            str(work_min),
+            "--work-max",
+            str(work_max),
+            "--request-timeout",
+            str(request_timeout),
+            "--log-level",
+            "WARNING",
+            *extra_args,
+        ]
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.Popen(argv, cwd=REPO, env=full_env)
+    worker = RunningWorker(proc=proc, host="127.0.0.1", port=port)
+    try:
+        if not wait_until(lambda: pings(f"{worker.url}/ping"), timeout=15):
+            raise RuntimeError(f"worker did not answer /ping on {worker.url}")
+        yield worker
+    finally:
+        stop_process(proc)
+
+
+# -- userdata sandbox -------------------------------------------------------------------------
+
+
+def make_worker_zip(dest: Path) -> Path:
+    """The Lambda layer of ``ContentUri: worker/``: the package files at the zip's root."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((REPO / "worker").rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, path.relative_to(REPO / "worker").as_posix())
+    return dest
+
+
+@dataclass
+class Sandbox:
+    root: Path
+    script: Path
+    nginx_port: int
+    worker_port: int
+    output: str
+
+    @property
+    def worker_unit(self) -> Path:
+        return self.root / "etc/systemd/system/fleet-worker.service"
+
+    @property
+    def publisher_unit(self) -> Path:
+        return self.root / "etc/systemd/system/fleet-metrics.service"
+
+    @property
+    def nginx_conf(self) -> Path:
+        return self.root / "etc/nginx/conf.d/fleet-worker.conf"
+
+    @property
+    def app_dir(self) -> Path:
+        return self.root / "opt/fleet-worker"
+
+
+def run_bootstrap(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def install_sandbox(tmp: Path, nginx_port: int | None = None, worker_port: int | None = None) -> Sandbox:
+    """Render bootstrap.sh, run its install steps under ``tmp/root`` (sandbox mode)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    script = tmp / "bootstrap.sh"
+    script.write_text(render_bootstrap(RENDER_VALUES), encoding="utf-8")
+    nginx_port = nginx_port or free_port()
+    worker_port = worker_port or free_port()
+    root = tmp / "root"
+    env = {
+        "BOOTSTRAP_ROOT": str(root),
+        "BOOTSTRAP_SANDBOX": "1",
+        "BOOTSTRAP_LAYER_ZIP": str(make_worker_zip(tmp / "layer.zip")),
+        "BOOTSTRAP_PYTHON": sys.executable,
+        "BOOTSTRAP_NGINX_PORT": str(nginx_port),
+        "BOOTSTRAP_WORKER_PORT": str(worker_port),
+    }
+    result = run_bootstrap(script, env)
+    if result.returncode != 0:
+        raise RuntimeError(f"bootstrap.sh failed ({result.returncode}):\n{result.stderr}")
+    return Sandbox(root, script, nginx_port, worker_port, result.stderr)
+
+
+def parse_unit(path: Path) -> tuple[dict[str, str], list[str], dict[str, list[str]]]:
+    """``Environment=`` pairs, the ``ExecStart`` argv and every key's values of a unit file."""
+    env: dict[str, str] = {}
+    keys: dict[str, list[str]] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", "[")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        keys.setdefault(key, []).append(value)
+        if key == "Environment":
+            name, val = value.split("=", 1)
+            env[name] = val
+    return env, shlex.split(keys["ExecStart"][0]), keys
+
+
+@contextlib.contextmanager
+def running_nginx(tmp: Path, server_conf: Path, port: int) -> Iterator[str]:
+    """A real nginx in the foreground, single process, every path under ``tmp``."""
+    if NGINX is None:
+        raise RuntimeError("nginx is not installed")
+    prefix = tmp / "nginx"
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    include {server_conf};
+}}
+""",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen([NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_until(lambda: _port_open(port), timeout=10):
+            raise RuntimeError(f"nginx did not listen on {port}: {(prefix / 'error.log').read_text()}")
+        yield url
+    finally:
+        stop_process(proc, signal.SIGQUIT)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def worker_from_unit(sandbox: Sandbox, extra_env: dict[str, str] | None = None) -> Iterator[RunningWorker]:
+    """Start the worker exactly as the systemd unit says, from the unzipped layer."""
+    env, argv, _keys = parse_unit(sandbox.worker_unit)
+    env["PYTHONPATH"] = str(sandbox.app_dir)  # the unit's /opt/fleet-worker, under the root
+    env.update(extra_env or {})
+    with running_worker(argv=argv, env=env, port=sandbox.worker_port) as worker:
+        yield worker
+
+
+@contextlib.contextmanager
+def worker_behind_nginx(tmp: Path, processes: int = 2) -> Iterator[tuple[str, RunningWorker]]:
+    """bootstrap.sh's install in a sandbox, its worker, and nginx in front: yields nginx's URL."""
+    sandbox = install_sandbox(tmp)
+    with (
+        worker_from_unit(sandbox, {"WORKER_PROCESSES": str(processes)}) as worker,
+        running_nginx(tmp, sandbox.nginx_conf, sandbox.nginx_port) as url,
+    ):
+        yield url, worker

@@ -1,0 +1,136 @@
+"""userdata/bootstrap.sh: Fn::Sub rendering, shellcheck, and its install steps in a sandbox,
+ending with a real worker behind a real nginx answering /ping."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers_worker import (
+    NGINX,
+    RENDER_VALUES,
+    http_get,
+    install_sandbox,
+    make_worker_zip,
+    parse_unit,
+    run_bootstrap,
+    running_nginx,
+    worker_from_unit,
+)
+from userdata.render import BOOTSTRAP, PLACEHOLDERS, UnresolvedPlaceholderError, placeholders, render
+
+TEMPLATE = BOOTSTRAP.read_text(encoding="utf-8")
+
+
+def test_render_mimics_fn_sub() -> None:
+    assert render("a=${X} b=$y c=${!Lit}", {"X": "1"}) == "a=1 b=$y c=${Lit}"
+    with pytest.raises(UnresolvedPlaceholderError):
+        render("${Missing}", {})
+
+
+def test_bootstrap_uses_only_the_four_placeholders() -> None:
+    assert placeholders(TEMPLATE) == set(PLACEHOLDERS)
+    rendered = render(TEMPLATE, RENDER_VALUES)
+    assert "${" not in rendered
+    assert "arn:aws:lambda:eu-west-1:123456789012:layer:fleet-worker:7" in rendered
+
+
+def test_bootstrap_documents_the_brace_rule() -> None:
+    head = "\n".join(TEMPLATE.splitlines()[:15])
+    assert "WITHOUT braces" in head
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_shellcheck_clean(tmp_path: Path) -> None:
+    scripts = sorted(BOOTSTRAP.parent.glob("*.sh"))
+    subprocess.run(["shellcheck", *map(str, scripts)], check=True)
+    rendered = tmp_path / "rendered.sh"
+    rendered.write_text(render(TEMPLATE, RENDER_VALUES), encoding="utf-8")
+    subprocess.run(["shellcheck", str(rendered)], check=True)
+
+
+def test_install_steps_in_a_sandbox(tmp_path: Path) -> None:
+    box = install_sandbox(tmp_path)
+    package = box.app_dir / "worker"
+    assert (package / "__main__.py").is_file()
+    assert (package / "metrics_publisher.py").is_file()
+    marker = box.root / "var/lib/fleet-worker/installed"
+    assert marker.read_text() == RENDER_VALUES["WorkerLayerVersionArn"]
+
+    env, argv, keys = parse_unit(box.worker_unit)
+    assert argv[1:] == ["-m", "worker", "--host", "127.0.0.1", "--port", str(box.worker_port)]
+    assert env["PYTHONPATH"] == "/opt/fleet-worker"
+    for key, value in {
+        "User": "fleet-worker",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "CapabilityBoundingSet": "",
+        "KillMode": "mixed",
+        "Restart": "always",
+    }.items():
+        assert keys[key] == [value], key
+
+    penv, pargv, pkeys = parse_unit(box.publisher_unit)
+    assert pargv[1:] == ["-m", "worker.metrics_publisher"]
+    assert penv["FLEET_NAME"] == "test-fleet"
+    assert penv["CPU_METRIC_NAMESPACE"] == "Autoscaler"
+    assert penv["AWS_REGION"] == "eu-west-1"
+    assert pkeys["After"][0].startswith("fleet-worker.service")
+    assert pkeys["ProtectSystem"] == ["strict"]
+
+    conf = box.nginx_conf.read_text()
+    assert re.search(rf"listen {box.nginx_port};", conf)
+    assert f"server 127.0.0.1:{box.worker_port}" in conf
+
+
+def test_second_run_does_not_reinstall(tmp_path: Path) -> None:
+    box = install_sandbox(tmp_path)
+    (box.app_dir / "worker" / "sentinel").write_text("kept")
+    result = run_bootstrap(
+        box.script,
+        {
+            "BOOTSTRAP_ROOT": str(box.root),
+            "BOOTSTRAP_SANDBOX": "1",
+            "BOOTSTRAP_LAYER_ZIP": str(make_worker_zip(tmp_path / "other.zip")),
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "already installed" in result.stderr
+    assert (box.app_dir / "worker" / "sentinel").read_text() == "kept"
+
+
+def test_bad_layer_fails_the_boot(tmp_path: Path) -> None:
+    import zipfile
+
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("python/worker/__main__.py", "")  # wrong layout
+    script = tmp_path / "bootstrap.sh"
+    script.write_text(render(TEMPLATE, RENDER_VALUES), encoding="utf-8")
+    result = run_bootstrap(
+        script,
+        {"BOOTSTRAP_ROOT": str(tmp_path / "root"), "BOOTSTRAP_SANDBOX": "1", "BOOTSTRAP_LAYER_ZIP": str(bad)},
+    )
+    assert result.returncode != 0
+    assert not (tmp_path / "root/var/lib/fleet-worker/installed").exists()
+
+
+@pytest.mark.server
+@pytest.mark.skipif(NGINX is None, reason="nginx not installed")
+def test_ping_answers_through_nginx(tmp_path: Path) -> None:
+    box = install_sandbox(tmp_path)
+    with (
+        worker_from_unit(box, {"WORKER_PROCESSES": "1"}),
+        running_nginx(tmp_path, box.nginx_conf, box.nginx_port) as url,
+    ):
+        assert http_get(f"{url}/ping") == (200, b"pong")
+        status, body = http_get(f"{url}/work")
+        assert status == 200
+        assert b'"duration"' in body
+        assert http_get(f"{url}/missing")[0] == 404

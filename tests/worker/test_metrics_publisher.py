@@ -1,0 +1,219 @@
+"""The host CPU metric publisher: CPU arithmetic, the publish decision, IMDSv2, CloudWatch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from worker import metrics_publisher as mp
+from worker.metrics_publisher import CloudWatchSink, CpuTimes, Imds, Publisher, cpu_percent, parse_proc_stat
+
+PROC_STAT = """cpu  100 20 30 800 50 0 0 0 7 0
+cpu0 50 10 15 400 25 0 0 0 0 0
+intr 12345
+"""
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_parse_proc_stat_counts_iowait_as_idle_and_ignores_guest() -> None:
+    assert parse_proc_stat(PROC_STAT) == CpuTimes(busy=150, total=1000)
+    assert parse_proc_stat("cpu 1 2 3 4\n") == CpuTimes(busy=6, total=10)  # old kernels
+    with pytest.raises(ValueError, match="cpu"):
+        parse_proc_stat("intr 1\n")
+    live = mp.read_proc_stat()
+    assert 0 <= live.busy <= live.total
+
+
+def test_cpu_percent_from_deltas() -> None:
+    assert cpu_percent(CpuTimes(150, 1000), CpuTimes(220, 1100)) == pytest.approx(70.0)
+    assert cpu_percent(CpuTimes(150, 1000), CpuTimes(150, 1000)) is None
+    assert cpu_percent(CpuTimes(150, 1000), CpuTimes(150, 1200)) == 0.0
+    assert cpu_percent(CpuTimes(150, 1000), CpuTimes(400, 1100)) == 100.0  # clamped
+
+
+@pytest.mark.parametrize(
+    ("lifecycle", "pings", "expected"),
+    [
+        ("service", True, True),
+        ("service", False, False),
+        ("warming", True, False),
+        ("pool", True, False),
+        ("draining", True, False),
+        (None, True, False),
+    ],
+)
+def test_should_publish(lifecycle: str | None, pings: bool, expected: bool) -> None:
+    assert mp.should_publish(lifecycle, pings) is expected
+
+
+class FakeCpu:
+    def __init__(self, samples: list[CpuTimes]) -> None:
+        self.samples = samples
+
+    def __call__(self) -> CpuTimes:
+        return self.samples.pop(0)
+
+
+def make_publisher(lifecycle: str | None, pings: bool, sent: list[float], calls: list[str]) -> Publisher:
+    def ping() -> bool:
+        calls.append("ping")
+        return pings
+
+    return Publisher(
+        sink=lambda value, ts: sent.append(value),
+        lifecycle=lambda: lifecycle,
+        ping=ping,
+        read_cpu=FakeCpu([CpuTimes(0, 100), CpuTimes(50, 200), CpuTimes(80, 300)]),
+        now=lambda: NOW,
+    )
+
+
+def test_publisher_publishes_delta_only_in_service_and_healthy() -> None:
+    sent: list[float] = []
+    calls: list[str] = []
+    publisher = make_publisher("service", True, sent, calls)
+    assert publisher.tick() is None  # first sample is the baseline
+    assert publisher.tick() == pytest.approx(50.0)
+    assert publisher.tick() == pytest.approx(30.0)
+    assert sent == [pytest.approx(50.0), pytest.approx(30.0)]
+
+
+@pytest.mark.parametrize(("lifecycle", "pings"), [("pool", True), ("warming", True), ("service", False)])
+def test_publisher_stays_silent_otherwise(lifecycle: str, pings: bool) -> None:
+    sent: list[float] = []
+    calls: list[str] = []
+    publisher = make_publisher(lifecycle, pings, sent, calls)
+    publisher.tick()
+    assert publisher.tick() is None
+    assert sent == []
+    assert calls == (["ping"] if lifecycle == "service" else [])  # no probe unless in service
+
+
+def test_publisher_survives_cloudwatch_errors() -> None:
+    def failing(value: float, ts: datetime) -> None:
+        raise RuntimeError("throttled")
+
+    publisher = Publisher(
+        sink=failing, lifecycle=lambda: "service", ping=lambda: True, read_cpu=FakeCpu([CpuTimes(0, 1), CpuTimes(1, 2)])
+    )
+    publisher.tick()
+    assert publisher.tick() is None
+
+
+def test_run_forever_keeps_a_fixed_schedule() -> None:
+    clock = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds + 0.2  # each tick overshoots a little
+
+    ticks: list[int] = []
+    publisher = Publisher(sink=lambda v, t: None, lifecycle=lambda: None, ping=lambda: True)
+    publisher.tick = lambda: ticks.append(1)  # type: ignore[method-assign]
+    mp.run_forever(publisher, period=10.0, sleep=sleep, monotonic=lambda: clock[0], iterations=3)
+    assert len(ticks) == 4
+    assert sleeps == [pytest.approx(10.0), pytest.approx(9.8), pytest.approx(9.8)]
+
+
+class FakeCloudWatch:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def put_metric_data(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+
+
+def test_cloudwatch_sink_sends_the_contract_shape() -> None:
+    client = FakeCloudWatch()
+    CloudWatchSink("blue", client=client)(71.23456, NOW)
+    assert client.calls == [
+        {
+            "Namespace": "Autoscaler",
+            "MetricData": [
+                {
+                    "MetricName": "CPUUtilization",
+                    "Dimensions": [{"Name": "Fleet", "Value": "blue"}],
+                    "Timestamp": NOW,
+                    "Value": 71.235,
+                    "Unit": "Percent",
+                    "StorageResolution": 1,
+                }
+            ],
+        }
+    ]
+
+
+@pytest.mark.integration
+def test_cloudwatch_sink_against_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    moto = pytest.importorskip("moto")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with moto.mock_aws():
+        import boto3
+
+        CloudWatchSink("blue", region="eu-west-1")(42.0, datetime.now(UTC))
+        metrics = boto3.client("cloudwatch", region_name="eu-west-1").list_metrics(Namespace="Autoscaler")
+        assert [(m["MetricName"], m["Dimensions"]) for m in metrics["Metrics"]] == [
+            ("CPUUtilization", [{"Name": "Fleet", "Value": "blue"}])
+        ]
+
+
+class _FakeImds(BaseHTTPRequestHandler):
+    tags: dict[str, str] = {"AutoscalerLifecycle": "service"}  # noqa: RUF012
+
+    def do_PUT(self) -> None:
+        assert self.headers["X-aws-ec2-metadata-token-ttl-seconds"]
+        self._send(200, b"TOKEN")
+
+    def do_GET(self) -> None:
+        if self.headers.get("X-aws-ec2-metadata-token") != "TOKEN":
+            self._send(401, b"")
+        elif self.path == "/ping":
+            self._send(200, b"pong")
+        else:
+            name = self.path.rsplit("/", 1)[-1]
+            value = self.tags.get(name)
+            self._send(200, value.encode()) if value else self._send(404, b"")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_imds() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeImds)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_imds_v2_reads_the_lifecycle_tag(fake_imds: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    imds = Imds(fake_imds)
+    assert imds.lifecycle() == "service"
+    monkeypatch.setitem(_FakeImds.tags, "AutoscalerLifecycle", "pool")
+    assert imds.lifecycle() == "pool"
+    assert imds.get("latest/meta-data/tags/instance/Missing") is None
+    assert Imds("http://127.0.0.1:1", timeout=0.2).lifecycle() is None  # no IMDS: never publish
+
+
+def test_ping_ok(fake_imds: str) -> None:
+    assert mp.ping_ok("http://127.0.0.1:1/ping", timeout=0.2) is False
+
+
+def test_main_requires_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLEET_NAME", raising=False)
+    assert mp.main([]) == 2

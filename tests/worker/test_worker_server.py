@@ -1,0 +1,145 @@
+"""The worker over real HTTP: a real ``python -m worker`` process on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers_worker import (
+    RunningWorker,
+    child_pids,
+    http_get,
+    running_worker,
+    timed_get,
+    wait_until,
+)
+from worker.server import Config, build_parser, config_from_args, http_response
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[RunningWorker]:
+    with running_worker(processes=2) as running:
+        yield running
+
+
+def test_work_returns_result_and_measured_duration(worker: RunningWorker) -> None:
+    status, body, elapsed = timed_get(worker.host, worker.port, "/work")
+    assert status == 200
+    payload = json.loads(body)
+    assert isinstance(payload["result"], int)
+    assert payload["iterations"] > 0
+    assert 0.45 <= payload["target"] <= 0.55
+    assert payload["target"] <= payload["duration"] <= payload["target"] + 0.05
+    assert elapsed >= payload["duration"] * 0.9
+
+
+def test_ping_404_and_405(worker: RunningWorker) -> None:
+    assert http_get(f"{worker.url}/ping") == (200, b"pong")
+    assert http_get(f"{worker.url}/ping?probe=alb")[1] == b"pong"
+    assert http_get(f"{worker.url}/")[0] == 404
+    assert http_get(f"{worker.url}/work/extra")[0] == 404
+    assert http_get(f"{worker.url}/work", method="POST")[0] == 405
+
+
+def _hammer(worker: RunningWorker, stop: threading.Event, statuses: list[int]) -> None:
+    while not stop.is_set():
+        status, _body, _elapsed = timed_get(worker.host, worker.port, "/work")
+        statuses.append(status)
+
+
+def test_ping_stays_fast_while_every_slot_is_busy(worker: RunningWorker) -> None:
+    stop = threading.Event()
+    statuses: list[int] = []
+    clients = [threading.Thread(target=_hammer, args=(worker, stop, statuses)) for _ in range(4)]
+    for client in clients:
+        client.start()
+    try:
+        time.sleep(0.3)  # both processes busy, two requests queued
+        latencies = []
+        for _ in range(40):
+            status, body, elapsed = timed_get(worker.host, worker.port, "/ping")
+            assert (status, body) == (200, b"pong")
+            latencies.append(elapsed)
+            time.sleep(0.03)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(10)
+    latencies.sort()
+    assert latencies[-1] < 0.5, latencies  # the benchmark measures p99 ~ a few ms
+    assert statuses and set(statuses) == {200}
+    assert len(statuses) >= 4  # /work kept flowing while we pinged
+
+
+def test_crashed_worker_is_replaced_and_in_flight_request_gets_502() -> None:
+    with running_worker(processes=2, work_min=1.0, work_max=1.0) as worker:
+        before = child_pids(worker.proc.pid)
+        assert len(before) == 2
+        os.kill(before[0], signal.SIGKILL)  # an idle one
+        assert wait_until(lambda: len(set(child_pids(worker.proc.pid)) - {before[0]}) == 2, timeout=5)
+        assert http_get(f"{worker.url}/ping") == (200, b"pong")
+
+        results: list[tuple[int, bytes, float]] = []
+        thread = threading.Thread(target=lambda: results.append(timed_get(worker.host, worker.port, "/work")))
+        thread.start()
+        time.sleep(0.3)
+        for pid in child_pids(worker.proc.pid):
+            os.kill(pid, signal.SIGKILL)  # the busy one among them
+        thread.join(10)
+        assert results[0][0] == 502
+        assert wait_until(lambda: len(child_pids(worker.proc.pid)) == 2, timeout=5)
+        status, body, _ = timed_get(worker.host, worker.port, "/work")
+        assert status == 200
+        assert json.loads(body)["pid"] in child_pids(worker.proc.pid)
+
+
+def test_stuck_request_is_killed_after_the_timeout() -> None:
+    with running_worker(processes=1, work_min=5.0, work_max=5.0, request_timeout=1.0) as worker:
+        first = child_pids(worker.proc.pid)
+        status, body, elapsed = timed_get(worker.host, worker.port, "/work")
+        assert status == 504, body
+        assert 0.9 <= elapsed < 3.0
+        assert wait_until(lambda: child_pids(worker.proc.pid) not in ([], first), timeout=5)
+        assert http_get(f"{worker.url}/ping") == (200, b"pong")
+
+
+def test_sigterm_drains_in_flight_requests_then_exits() -> None:
+    with running_worker(processes=2, work_min=1.0, work_max=1.0) as worker:
+        results: list[tuple[int, bytes, float]] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(timed_get(worker.host, worker.port, "/work")))
+            for _ in range(3)  # two in flight, one queued
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        worker.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        with pytest.raises(ConnectionRefusedError):
+            timed_get(worker.host, worker.port, "/ping", timeout=2)
+        for thread in threads:
+            thread.join(10)
+        assert [r[0] for r in results] == [200, 200, 200]
+        assert worker.proc.wait(10) == 0
+        assert child_pids(worker.proc.pid) == []
+
+
+def test_cli_config_and_response_format() -> None:
+    cfg = config_from_args(build_parser().parse_args(["--processes", "3", "--work-min", "0.1", "--work-max", "0.2"]))
+    assert cfg == Config(processes=3, work_min=0.1, work_max=0.2)
+    assert cfg.worker_count == 3
+    assert Config().worker_count >= 1
+    with pytest.raises(SystemExit):
+        config_from_args(build_parser().parse_args(["--work-min", "1", "--work-max", "0.5"]))
+    raw = http_response(200, b"pong", head=True)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.endswith(b"\r\n\r\n")
+    assert b"Content-Length: 4" in raw

@@ -1,0 +1,289 @@
+#!/bin/bash
+# Fleet worker boot script: EC2 user-data for Amazon Linux 2023 (arm64).
+#
+# ---------------------------------------------------------------------------------------------
+# THIS FILE IS A CloudFormation Fn::Sub TEMPLATE.
+#   The only placeholders allowed are:
+#     ${AWS::Region}  ${FleetName}  ${WorkerLayerVersionArn}  ${CpuMetricNamespace}
+#   Every other shell variable MUST be written WITHOUT braces: $var, never the braced form,
+#   because Fn::Sub would try to resolve it and fail the stack (or substitute garbage).
+#   So: no default-value expansions, no arrays; optional settings are read with `env_or`.
+#   tests/userdata/ renders this file like Fn::Sub does (userdata/render.py) and checks it.
+# ---------------------------------------------------------------------------------------------
+#
+# What it does (first boot): dnf install nginx python3 python3-botocore; create the system user
+# fleet-worker; download the worker Lambda layer (its zip holds the worker/ package files at the
+# root) and unzip it to /opt/fleet-worker/worker/; write hardened systemd units for the worker
+# (127.0.0.1:30001) and the CPU metric publisher; configure nginx :30000 -> 127.0.0.1:30001;
+# start everything; once /ping answers through nginx, tag the instance AutoscalerReady=true.
+#
+# Idempotent: a marker file records the installed layer ARN. When the script runs again with the
+# same ARN (a warm-pool instance started again, a re-run of user-data), it only makes sure the
+# services are enabled and running, waits for /ping and re-tags. cloud-init runs user-data on the
+# first boot only; the units are enabled, so systemd starts them on every later boot anyway.
+#
+# Sandbox (tests on a non-AL2023 machine): BOOTSTRAP_ROOT=<dir> installs under <dir>;
+# BOOTSTRAP_SANDBOX=1 skips dnf, useradd, systemctl, the readiness wait and IMDS/EC2 tagging;
+# BOOTSTRAP_LAYER_ZIP=<zip> replaces the layer download; BOOTSTRAP_PYTHON, BOOTSTRAP_NGINX_PORT
+# and BOOTSTRAP_WORKER_PORT override /usr/bin/python3, 30000 and 30001.
+#
+# The placeholders below sit in single quotes, where shellcheck sees literal text; after Fn::Sub
+# they are plain literals.
+# shellcheck disable=SC2016
+set -euo pipefail
+
+region='${AWS::Region}'
+fleet_name='${FleetName}'
+layer_arn='${WorkerLayerVersionArn}'
+metric_namespace='${CpuMetricNamespace}'
+
+env_or() { printenv "$1" || printf '%s' "$2"; }
+
+root=$(env_or BOOTSTRAP_ROOT "")
+sandbox=$(env_or BOOTSTRAP_SANDBOX 0)
+layer_zip=$(env_or BOOTSTRAP_LAYER_ZIP "")
+python=$(env_or BOOTSTRAP_PYTHON /usr/bin/python3)
+nginx_port=$(env_or BOOTSTRAP_NGINX_PORT 30000)
+worker_port=$(env_or BOOTSTRAP_WORKER_PORT 30001)
+
+svc_user=fleet-worker
+app_dir=$root/opt/fleet-worker
+state_dir=$root/var/lib/fleet-worker
+marker=$state_dir/installed
+unit_dir=$root/etc/systemd/system
+nginx_conf_dir=$root/etc/nginx/conf.d
+worker_unit=fleet-worker.service
+publisher_unit=fleet-metrics.service
+
+log() { printf '%s fleet-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+
+in_sandbox() { [ "$sandbox" = 1 ]; }
+
+install_packages() {
+  if in_sandbox; then log "sandbox: skip dnf"; return 0; fi
+  log "installing packages"
+  dnf install -y --setopt=install_weak_deps=False nginx python3 python3-botocore unzip awscli-2
+}
+
+create_user() {
+  if in_sandbox; then log "sandbox: skip useradd"; return 0; fi
+  if ! id -u "$svc_user" >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /sbin/nologin "$svc_user"
+  fi
+}
+
+fetch_layer() { # $1: where to write the zip
+  if [ -n "$layer_zip" ]; then
+    cp "$layer_zip" "$1"
+    return 0
+  fi
+  local url
+  url=$(aws lambda get-layer-version-by-arn --region "$region" --arn "$layer_arn" \
+    --query Content.Location --output text)
+  curl -fsSL --retry 5 --retry-connrefused -o "$1" "$url"
+}
+
+install_worker() {
+  log "installing worker layer $layer_arn into $app_dir/worker"
+  mkdir -p "$app_dir" "$state_dir"
+  local work
+  work=$(mktemp -d)
+  fetch_layer "$work/layer.zip"
+  rm -rf "$app_dir/worker.new"
+  unzip -q -o "$work/layer.zip" -d "$app_dir/worker.new"
+  rm -rf "$work"
+  if [ ! -f "$app_dir/worker.new/__main__.py" ]; then
+    log "layer does not contain the worker package at its root"
+    return 1
+  fi
+  # Read-only at run time (ProtectSystem=strict): compile the bytecode now.
+  "$python" -m compileall -q "$app_dir/worker.new" >/dev/null || true
+  chmod -R u=rwX,go=rX "$app_dir/worker.new"
+  rm -rf "$app_dir/worker"
+  mv "$app_dir/worker.new" "$app_dir/worker"
+}
+
+# Hardening shared by both services: non-root, no privilege gain, read-only system, no devices,
+# no capabilities, only IP and Unix sockets, native syscalls of an ordinary service.
+hardening() {
+  cat <<EOF
+User=$svc_user
+Group=$svc_user
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+UMask=0077
+EOF
+}
+
+write_units() {
+  log "writing systemd units into $unit_dir"
+  mkdir -p "$unit_dir"
+  {
+    cat <<EOF
+[Unit]
+Description=Fleet worker (GET /work, GET /ping) on 127.0.0.1:$worker_port
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+Environment=PYTHONPATH=/opt/fleet-worker
+Environment=PYTHONDONTWRITEBYTECODE=1
+Environment=PYTHONUNBUFFERED=1
+Environment=WORKER_PROCESSES=0
+ExecStart=$python -m worker --host 127.0.0.1 --port $worker_port
+# SIGTERM to the supervisor only: it drains in-flight requests, then stops its workers.
+KillMode=mixed
+KillSignal=SIGTERM
+TimeoutStopSec=45
+Restart=always
+RestartSec=1
+EOF
+    hardening
+    cat <<EOF
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  } >"$unit_dir/$worker_unit"
+  {
+    cat <<EOF
+[Unit]
+Description=Fleet CPU metric publisher ($metric_namespace/CPUUtilization, Fleet=$fleet_name)
+After=$worker_unit network-online.target
+Wants=$worker_unit network-online.target
+
+[Service]
+Type=simple
+Environment=PYTHONPATH=/opt/fleet-worker
+Environment=PYTHONDONTWRITEBYTECODE=1
+Environment=PYTHONUNBUFFERED=1
+Environment=FLEET_NAME=$fleet_name
+Environment=CPU_METRIC_NAMESPACE=$metric_namespace
+Environment=CPU_METRIC_NAME=CPUUtilization
+Environment=CPU_METRIC_PERIOD_SECONDS=10
+Environment=AWS_REGION=$region
+Environment=WORKER_PING_URL=http://127.0.0.1:$worker_port/ping
+ExecStart=$python -m worker.metrics_publisher
+Restart=always
+RestartSec=5
+Nice=5
+EOF
+    hardening
+    cat <<EOF
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  } >"$unit_dir/$publisher_unit"
+}
+
+write_nginx_conf() {
+  log "writing nginx config :$nginx_port -> 127.0.0.1:$worker_port"
+  mkdir -p "$nginx_conf_dir"
+  cat >"$nginx_conf_dir/fleet-worker.conf" <<EOF
+# Fleet worker: the load balancer's port $nginx_port, proxied to the local worker.
+upstream fleet_worker {
+    server 127.0.0.1:$worker_port max_fails=0;
+}
+
+server {
+    listen $nginx_port;
+    server_tokens off;
+
+    location = /ping {
+        access_log off;
+        proxy_pass http://fleet_worker;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 5s;
+    }
+
+    location / {
+        proxy_pass http://fleet_worker;
+        proxy_next_upstream off;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 60s;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+}
+EOF
+}
+
+start_services() {
+  if in_sandbox; then log "sandbox: skip systemctl"; return 0; fi
+  nginx -t
+  systemctl daemon-reload
+  systemctl enable --now "$worker_unit" nginx.service "$publisher_unit"
+  systemctl is-active --quiet "$worker_unit" || systemctl restart "$worker_unit"
+  systemctl is-active --quiet nginx.service || systemctl restart nginx.service
+  systemctl is-active --quiet "$publisher_unit" || systemctl restart "$publisher_unit"
+}
+
+wait_ready() {
+  if in_sandbox; then log "sandbox: skip readiness wait"; return 0; fi
+  local i
+  for i in $(seq 1 180); do
+    if [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$nginx_port/ping" 2>/dev/null)" = pong ]; then
+      log "/ping answers through nginx after $i attempt(s)"
+      return 0
+    fi
+    sleep 1
+  done
+  log "/ping did not answer through nginx"
+  return 1
+}
+
+mark_ready() {
+  if in_sandbox; then log "sandbox: skip tagging"; return 0; fi
+  local token instance_id
+  token=$(curl -fsS -X PUT http://169.254.169.254/latest/api/token \
+    -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
+  instance_id=$(curl -fsS -H "X-aws-ec2-metadata-token: $token" \
+    http://169.254.169.254/latest/meta-data/instance-id)
+  aws ec2 create-tags --region "$region" --resources "$instance_id" \
+    --tags Key=AutoscalerReady,Value=true
+  log "tagged $instance_id AutoscalerReady=true"
+}
+
+main() {
+  mkdir -p "$state_dir"
+  exec 9>"$state_dir/.lock"
+  flock 9
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$layer_arn" ]; then
+    log "worker $layer_arn already installed: only ensuring the services run"
+  else
+    install_packages
+    create_user
+    install_worker
+    write_units
+    write_nginx_conf
+    printf '%s' "$layer_arn" >"$marker"
+  fi
+  start_services
+  wait_ready
+  mark_ready
+}
+
+if [ "$(env_or BOOTSTRAP_SOURCE_ONLY 0)" != 1 ]; then
+  main "$@"
+fi

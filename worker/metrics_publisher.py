@@ -1,0 +1,308 @@
+"""Host CPU metric publisher (``python -m worker.metrics_publisher``).
+
+Every period (10 s) it computes the host CPU utilisation from ``/proc/stat`` deltas and
+publishes it to CloudWatch (namespace ``Autoscaler``, metric ``CPUUtilization``, dimension
+``Fleet=<fleet>``, unit Percent, ``StorageResolution=1``) -- but only while
+
+* the instance's lifecycle tag (IMDSv2 ``/latest/meta-data/tags/instance/AutoscalerLifecycle``)
+  is ``service``, and
+* the local worker answers ``/ping`` with ``pong``,
+
+so booting, warming and draining hosts neither dilute nor inflate the fleet average.
+
+CloudWatch is reached through botocore (AL2023: ``dnf install python3-botocore``), imported
+lazily so that the serving side of the package stays standard-library only; spawning the aws CLI
+every 10 s would cost more CPU than the metric is worth. IMDS, CloudWatch, the ping probe, the
+CPU reader and the clock are all injectable, so the decision and the arithmetic are unit-tested
+without AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+LOG = logging.getLogger("worker.metrics_publisher")
+
+IMDS_URL = "http://169.254.169.254"
+LIFECYCLE_TAG = "AutoscalerLifecycle"
+SERVICE_LIFECYCLE = "service"
+DEFAULT_NAMESPACE = "Autoscaler"
+DEFAULT_METRIC = "CPUUtilization"
+DEFAULT_PERIOD = 10.0
+
+
+# -- CPU --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """Aggregate jiffies of the first ``cpu`` line of /proc/stat."""
+
+    busy: int
+    total: int
+
+
+def parse_proc_stat(text: str) -> CpuTimes:
+    """Parse the aggregate ``cpu`` line: user nice system idle iowait irq softirq steal [guest...].
+
+    guest and guest_nice are already counted in user and nice, so only the first eight fields
+    make up the total; idle and iowait are the non-busy part.
+    """
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            values = [int(v) for v in fields[1:9]]
+            values += [0] * (8 - len(values))
+            total = sum(values)
+            idle = values[3] + values[4]
+            return CpuTimes(busy=total - idle, total=total)
+    raise ValueError("no aggregate 'cpu' line in /proc/stat")
+
+
+def cpu_percent(before: CpuTimes, after: CpuTimes) -> float | None:
+    """Utilisation between two samples in percent (0-100), None if no time elapsed."""
+    total = after.total - before.total
+    if total <= 0:
+        return None
+    busy = after.busy - before.busy
+    return max(0.0, min(100.0, 100.0 * busy / total))
+
+
+def read_proc_stat(path: str = "/proc/stat") -> CpuTimes:
+    return parse_proc_stat(Path(path).read_text(encoding="ascii"))
+
+
+# -- IMDSv2 -----------------------------------------------------------------------------------
+
+
+class Imds:
+    """Minimal IMDSv2 client (token PUT, then GET with the token); stdlib only."""
+
+    def __init__(self, base_url: str = IMDS_URL, timeout: float = 1.0, token_ttl: int = 21600) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.token_ttl = token_ttl
+        self._token: str | None = None
+        self._token_expires = 0.0
+
+    def _fetch_token(self) -> str:
+        now = time.monotonic()
+        if self._token is None or now >= self._token_expires:
+            request = urllib.request.Request(  # noqa: S310 - fixed http URL of the IMDS
+                f"{self.base_url}/latest/api/token",
+                method="PUT",
+                headers={"X-aws-ec2-metadata-token-ttl-seconds": str(self.token_ttl)},
+            )
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                self._token = response.read().decode()
+            self._token_expires = now + self.token_ttl - 60
+        return self._token
+
+    def get(self, path: str) -> str | None:
+        """Body of a metadata path, None when it does not exist (404) or IMDS is unreachable."""
+        try:
+            token = self._fetch_token()
+            request = urllib.request.Request(  # noqa: S310
+                f"{self.base_url}/{path.lstrip('/')}", headers={"X-aws-ec2-metadata-token": token}
+            )
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return str(response.read().decode().strip())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                self._token = None
+            return None
+        except (OSError, ValueError):
+            return None
+
+    def lifecycle(self) -> str | None:
+        return self.get(f"latest/meta-data/tags/instance/{LIFECYCLE_TAG}")
+
+
+def ping_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when ``url`` answers 200 with body ``pong``."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local URL
+            return bool(response.status == 200 and response.read().strip() == b"pong")
+    except (OSError, ValueError):
+        return False
+
+
+# -- CloudWatch -------------------------------------------------------------------------------
+
+
+class MetricSink(Protocol):
+    def __call__(self, value: float, timestamp: datetime) -> None: ...
+
+
+class CloudWatchSink:
+    """``PutMetricData`` through botocore (or boto3), imported only when first used."""
+
+    def __init__(
+        self,
+        fleet: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        metric: str = DEFAULT_METRIC,
+        region: str | None = None,
+        client: Any = None,
+    ) -> None:
+        self.fleet = fleet
+        self.namespace = namespace
+        self.metric = metric
+        self.region = region
+        self._client = client
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            try:
+                import botocore.session  # optional dependency, host side only
+            except ImportError as exc:  # pragma: no cover - depends on the host
+                raise RuntimeError("botocore is required: dnf install -y python3-botocore") from exc
+            session = botocore.session.get_session()
+            self._client = session.create_client("cloudwatch", region_name=self.region)
+        return self._client
+
+    def __call__(self, value: float, timestamp: datetime) -> None:
+        self._get_client().put_metric_data(
+            Namespace=self.namespace,
+            MetricData=[
+                {
+                    "MetricName": self.metric,
+                    "Dimensions": [{"Name": "Fleet", "Value": self.fleet}],
+                    "Timestamp": timestamp,
+                    "Value": round(value, 3),
+                    "Unit": "Percent",
+                    "StorageResolution": 1,
+                }
+            ],
+        )
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+def should_publish(lifecycle: str | None, worker_pings: bool) -> bool:
+    """The contract: publish only for an in-service host whose worker answers /ping."""
+    return lifecycle == SERVICE_LIFECYCLE and worker_pings
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)  # noqa: UP017 - datetime.UTC is 3.11+, the host runs 3.9
+
+
+@dataclass
+class Publisher:
+    """One ``tick()`` per period: sample CPU, decide, publish. Every collaborator is injected."""
+
+    sink: MetricSink
+    lifecycle: Callable[[], str | None]
+    ping: Callable[[], bool]
+    read_cpu: Callable[[], CpuTimes] = read_proc_stat
+    now: Callable[[], datetime] = _utcnow
+    _last: CpuTimes | None = None
+
+    def tick(self) -> float | None:
+        """Returns the value published, or None when nothing was published."""
+        current = self.read_cpu()
+        previous, self._last = self._last, current
+        if previous is None:
+            return None
+        value = cpu_percent(previous, current)
+        if value is None:
+            return None
+        lifecycle = self.lifecycle()
+        if not should_publish(lifecycle, lifecycle == SERVICE_LIFECYCLE and self.ping()):
+            LOG.debug("not publishing: lifecycle=%s", lifecycle)
+            return None
+        try:
+            self.sink(value, self.now())
+        except Exception as exc:  # network, throttling, credentials: log and try next period
+            LOG.warning("PutMetricData failed: %s", exc)
+            return None
+        LOG.debug("published %.1f%%", value)
+        return value
+
+
+def run_forever(
+    publisher: Publisher,
+    period: float = DEFAULT_PERIOD,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    iterations: int | None = None,
+) -> None:
+    """Tick every ``period`` seconds on a fixed schedule (no drift), ``iterations`` times."""
+    deadline = monotonic()
+    done = 0
+    publisher.tick()  # first sample: the baseline of the first delta
+    while iterations is None or done < iterations:
+        deadline += period
+        delay = deadline - monotonic()
+        if delay > 0:
+            sleep(delay)
+        else:
+            deadline = monotonic()  # fell behind (suspended host): restart the schedule
+        publisher.tick()
+        done += 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.metrics_publisher",
+        description="Publish host CPU %% to CloudWatch while this host is in service and healthy.",
+    )
+    parser.add_argument("--fleet", default=env("FLEET_NAME"), help="fleet name [FLEET_NAME]")
+    parser.add_argument(
+        "--namespace", default=env("CPU_METRIC_NAMESPACE", DEFAULT_NAMESPACE), help="[CPU_METRIC_NAMESPACE]"
+    )
+    parser.add_argument("--metric", default=env("CPU_METRIC_NAME", DEFAULT_METRIC), help="[CPU_METRIC_NAME]")
+    parser.add_argument(
+        "--period",
+        type=float,
+        default=float(env("CPU_METRIC_PERIOD_SECONDS", str(DEFAULT_PERIOD))),
+        help="[CPU_METRIC_PERIOD_SECONDS]",
+    )
+    parser.add_argument("--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION")), help="[AWS_REGION]")
+    parser.add_argument(
+        "--ping-url", default=env("WORKER_PING_URL", "http://127.0.0.1:30001/ping"), help="[WORKER_PING_URL]"
+    )
+    parser.add_argument("--imds-url", default=env("IMDS_URL", IMDS_URL), help="[IMDS_URL]")
+    parser.add_argument("--log-level", default=env("PUBLISHER_LOG_LEVEL", "INFO"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if not args.fleet:
+        LOG.error("--fleet (or FLEET_NAME) is required")
+        return 2
+    imds = Imds(args.imds_url)
+    region = args.region or imds.get("latest/meta-data/placement/region")
+    publisher = Publisher(
+        sink=CloudWatchSink(args.fleet, args.namespace, args.metric, region),
+        lifecycle=imds.lifecycle,
+        ping=lambda: ping_ok(args.ping_url),
+    )
+    LOG.info("publishing %s/%s Fleet=%s every %.0f s", args.namespace, args.metric, args.fleet, args.period)
+    try:
+        run_forever(publisher, args.period)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
