@@ -1,0 +1,65 @@
+"""The nine-stage acceptance scenario as data (no Locust import, so tests can read it).
+
+Clients per stage and the instance count the autoscaler is expected to reach in that stage;
+``docs/../shared/notes/nine-stage-scenario.md`` explains the arithmetic.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_STAGE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int  # 1-based, as in the scenario
+    clients: int
+    expected_instances: int
+    what: str
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(1, 1, 1, "A starts"),
+    Stage(2, 2, 1, "B starts"),
+    Stage(3, 3, 2, "C starts: a second instance must be started"),
+    Stage(4, 4, 2, "D starts"),
+    Stage(5, 3, 2, "D stops"),
+    Stage(6, 2, 1, "B stops: the second instance must be shut down"),
+    Stage(7, 2, 1, "no change"),
+    Stage(8, 1, 1, "C stops"),
+    Stage(9, 0, 1, "A stops"),
+)
+
+
+def stage_seconds() -> float:
+    """Stage length: ``LOADTEST_STAGE_SECONDS`` (default 300 s, the scenario's minimum)."""
+    value = float(os.environ.get("LOADTEST_STAGE_SECONDS", DEFAULT_STAGE_SECONDS))
+    if value <= 0:
+        raise ValueError("LOADTEST_STAGE_SECONDS must be positive")
+    return value
+
+
+def selected_stages() -> tuple[Stage, ...]:
+    """The first ``LOADTEST_STAGES`` stages (default all nine), for short rehearsals."""
+    count = int(os.environ.get("LOADTEST_STAGES", len(STAGES)))
+    if not 1 <= count <= len(STAGES):
+        raise ValueError(f"LOADTEST_STAGES must be 1..{len(STAGES)}")
+    return STAGES[:count]
+
+
+def stage_at(elapsed: float, length: float, stages: tuple[Stage, ...] = STAGES) -> Stage | None:
+    """The stage running ``elapsed`` seconds into the test, None once every stage is over."""
+    if elapsed < 0:
+        return stages[0]
+    position = int(elapsed // length)
+    return stages[position] if position < len(stages) else None
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, min(len(sorted_values), int(-(-fraction * len(sorted_values) // 1))))
+    return sorted_values[rank - 1]
