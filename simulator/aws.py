@@ -1,0 +1,271 @@
+"""moto for what it models (EC2 API state, ELB registration, DynamoDB), botocore hooks for the rest.
+
+Hooks on the very clients the control plane uses: before-call answers that short-circuit moto
+(DescribeTargetHealth, GetMetricData, DescribeAlarms, capacity errors), after-call observers
+that start the physical models (boots, stops, registrations, lifecycle tags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import boto3
+from botocore.awsrequest import AWSResponse
+
+from autoscaler.runtime import AwsClients
+from simulator.balancer import Balancer
+from simulator.cfn import Template
+from simulator.cloudwatch import MetricStore, metric_key
+from simulator.ec2 import Ec2Model
+
+REGION = "eu-west-1"
+FLEET_TAG = "AutoscalerFleet"
+LIFECYCLE_TAG = "AutoscalerLifecycle"
+
+
+class Twin(Protocol):
+    """What the hooks need from the simulation."""
+
+    ec2_model: Ec2Model
+    balancer: Balancer
+    store: MetricStore
+    target_group_arn: str
+
+    def offset(self) -> float: ...
+    def current(self) -> float: ...
+    def sim_time(self, when: datetime) -> float: ...
+    def wall(self, t: float) -> datetime: ...
+    def capacity_error(self) -> bool: ...
+    def alarm_descriptions(self, names: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
+    def advance_traffic(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    clients: AwsClients
+    raw: AwsClients  # the same services without the twin's hooks, for the twin's own calls
+    physical: dict[str, str]
+    attributes: dict[tuple[str, str], Any]
+    supplied: dict[str, Any]
+    target_group_arn: str
+
+
+def provision(template: Template) -> Provisioned:
+    """Create in moto what the template's resources stand for (must run inside ``mock_aws``)."""
+    session = boto3.session.Session(region_name=REGION)
+    clients = AwsClients.create(session=session, region=REGION)
+    raw = AwsClients.create(session=session, region=REGION)
+    ec2 = raw.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    zones = (f"{REGION}a", f"{REGION}b")
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for n, zone in enumerate(zones)
+    ]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    physical: dict[str, str] = {}
+    attributes: dict[tuple[str, str], Any] = {}
+    resources: dict[str, Any] = template.data.get("Resources") or {}
+    target_group_arn = ""
+    for logical_id, resource in resources.items():
+        kind = resource.get("Type")
+        if kind == "AWS::EC2::LaunchTemplate":
+            data = template.resolve((resource.get("Properties") or {}).get("LaunchTemplateData") or {})
+            lt = ec2.create_launch_template(
+                LaunchTemplateName=f"sim-{logical_id}",
+                LaunchTemplateData={"ImageId": image, "InstanceType": str(data.get("InstanceType", "c7g.medium"))},
+            )["LaunchTemplate"]
+            physical[logical_id] = lt["LaunchTemplateId"]
+            attributes[(logical_id, "LatestVersionNumber")] = str(lt["LatestVersionNumber"])
+            attributes[(logical_id, "DefaultVersionNumber")] = str(lt["DefaultVersionNumber"])
+        elif kind == "AWS::ElasticLoadBalancingV2::TargetGroup" and not target_group_arn:
+            group = raw.elbv2.create_target_group(
+                Name=f"sim-{logical_id}"[:32], Protocol="HTTP", Port=30000, VpcId=vpc, TargetType="instance"
+            )["TargetGroups"][0]
+            target_group_arn = group["TargetGroupArn"]
+            physical[logical_id] = target_group_arn
+            full = target_group_arn.split(":", 5)[5]
+            attributes[(logical_id, "TargetGroupFullName")] = full
+            attributes[(logical_id, "TargetGroupName")] = group["TargetGroupName"]
+        elif kind == "AWS::EC2::VPC":
+            physical[logical_id] = vpc
+        elif kind == "AWS::EC2::Subnet":
+            index = sum(1 for v in physical.values() if v in subnets)
+            physical[logical_id] = subnets[index % len(subnets)]
+    supplied: dict[str, Any] = {}
+    for name, spec in (template.data.get("Parameters") or {}).items():
+        kind = str(spec.get("Type", ""))
+        if kind == "List<AWS::EC2::Subnet::Id>":
+            supplied[name] = subnets
+        elif kind == "AWS::EC2::Subnet::Id":
+            supplied[name] = subnets[0]
+        elif kind == "AWS::EC2::VPC::Id":
+            supplied[name] = vpc
+        elif kind == "AWS::EC2::Image::Id" or kind.startswith("AWS::SSM::Parameter::Value<AWS::EC2::Image::Id"):
+            supplied[name] = image
+    if not target_group_arn:
+        raise ValueError("the template has no AWS::ElasticLoadBalancingV2::TargetGroup")
+    return Provisioned(clients, raw, physical, attributes, supplied, target_group_arn)
+
+
+def create_table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def _ok() -> AWSResponse:
+    return AWSResponse("https://twin.invalid", 200, {}, None)
+
+
+def _answer(client: Any, operation: str, respond: Callable[[dict[str, Any]], Any]) -> None:
+    """Answer ``service-id.Operation`` with ``respond(api_params)`` (a dict) instead of moto;
+    ``respond`` returns None to let moto answer."""
+
+    def call(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        result = respond(context.get("twin_params", {}))
+        if result is None:
+            return None
+        if "Error" in result:
+            return AWSResponse("https://twin.invalid", 400, {}, None), result
+        result.setdefault("ResponseMetadata", {"HTTPStatusCode": 200})
+        return _ok(), result
+
+    client.meta.events.register(f"before-call.{operation}", call)
+
+
+def _observe(client: Any, operation: str, seen: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+    def after(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if http_response is not None and http_response.status_code < 300:
+            seen(context.get("twin_params", {}), parsed)
+
+    client.meta.events.register(f"after-call.{operation}", after)
+
+
+def install_hooks(clients: AwsClients, twin: Twin) -> None:  # noqa: C901
+    def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["twin_params"] = dict(params)
+
+    for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
+        client.meta.events.register("before-parameter-build.*.*", stash)
+
+    # -- EC2 ------------------------------------------------------------------------------------
+    def capacity(_: dict[str, Any]) -> dict[str, Any] | None:
+        if twin.capacity_error():
+            return {"Error": {"Code": "InsufficientInstanceCapacity", "Message": "We currently do not have "
+                              "sufficient capacity in the Availability Zone you requested (simulated)."}}
+        return None
+
+    _answer(clients.ec2, "ec2.RunInstances", capacity)
+    _answer(clients.ec2, "ec2.StartInstances", capacity)
+
+    def launched(params: dict[str, Any], parsed: dict[str, Any]) -> None:
+        lifecycle = "service"
+        for spec in params.get("TagSpecifications") or ():
+            for tag in spec.get("Tags") or ():
+                if tag.get("Key") == LIFECYCLE_TAG:
+                    lifecycle = str(tag["Value"])
+        for instance in parsed.get("Instances", []):
+            twin.ec2_model.launched(instance["InstanceId"], lifecycle, twin.offset())
+
+    def each(action: Callable[[str, float], None]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+        def seen(params: dict[str, Any], _: dict[str, Any]) -> None:
+            for instance_id in params.get("InstanceIds") or ():
+                action(instance_id, twin.offset())
+
+        return seen
+
+    def tagged(params: dict[str, Any], _: dict[str, Any]) -> None:
+        for tag in params.get("Tags") or ():
+            if tag.get("Key") == LIFECYCLE_TAG:
+                for instance_id in params.get("Resources") or ():
+                    twin.ec2_model.set_lifecycle(instance_id, str(tag["Value"]))
+
+    _observe(clients.ec2, "ec2.RunInstances", launched)
+    _observe(clients.ec2, "ec2.StartInstances", each(twin.ec2_model.started))
+    _observe(clients.ec2, "ec2.StopInstances", each(twin.ec2_model.stopped))
+    _observe(clients.ec2, "ec2.TerminateInstances", each(twin.ec2_model.terminated))
+    _observe(clients.ec2, "ec2.CreateTags", tagged)
+
+    # -- ELBv2 ----------------------------------------------------------------------------------
+    def targets(action: Callable[[str, float], None]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+        def seen(params: dict[str, Any], _: dict[str, Any]) -> None:
+            if params.get("TargetGroupArn") == twin.target_group_arn:
+                for target in params.get("Targets") or ():
+                    action(str(target["Id"]), twin.offset())
+
+        return seen
+
+    _observe(
+        clients.elbv2,
+        "elastic-load-balancing-v2.RegisterTargets",
+        targets(lambda i, d: twin.balancer.register(i, 30000, d)),
+    )
+    _observe(clients.elbv2, "elastic-load-balancing-v2.DeregisterTargets", targets(twin.balancer.deregister))
+
+    def target_health(params: dict[str, Any]) -> dict[str, Any] | None:
+        if params.get("TargetGroupArn") != twin.target_group_arn:
+            return None
+        twin.advance_traffic()
+        asked = params.get("Targets")
+        ids = None if asked is None else [str(t["Id"]) for t in asked]
+        return {"TargetHealthDescriptions": twin.balancer.describe(ids)}
+
+    _answer(clients.elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", target_health)
+
+    # -- CloudWatch -----------------------------------------------------------------------------
+    def metric_data(params: dict[str, Any]) -> dict[str, Any]:
+        twin.advance_traffic()
+        start = twin.sim_time(params["StartTime"])
+        end = twin.sim_time(params["EndTime"])
+        current = twin.current()
+        results = []
+        for query in params.get("MetricDataQueries") or ():
+            stat = query.get("MetricStat")
+            if stat is None:
+                results.append({"Id": query["Id"], "Timestamps": [], "Values": [], "StatusCode": "Complete"})
+                continue
+            metric = stat["Metric"]
+            key = metric_key(
+                metric["Namespace"],
+                metric["MetricName"],
+                ((str(d["Name"]), str(d["Value"])) for d in metric.get("Dimensions") or ()),
+            )
+            points = twin.store.query(key, start, end, float(stat["Period"]), current, str(stat["Stat"]))
+            if params.get("ScanBy") == "TimestampAscending":
+                points.reverse()
+            results.append(
+                {
+                    "Id": query["Id"],
+                    "Label": metric["MetricName"],
+                    "Timestamps": [twin.wall(t) for t, _ in points],
+                    "Values": [v for _, v in points],
+                    "StatusCode": "Complete",
+                }
+            )
+        return {"MetricDataResults": results, "Messages": []}
+
+    def describe_alarms(params: dict[str, Any]) -> dict[str, Any]:
+        names = params.get("AlarmNames")
+        metric, composite = twin.alarm_descriptions(None if names is None else list(names))
+        types = params.get("AlarmTypes") or ["MetricAlarm"]
+        return {
+            "MetricAlarms": metric if "MetricAlarm" in types else [],
+            "CompositeAlarms": composite if "CompositeAlarm" in types else [],
+        }
+
+    _answer(clients.cloudwatch, "cloudwatch.GetMetricData", metric_data)
+    _answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
+
+
+def to_wall(epoch: datetime, t: float) -> datetime:
+    return epoch + timedelta(seconds=t)

@@ -1,0 +1,172 @@
+"""SNS delivery and Lambda invocation: delay, cold and warm starts, reserved concurrency, retries."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import simpy
+
+from simulator.deployment import AlarmSpec, FunctionSpec
+from simulator.params import ModelParams
+
+Handler = Callable[[dict[str, Any]], float]  # runs the function body, returns virtual seconds it slept
+
+
+@dataclass
+class Invocation:
+    function: str
+    at: float
+    cold: bool
+    seconds: float
+    ok: bool
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class FunctionModel:
+    spec: FunctionSpec
+    handler: Handler
+    slots: simpy.Resource
+    warm_until: list[float] = field(default_factory=list)  # idle execution environments
+
+
+class LambdaModel:
+    MAX_THROTTLE_BACKOFF = 300.0
+    ASYNC_RETRY_DELAYS = (60.0, 120.0)
+
+    def __init__(self, env: simpy.Environment, params: ModelParams, rng: random.Random) -> None:
+        self.env = env
+        self.params = params
+        self.rng = rng
+        self.functions: dict[str, FunctionModel] = {}
+        self.invocations: list[Invocation] = []
+
+    def add(self, spec: FunctionSpec, handler: Handler) -> None:
+        capacity = spec.reserved_concurrency if spec.reserved_concurrency else 1000
+        self.functions[spec.arn] = FunctionModel(spec, handler, simpy.Resource(self.env, capacity=max(1, capacity)))
+
+    def invoke_async(self, arn: str, event: dict[str, Any], delay: float = 0.0) -> None:
+        self.env.process(self._invoke(self.functions[arn], event, delay))
+
+    def _invoke(self, fn: FunctionModel, event: dict[str, Any], delay: float) -> Generator[Any, Any, None]:
+        if delay > 0:
+            yield self.env.timeout(delay)
+        for attempt in range(len(self.ASYNC_RETRY_DELAYS) + 1):
+            backoff = 1.0
+            while fn.slots.count >= fn.slots.capacity:  # throttled: async retries with backoff
+                yield self.env.timeout(backoff * self.rng.uniform(0.5, 1.0))
+                backoff = min(self.MAX_THROTTLE_BACKOFF, backoff * 2)
+            with fn.slots.request() as slot:
+                yield slot
+                now = self.env.now
+                fn.warm_until = [t for t in fn.warm_until if t > now]
+                cold = not fn.warm_until
+                if not cold:
+                    fn.warm_until.pop()
+                p = self.params
+                yield self.env.timeout(p.lambda_cold_seconds if cold else p.lambda_warm_seconds)
+                record = Invocation(fn.spec.name, self.env.now, cold, 0.0, True)
+                try:
+                    record.seconds = fn.handler(event)
+                except Exception as exc:  # a function error: Lambda retries async events
+                    record.ok = False
+                    record.error = f"{type(exc).__name__}: {exc}"
+                self.invocations.append(record)
+                if record.seconds > 0:
+                    yield self.env.timeout(record.seconds)
+                fn.warm_until.append(self.env.now + p.lambda_keepalive_seconds)
+            if record.ok:
+                return
+            if attempt < len(self.ASYNC_RETRY_DELAYS):
+                yield self.env.timeout(self.ASYNC_RETRY_DELAYS[attempt])
+
+
+def alarm_time(when: datetime) -> str:
+    """CloudWatch's StateChangeTime format: 2026-01-01T00:10:00.000+0000."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+
+
+def sns_alarm_event(
+    alarm: AlarmSpec | None, name: str, old: str, new: str, when: datetime, topic_arn: str, reason: str
+) -> dict[str, Any]:
+    """An SNS event carrying a CloudWatch alarm notification, shaped like the real one."""
+    message: dict[str, Any] = {
+        "AlarmName": name,
+        "AlarmDescription": alarm.description if alarm else None,
+        "AWSAccountId": "123456789012",
+        "AlarmConfigurationUpdatedTimestamp": "2026-01-01T00:00:00.000+0000",
+        "NewStateValue": new,
+        "NewStateReason": reason,
+        "StateChangeTime": alarm_time(when),
+        "Region": "EU (Ireland)",
+        "AlarmArn": f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}",
+        "OldStateValue": old,
+        "OKActions": [],
+        "AlarmActions": [topic_arn],
+        "InsufficientDataActions": [],
+    }
+    if alarm is not None:
+        m = alarm.metric
+        message["Trigger"] = {
+            "MetricName": m.name,
+            "Namespace": m.namespace,
+            "StatisticType": "Statistic",
+            "Statistic": m.statistic.upper(),
+            "Unit": None,
+            "Dimensions": [{"value": v, "name": k} for k, v in m.dimensions],
+            "Period": m.period,
+            "EvaluationPeriods": alarm.evaluation_periods,
+            "DatapointsToAlarm": alarm.datapoints_to_alarm,
+            "ComparisonOperator": alarm.comparison,
+            "Threshold": alarm.threshold,
+            "TreatMissingData": alarm.treat_missing_data,
+            "EvaluateLowSampleCountPercentile": "",
+        }
+    message_id = str(uuid.UUID(int=random.Random(f"{name}{when.isoformat()}").getrandbits(128)))
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic_arn}:{message_id}",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": message_id,
+                    "TopicArn": topic_arn,
+                    "Subject": f'ALARM: "{name}" in EU (Ireland)',
+                    "Message": json.dumps(message),
+                    "Timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                    "SignatureVersion": "1",
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": "https://sns.invalid/cert.pem",
+                    "UnsubscribeUrl": "https://sns.invalid/unsubscribe",
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
+
+
+def direct_alarm_event(name: str, old: str, new: str, when: datetime, reason: str) -> dict[str, Any]:
+    """The payload of an alarm that invokes Lambda directly."""
+    stamp = alarm_time(when)
+    return {
+        "source": "aws.cloudwatch",
+        "alarmArn": f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}",
+        "accountId": "123456789012",
+        "time": stamp,
+        "region": "eu-west-1",
+        "alarmData": {
+            "alarmName": name,
+            "state": {"value": new, "reason": reason, "timestamp": stamp},
+            "previousState": {"value": old, "reason": "", "timestamp": stamp},
+            "configuration": {"metrics": []},
+        },
+    }

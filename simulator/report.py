@@ -1,0 +1,257 @@
+"""The run's verdict: per-stage figures, totals, the oracle, the report.json document and table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from simulator.harness import RunResult, oracle_instances
+from simulator.scenario import Stage
+
+SLO_SECONDS = 1.2
+REPORT_VERSION = 1
+
+
+def _percentiles(latencies: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    if latencies.size == 0:
+        return None, None, None
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99], method="inverted_cdf")
+    return round(float(p50), 4), round(float(p95), 4), round(float(p99), 4)
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
+def build_report(result: RunResult) -> dict[str, Any]:  # noqa: PLR0915
+    scenario = result.scenario
+    sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.warmup
+    latency = np.frombuffer(result.log.latency, dtype=np.float64)
+    ok = latency >= 0
+    expect = scenario.expect
+    grace = expect.latency_grace_seconds
+    p95_limit = expect.latency_p95_max
+    stages = []
+    previous_load = 0.0
+    samples = result.samples
+    settings = result.settings
+    min_size = int(settings.get("min_size", 1))
+    cpu_target = float(settings.get("cpu_target", 70.0))
+    oracle_seconds = 0.0
+    oracle_prev = min_size
+    boot = result.params.start_seconds + result.params.worker_start_seconds
+    for stage in scenario.stages:
+        in_stage = (sent >= stage.start) & (sent < stage.end)
+        lat = latency[in_stage & ok]
+        errors = int(np.count_nonzero(in_stage & ~ok))
+        p50, p95, p99 = _percentiles(lat)
+        increased = stage.load > previous_load
+        settled_from = stage.start + (grace if increased else 0.0)
+        settled = latency[(sent >= settled_from) & (sent < stage.end) & ok]
+        _, p95_settled, _ = _percentiles(settled)
+        previous_load = stage.load
+        within = [s for s in samples if stage.start < s.t <= stage.end]
+        at_end = within[-1].in_service if within else None
+        seconds_to = None
+        if stage.expect_instances is not None:
+            low, high = stage.expect_instances
+            for s in within:
+                if low <= s.in_service <= high:
+                    seconds_to = round(s.t - stage.start, 1)
+                    break
+        checks = _stage_checks(stage, at_end, seconds_to, p95_settled, p95_limit)
+        # Oracle: instances matching need, integrated over the stage (10 s steps), boot time ahead.
+        step = 10.0
+        t = stage.start
+        while t < stage.end:
+            load = stage.clients if stage.clients is not None else stage.rate_at(t + step / 2)
+            need = oracle_instances(
+                float(load or 0.0), stage.clients is not None, stage.think, result.params, result.vcpus, cpu_target, min_size
+            )
+            if need > oracle_prev:
+                oracle_seconds += (need - oracle_prev) * boot
+            oracle_prev = need
+            oracle_seconds += need * min(step, stage.end - t)
+            t += step
+        stages.append(
+            {
+                "index": stage.index,
+                "name": stage.name,
+                "start": stage.start,
+                "duration": stage.duration,
+                "clients": stage.clients,
+                "rate": stage.rate,
+                "rate_end": stage.rate_end,
+                "expect_instances": None if stage.expect_instances is None else _expect_json(stage.expect_instances),
+                "expect_within": stage.expect_within,
+                "instances_at_end": at_end,
+                "seconds_to_expected": seconds_to,
+                "requests": int(np.count_nonzero(in_stage)),
+                "errors": errors,
+                "latency_p50": p50,
+                "latency_p95": p95,
+                "latency_p99": p99,
+                "latency_p95_settled": p95_settled,
+                "passed": all(c["passed"] for c in checks),
+                "checks": checks,
+            }
+        )
+
+    total = int(sent.size)
+    errors_total = int(np.count_nonzero(~ok))
+    good = int(np.count_nonzero(ok & (latency <= SLO_SECONDS)))
+    outs = [a for a in result.actions if a.direction == "out"]
+    ins = [a for a in result.actions if a.direction == "in"]
+    window = float(settings.get("scale_in_stabilization_seconds", 120))
+    flaps = sum(
+        1
+        for a, b in zip(result.actions, result.actions[1:], strict=False)
+        if a.direction != b.direction and b.t - a.t <= max(window, 1.0)
+    )
+    totals = {
+        "requests": total,
+        "errors": errors_total,
+        "slo_seconds": SLO_SECONDS,
+        "slo_attainment": round(good / total, 4) if total else None,
+        "instance_seconds": round(result.instance_seconds, 1),
+        "oracle_instance_seconds": round(oracle_seconds, 1),
+        "instance_seconds_vs_oracle": round(result.instance_seconds / oracle_seconds, 3) if oracle_seconds else None,
+        "scale_out_actions": len(outs),
+        "scale_in_actions": len(ins),
+        "flaps": flaps,
+        "flap_window_seconds": window,
+        "function_errors": sum(1 for i in result.invocations if not i["ok"]),
+    }
+    global_checks = _global_checks(totals, expect)
+    passed = all(s["passed"] for s in stages) and all(c["passed"] for c in global_checks)
+    simulated = scenario.duration + result.warmup
+    return {
+        "version": REPORT_VERSION,
+        "scenario": scenario.name,
+        "scenario_file": scenario.path,
+        "seed": scenario.seed,
+        "policy": result.policy,
+        "passed": passed,
+        "stages": stages,
+        "totals": totals,
+        "checks": global_checks,
+        "actions": [{"t": round(a.t, 1), "direction": a.direction, "from": a.before, "to": a.after} for a in result.actions],
+        "alarm_transitions": [
+            {"t": round(at, 1), "alarm": name, "from": old, "to": new} for name, old, new, at in result.alarm_history
+        ],
+        "invocations": _invocation_summary(result.invocations),
+        "parameters": {k: _jsonable(v) for k, v in result.deployment.parameters.items()},
+        "settings": settings,
+        "model": {k: v for k, v in vars(result.params).items()},
+        "speed": {
+            "simulated_seconds": simulated,
+            "wall_seconds": round(result.wall_seconds, 2),
+            "simulated_per_wall_second": round(simulated / result.wall_seconds, 1) if result.wall_seconds else None,
+        },
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, int | float | str | bool) or value is None else str(value)
+
+
+def _expect_json(expect: tuple[int, int]) -> int | list[int]:
+    return expect[0] if expect[0] == expect[1] else [expect[0], expect[1]]
+
+
+def _stage_checks(
+    stage: Stage, at_end: int | None, seconds_to: float | None, p95_settled: float | None, p95_limit: float | None
+) -> list[dict[str, Any]]:
+    checks = []
+    if stage.expect_instances is not None:
+        low, high = stage.expect_instances
+        checks.append(
+            {"check": "instances_at_end", "expected": _expect_json(stage.expect_instances), "actual": at_end,
+             "passed": at_end is not None and low <= at_end <= high}
+        )  # fmt: skip
+    if stage.expect_within is not None:
+        checks.append(
+            {"check": "seconds_to_expected", "expected": f"<= {stage.expect_within:g}", "actual": seconds_to,
+             "passed": seconds_to is not None and seconds_to <= stage.expect_within}
+        )  # fmt: skip
+    if p95_limit is not None:
+        checks.append(
+            {"check": "latency_p95_settled", "expected": f"<= {p95_limit:g}", "actual": p95_settled,
+             "passed": p95_settled is None or p95_settled <= p95_limit}
+        )  # fmt: skip
+    return checks
+
+
+def _global_checks(totals: dict[str, Any], expect: Any) -> list[dict[str, Any]]:
+    checks = []
+    for key, total_key in (("scale_out_actions", "scale_out_actions"), ("scale_in_actions", "scale_in_actions")):
+        wanted = getattr(expect, key)
+        if wanted is not None:
+            checks.append({"check": key, "expected": wanted, "actual": totals[total_key],
+                           "passed": totals[total_key] == wanted})  # fmt: skip
+    if expect.max_flaps is not None:
+        checks.append({"check": "flaps", "expected": f"<= {expect.max_flaps}", "actual": totals["flaps"],
+                       "passed": totals["flaps"] <= expect.max_flaps})  # fmt: skip
+    return checks
+
+
+def _invocation_summary(invocations: list[dict[str, Any]]) -> dict[str, Any]:
+    by_function: dict[str, dict[str, int]] = {}
+    for i in invocations:
+        entry = by_function.setdefault(i["function"], {"count": 0, "cold": 0, "errors": 0})
+        entry["count"] += 1
+        entry["cold"] += int(i["cold"])
+        entry["errors"] += int(not i["ok"])
+    errors = [i for i in invocations if not i["ok"]][:20]
+    return {"by_function": by_function, "first_errors": errors}
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, list):
+        return f"{value[0]}-{value[1]}"
+    return str(value)
+
+
+def stage_table(report: dict[str, Any]) -> str:
+    header = ("stage", "load", "expect", "at end", "t->exp s", "requests", "errors", "p50 s", "p95 s", "p95* s", "ok")
+    rows = [header]
+    for s in report["stages"]:
+        load = f"{s['clients']} cl" if s["clients"] is not None else f"{_fmt(s['rate'], 1)}/s"
+        rows.append(
+            (
+                str(s["index"]), load, _fmt(s["expect_instances"]), _fmt(s["instances_at_end"]),
+                _fmt(s["seconds_to_expected"], 0), str(s["requests"]), str(s["errors"]),
+                _fmt(s["latency_p50"]), _fmt(s["latency_p95"]), _fmt(s["latency_p95_settled"]),
+                "PASS" if s["passed"] else "FAIL",
+            )
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    t = report["totals"]
+    sp = report["speed"]
+    lines.append("")
+    lines.append(
+        f"scale-out actions {t['scale_out_actions']}, scale-in actions {t['scale_in_actions']}, flaps {t['flaps']}; "
+        f"requests {t['requests']}, errors {t['errors']}, SLO (<= {t['slo_seconds']} s) {_fmt(t['slo_attainment'], 4)}"
+    )
+    lines.append(
+        f"instance-seconds {t['instance_seconds']:.0f} (oracle {t['oracle_instance_seconds']:.0f}, "
+        f"x{_fmt(t['instance_seconds_vs_oracle'])}); function errors {t['function_errors']}"
+    )
+    for c in report["checks"]:
+        lines.append(f"check {c['check']}: expected {c['expected']}, actual {c['actual']} -> "
+                     f"{'PASS' if c['passed'] else 'FAIL'}")  # fmt: skip
+    lines.append(
+        f"{report['scenario']} [{report['policy']}]: {'PASSED' if report['passed'] else 'FAILED'} - "
+        f"{sp['simulated_seconds']:.0f} simulated s in {sp['wall_seconds']:.1f} wall s "
+        f"({_fmt(sp['simulated_per_wall_second'], 0)} x real time)"
+    )
+    lines.append("p95* = p95 excluding the first 120 s after a load increase")
+    return "\n".join(lines)
