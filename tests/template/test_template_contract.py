@@ -1,0 +1,488 @@
+"""Contract between template.yaml and the code: settings, handlers, alarms -> topics -> functions,
+encryption, IMDSv2, IAM scoping and the inline user-data copy. Offline (samtranslator)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+from autoscaler.settings import ENVIRONMENT_VARIABLES, Settings
+
+from tests.template.conftest import FUNCTIONS, PARAMETERS, ROOT
+from tools import sync_userdata
+from tools.cfn_template import function_environment, resolve
+
+REQUIRED = {f.name.upper() for f in fields(Settings) if f.default is MISSING and f.default_factory is MISSING}
+POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+
+
+def _resources(template: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == rtype}
+
+
+def _lambda_functions(translated: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    functions = _resources(translated, "AWS::Lambda::Function")
+    assert set(functions) == set(FUNCTIONS), "one Lambda function per handler, no more"
+    return functions
+
+
+def _ref(node: Any) -> str | None:
+    return node.get("Ref") if isinstance(node, dict) else None
+
+
+def _fleet_name(params: dict[str, Any]) -> str:
+    return params["FleetName"] or "autoscaler"  # the resolver's AWS::StackName
+
+
+# ---------------------------------------------------------------------------------- settings
+
+
+def test_every_required_setting_is_set_on_every_function(translated: dict[str, Any]) -> None:
+    assert {
+        "FLEET_NAME",
+        "TABLE_NAME",
+        "LAUNCH_TEMPLATE_ID",
+        "SUBNET_IDS",
+        "TARGET_GROUP_ARN",
+        "TARGET_GROUP_DIMENSION",
+    } == REQUIRED
+    for name, function in _lambda_functions(translated).items():
+        env = function["Properties"]["Environment"]["Variables"]
+        missing = REQUIRED - set(env)
+        assert not missing, f"{name} lacks {sorted(missing)}"
+
+
+def test_functions_set_only_known_variables_and_the_tunables(translated: dict[str, Any]) -> None:
+    tunables = {
+        "LAUNCH_TEMPLATE_VERSION",
+        "MIN_SIZE",
+        "MAX_SIZE",
+        "WARM_POOL_SIZE",
+        "CPU_TARGET",
+        "REQUESTS_PER_TARGET_TARGET",
+        "SCALE_IN_STABILIZATION_SECONDS",
+        "CPU_METRIC_NAMESPACE",
+        "CPU_METRIC_PERIOD_SECONDS",
+        "SCALE_OUT_ALARM_NAMES",
+        "SCALE_IN_ALARM_NAMES",
+    }
+    assert tunables <= set(ENVIRONMENT_VARIABLES)
+    for name, function in _lambda_functions(translated).items():
+        env = set(function["Properties"]["Environment"]["Variables"])
+        unknown = env - set(ENVIRONMENT_VARIABLES) - POWERTOOLS_VARIABLES
+        assert not unknown, f"{name} sets variables no code reads: {sorted(unknown)}"
+        assert tunables <= env, f"{name} lacks {sorted(tunables - env)}"
+        assert env >= POWERTOOLS_VARIABLES
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_resolved_environment_builds_settings(
+    raw_template: dict[str, Any], params: dict[str, Any], logical_id: str
+) -> None:
+    env = function_environment(raw_template, logical_id, params)
+    settings = Settings.from_env(env)
+    fleet = _fleet_name(params)
+    assert settings.fleet_name == fleet
+    assert settings.subnet_ids == tuple(PARAMETERS["SubnetIds"].split(","))
+    assert settings.min_size == params["MinSize"]
+    assert settings.max_size == params["MaxSize"]
+    assert settings.warm_pool_size == params["WarmPoolSize"]
+    assert settings.cpu_target == params["CpuTarget"]
+    assert settings.requests_per_target_target == params["RequestsPerTargetTarget"]
+    assert settings.cpu_metric_namespace == "Autoscaler"
+    assert settings.scale_out_alarm_names == ("<CpuHighAlarm>", "<RequestsHighAlarm>")
+    assert settings.scale_in_alarm_names == ("<ScaleInAlarm>",)
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Autoscaler"
+
+
+def test_overrides_reach_the_functions(raw_template: dict[str, Any]) -> None:
+    from tools.cfn_template import parameter_values
+
+    params = parameter_values(raw_template, {**PARAMETERS, "FleetName": "blue", "MaxSize": "3"})
+    env = function_environment(raw_template, "ReconcileFunction", params)
+    assert env["FLEET_NAME"] == "blue"
+    assert env["MAX_SIZE"] == "3"
+
+
+# ---------------------------------------------------------------------------------- handlers
+
+
+@pytest.mark.parametrize(("logical_id", "handler"), sorted(FUNCTIONS.items()))
+def test_handler_names_an_importable_module_under_functions(
+    translated: dict[str, Any], logical_id: str, handler: str
+) -> None:
+    props = translated["Resources"][logical_id]["Properties"]
+    assert props["Handler"] == handler
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    module_name, _, attribute = handler.rpartition(".")
+    path = ROOT / "functions" / Path(*module_name.split("."))
+    assert path.with_suffix(".py").is_file(), f"{handler}: no {path.with_suffix('.py')}"
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, attribute)), f"{handler} is not callable"
+
+
+def test_functions_share_one_code_uri(raw_template: dict[str, Any]) -> None:
+    assert raw_template["Globals"]["Function"]["CodeUri"] == "functions/"
+    for logical_id in FUNCTIONS:
+        assert "CodeUri" not in raw_template["Resources"][logical_id]["Properties"]
+
+
+def test_timeouts_retries_and_failure_destination(translated: dict[str, Any]) -> None:
+    functions = _lambda_functions(translated)
+    for name, function in functions.items():
+        expected = 900 if name == "LifecycleFunction" else 120
+        assert function["Properties"]["Timeout"] == expected, name
+        assert "LoggingConfig" in function["Properties"], f"{name}: explicit log group"
+    configs = _resources(translated, "AWS::Lambda::EventInvokeConfig")
+    by_function = {_ref(c["Properties"]["FunctionName"]): c["Properties"] for c in configs.values()}
+    assert set(by_function) == set(functions)
+    queues = _resources(translated, "AWS::SQS::Queue")
+    for props in by_function.values():
+        assert props["MaximumRetryAttempts"] == 2
+        destination = props["DestinationConfig"]["OnFailure"]["Destination"]
+        assert destination["Fn::GetAtt"][0] in queues
+    for queue in queues.values():
+        assert queue["Properties"].get("SqsManagedSseEnabled") or queue["Properties"].get("KmsMasterKeyId")
+    depth_alarms = [
+        a
+        for a in _resources(translated, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "AWS/SQS"
+    ]
+    assert depth_alarms, "an alarm on the failed-events queue depth"
+
+
+# ---------------------------------------------------------------------------------- alarms
+
+
+def _subscribed_functions(translated: dict[str, Any], topic: str) -> set[str]:
+    subscribed = set()
+    for sub in _resources(translated, "AWS::SNS::Subscription").values():
+        props = sub["Properties"]
+        if _ref(props["TopicArn"]) == topic and props["Protocol"] == "lambda":
+            subscribed.add(props["Endpoint"]["Fn::GetAtt"][0])
+    permitted = {
+        _ref(p["Properties"]["FunctionName"])
+        for p in _resources(translated, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "sns.amazonaws.com" and _ref(p["Properties"].get("SourceArn")) == topic
+    }
+    return subscribed & permitted
+
+
+def test_high_alarms_reach_scale_out_and_the_composite_reaches_scale_in(
+    translated: dict[str, Any], raw_template: dict[str, Any], params: dict[str, Any]
+) -> None:
+    alarms = _resources(translated, "AWS::CloudWatch::Alarm")
+    composites = _resources(translated, "AWS::CloudWatch::CompositeAlarm")
+    out_topics = {
+        _ref(t) for a in ("CpuHighAlarm", "RequestsHighAlarm") for t in alarms[a]["Properties"]["AlarmActions"]
+    }
+    assert out_topics == {"ScaleOutTopic"}
+    assert _subscribed_functions(translated, "ScaleOutTopic") == {"ScaleOutFunction"}
+    assert set(composites) == {"ScaleInAlarm"}
+    in_topics = {_ref(t) for t in composites["ScaleInAlarm"]["Properties"]["AlarmActions"]}
+    assert in_topics == {"ScaleInTopic"}
+    assert _subscribed_functions(translated, "ScaleInTopic") == {"ScaleInFunction"}
+    # The low alarms act only through the composite, which needs both of them.
+    for name in ("CpuLowAlarm", "RequestsLowAlarm"):
+        props = alarms[name]["Properties"]
+        assert not props.get("AlarmActions") and not props.get("OKActions"), name
+    rule = resolve(composites["ScaleInAlarm"]["Properties"]["AlarmRule"], params, raw_template)
+    assert rule == 'ALARM("<CpuLowAlarm>") AND ALARM("<RequestsLowAlarm>")'
+    # Every alarm with an action is named in SCALE_OUT/SCALE_IN_ALARM_NAMES (reconcile re-reads them).
+    env = function_environment(raw_template, "ReconcileFunction", params)
+    assert env["SCALE_OUT_ALARM_NAMES"].split(",") == ["<CpuHighAlarm>", "<RequestsHighAlarm>"]
+    assert env["SCALE_IN_ALARM_NAMES"] == "<ScaleInAlarm>"
+    with_actions = {n for n, a in {**alarms, **composites}.items() if a["Properties"].get("AlarmActions")}
+    assert with_actions == {"CpuHighAlarm", "RequestsHighAlarm", "ScaleInAlarm"}
+
+
+def test_alarm_names_derive_from_the_fleet_name(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
+    fleet = _fleet_name(params)
+    names = {
+        logical_id: resolve(r["Properties"]["AlarmName"], params, raw_template)
+        for logical_id, r in raw_template["Resources"].items()
+        if r["Type"].startswith("AWS::CloudWatch::") and "Alarm" in r["Type"]
+    }
+    assert names["CpuHighAlarm"] == f"{fleet}-cpu-high"
+    assert names["ScaleInAlarm"] == f"{fleet}-scale-in"
+    assert all(name.startswith(f"{fleet}-") for name in names.values())
+
+
+def test_alarm_signals_match_the_contract(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
+    res = raw_template["Resources"]
+    cpu = resolve(res["CpuHighAlarm"]["Properties"], params, raw_template)
+    assert (cpu["Namespace"], cpu["MetricName"]) == ("Autoscaler", "CPUUtilization")
+    assert cpu["Dimensions"] == [{"Name": "Fleet", "Value": _fleet_name(params)}]
+    assert cpu["Period"] in (10, 30)
+    assert cpu["Threshold"] == params["CpuTarget"]
+    for name in ("RequestsHighAlarm", "RequestsLowAlarm"):
+        req = resolve(res[name]["Properties"], params, raw_template)
+        assert (req["Namespace"], req["MetricName"], req["Statistic"], req["Period"]) == (
+            "AWS/ApplicationELB",
+            "RequestCountPerTarget",
+            "Sum",
+            60,
+        )
+        assert req["Dimensions"] == [{"Name": "TargetGroup", "Value": "<TargetGroup.TargetGroupFullName>"}]
+    treat = {
+        n: res[n]["Properties"]["TreatMissingData"]
+        for n in ("CpuHighAlarm", "RequestsHighAlarm", "CpuLowAlarm", "RequestsLowAlarm")
+    }
+    assert treat == {
+        "CpuHighAlarm": "notBreaching",
+        "RequestsHighAlarm": "notBreaching",
+        "CpuLowAlarm": "notBreaching",
+        "RequestsLowAlarm": "breaching",
+    }
+
+
+# ---------------------------------------------------------------------------------- encryption
+
+
+def test_topics_use_a_customer_managed_key_cloudwatch_may_use(translated: dict[str, Any]) -> None:
+    keys = _resources(translated, "AWS::KMS::Key")
+    topics = _resources(translated, "AWS::SNS::Topic")
+    assert set(topics) == {"ScaleOutTopic", "ScaleInTopic"}
+    for name, topic in topics.items():
+        key = topic["Properties"]["KmsMasterKeyId"]
+        assert _ref(key) in keys, f"{name} must use this stack's KMS key, not alias/aws/sns"
+        props = keys[_ref(key)]["Properties"]
+        assert props["EnableKeyRotation"] is True
+        grants = [
+            s
+            for s in props["KeyPolicy"]["Statement"]
+            if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        ]
+        assert grants, "the key policy must let CloudWatch alarms use the key"
+        actions = {a for s in grants for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+        assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= actions
+
+
+def test_topic_policy_lets_only_this_accounts_alarms_publish(translated: dict[str, Any]) -> None:
+    (policy,) = _resources(translated, "AWS::SNS::TopicPolicy").values()
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert "aws:SourceArn" in allow["Condition"]["ArnLike"]
+
+
+def test_state_table_contract(translated: dict[str, Any]) -> None:
+    (table,) = _resources(translated, "AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert {(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]} == {("pk", "HASH"), ("sk", "RANGE")}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+# ---------------------------------------------------------------------------------- instances
+
+
+def test_launch_template_requires_imdsv2_and_encrypts_volumes(
+    raw_template: dict[str, Any], params: dict[str, Any]
+) -> None:
+    data = raw_template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"] == {
+        "HttpEndpoint": "enabled",
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 1,
+        "InstanceMetadataTags": "enabled",
+    }
+    (mapping,) = data["BlockDeviceMappings"]
+    assert mapping["Ebs"]["Encrypted"] is True
+    assert mapping["Ebs"]["VolumeType"] == "gp3"
+    specs = resolve(data["TagSpecifications"], params, raw_template)
+    for spec in specs:
+        assert {"Key": "AutoscalerFleet", "Value": _fleet_name(params)} in spec["Tags"], spec["ResourceType"]
+    assert {s["ResourceType"] for s in specs} >= {"instance", "volume"}
+
+
+def test_no_ssh_and_workers_reachable_only_from_the_alb(raw_template: dict[str, Any]) -> None:
+    res = raw_template["Resources"]
+    worker = res["WorkerSecurityGroup"]["Properties"]
+    assert "SecurityGroupIngress" not in worker
+    ingress = [r["Properties"] for r in res.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
+    assert ingress == [
+        {
+            "Description": "Requests and health checks from the ALB",
+            "GroupId": {"Ref": "WorkerSecurityGroup"},
+            "IpProtocol": "tcp",
+            "FromPort": 30000,
+            "ToPort": 30000,
+            "SourceSecurityGroupId": {"Ref": "LoadBalancerSecurityGroup"},
+        }
+    ]
+    assert [(e["FromPort"], e["ToPort"]) for e in worker["SecurityGroupEgress"]] == [(443, 443)]
+    alb = res["LoadBalancerSecurityGroup"]["Properties"]
+    assert [(i["FromPort"], i.get("CidrIp")) for i in alb["SecurityGroupIngress"]] == [(30000, {"Ref": "AllowedCidr"})]
+    assert [e["DestinationSecurityGroupId"] for e in alb["SecurityGroupEgress"]] == [{"Ref": "WorkerSecurityGroup"}]
+
+
+def test_target_group_and_listener(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
+    res = raw_template["Resources"]
+    tg = resolve(res["TargetGroup"]["Properties"], params, raw_template)
+    assert (tg["Port"], tg["Protocol"], tg["TargetType"], tg["HealthCheckPath"]) == (30000, "HTTP", "instance", "/ping")
+    attributes = {a["Key"]: a["Value"] for a in tg["TargetGroupAttributes"]}
+    assert attributes["deregistration_delay.timeout_seconds"] == params["DeregistrationDelaySeconds"]
+    assert res["Listener"]["Properties"]["Port"] == 30000
+    assert res["LoadBalancer"]["Properties"]["Scheme"] == "internet-facing"
+
+
+def test_worker_may_tag_only_itself_ready(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
+    policy = resolve(raw_template["Resources"]["WorkerRole"]["Properties"]["Policies"][0], params, raw_template)
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    tag = statements["TagItselfReady"]
+    assert tag["Action"] == "ec2:CreateTags"
+    # Fn::Sub's ${!...} escape leaves the IAM policy variable for IAM to evaluate.
+    assert tag["Condition"]["StringEquals"]["aws:ARN"] == "${ec2:SourceInstanceARN}"
+    assert tag["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] == ["AutoscalerReady"]
+    assert statements["PublishFleetCpu"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Autoscaler"}}
+    assert statements["DownloadWorkerLayer"]["Resource"] == "<WorkerLayer>"
+
+
+# ---------------------------------------------------------------------------------- IAM
+
+
+def test_control_plane_policy_grants_exactly_the_apis_the_code_calls(
+    raw_template: dict[str, Any], params: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    policy = resolve(raw_template["Resources"]["ControlPlanePolicy"]["Properties"], params, raw_template)
+    actions: set[str] = set()
+    for statement in policy["PolicyDocument"]["Statement"]:
+        assert statement["Effect"] == "Allow"
+        acts = statement["Action"]
+        actions |= {acts} if isinstance(acts, str) else set(acts)
+    assert actions == {
+        "ec2:DescribeInstances",
+        "ec2:RunInstances",
+        "ec2:StartInstances",
+        "ec2:StopInstances",
+        "ec2:TerminateInstances",
+        "ec2:CreateTags",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:RegisterTargets",
+        "elasticloadbalancing:DeregisterTargets",
+        "cloudwatch:GetMetricData",
+        "cloudwatch:DescribeAlarms",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "iam:PassRole",
+    }
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    fleet = _fleet_name(params)
+    manage = statements["ManageFleetInstances"]
+    assert manage["Condition"]["StringEquals"] == {"ec2:ResourceTag/AutoscalerFleet": fleet}
+    run = statements["LaunchTaggedFleetInstancesFromThisTemplate"]
+    assert run["Condition"]["StringEquals"] == {"aws:RequestTag/AutoscalerFleet": fleet}
+    assert run["Condition"]["ArnEquals"]["ec2:LaunchTemplate"].endswith("launch-template/<LaunchTemplate>")
+    assert statements["TagOnLaunch"]["Condition"] == {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
+    assert statements["PassWorkerRoleToEc2"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}
+    }
+    assert statements["RegisterFleetTargets"]["Resource"] == "<TargetGroup>"
+    assert statements["FleetStateTable"]["Resource"] == "<StateTable.Arn>"
+    # Every function's role carries the policy.
+    roles = _resources(translated, "AWS::IAM::Role")
+    for name, function in _lambda_functions(translated).items():
+        role = roles[function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        assert {"Ref": "ControlPlanePolicy"} in role["Properties"]["ManagedPolicyArns"], name
+
+
+def test_fleet_custom_resource_is_deleted_first(raw_template: dict[str, Any]) -> None:
+    res = raw_template["Resources"]
+    fleet = res["Fleet"]
+    assert fleet["Type"] == "Custom::Fleet"
+    assert fleet["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["LifecycleFunction", "Arn"]}
+    text = json.dumps(fleet)
+    for dependency in ("TargetGroup", "WorkerSecurityGroup", "LaunchTemplate"):
+        assert dependency in fleet["DependsOn"] or f'"{dependency}"' in text, dependency
+    for name in ("ScaleOutFunction", "ScaleInFunction", "ReconcileFunction"):
+        assert res[name].get("DependsOn") == "Fleet", f"{name} must go before the fleet on delete"
+
+
+# ---------------------------------------------------------------------------------- user-data
+
+
+def test_userdata_copy_matches_the_script(raw_template: dict[str, Any]) -> None:
+    template_text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    if not sync_userdata.SCRIPT.exists():
+        pytest.skip("userdata/bootstrap.sh does not exist yet")
+    script = sync_userdata.SCRIPT.read_text(encoding="utf-8")
+    assert sync_userdata.inline_copy(template_text) == script, "run python3 tools/sync_userdata.py"
+    assert sync_userdata.render(template_text, script) == template_text
+
+
+def test_userdata_placeholders_are_provided(raw_template: dict[str, Any]) -> None:
+    user_data = raw_template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    text, variables = user_data["Fn::Base64"]["Fn::Sub"]
+    used = set(re.findall(r"\$\{(?!!)([^}]*)\}", text))
+    assert used <= set(variables) | {"AWS::Region"}
+    assert set(variables) == {"FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace"}
+    assert variables["WorkerLayerVersionArn"] == {"Ref": "WorkerLayer"}
+    assert variables["CpuMetricNamespace"] == "Autoscaler"
+
+
+# ---------------------------------------------------------------------------------- outputs
+
+
+def test_outputs(raw_template: dict[str, Any]) -> None:
+    assert {
+        "LoadBalancerUrl",
+        "DashboardUrl",
+        "ScaleOutTopicArn",
+        "ScaleInTopicArn",
+        "StateTableName",
+        "FleetName",
+        "TargetGroupArn",
+        "LaunchTemplateId",
+        "ReconcileFunctionName",
+        "ScaleOutAlarmNames",
+        "ScaleInAlarmNames",
+    } <= set(raw_template["Outputs"])
+    assert raw_template["Outputs"]["LoadBalancerUrl"]["Value"] == {"Fn::Sub": "http://${LoadBalancer.DNSName}:30000"}
+
+
+def test_dashboard_body_is_json(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
+    body = resolve(raw_template["Resources"]["Dashboard"]["Properties"]["DashboardBody"], params, raw_template)
+    widgets = json.loads(body)["widgets"]
+    text = json.dumps(widgets)
+    for metric in (
+        "InService",
+        "Booting",
+        "Pool",
+        "Desired",
+        "CPUUtilization",
+        "RequestCountPerTarget",
+        "TargetResponseTime",
+        "Decisions",
+    ):
+        assert metric in text, metric
+    assert any(w["type"] == "alarm" for w in widgets)
+
+
+def test_samconfig_environments(raw_template: dict[str, Any]) -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    default = config["default"]["deploy"]["parameters"]
+    assert default["capabilities"] == "CAPABILITY_IAM"
+    assert default["resolve_s3"] is True
+    assert default["confirm_changeset"] is True
+    dev = config["dev"]["deploy"]["parameters"]
+    overrides = dict(pair.split("=", 1) for pair in dev["parameter_overrides"].split())
+    assert set(overrides) <= set(raw_template["Parameters"])
+    assert overrides["MaxSize"] == "3"
+    assert overrides["WarmPoolSize"] == "0"
