@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Generator
@@ -109,6 +110,7 @@ class Simulation:
         self.samples: list[Sample] = []
         self.actions: list[Action] = []
         self.service_count = 0
+        self.outcomes: list[tuple[float, str, Any]] = []
 
     # -- Twin protocol (hooks) ----------------------------------------------------------------
     def offset(self) -> float:
@@ -213,14 +215,16 @@ class Simulation:
             self.clock.offset = 0.0
             self.engine.advance_to(self.env.now)
             try:
+                outcome: Any = None
                 if role == "scale_out":
-                    entrypoints.handle_alarm_event(event, runtime, Direction.OUT)
+                    outcome = entrypoints.handle_alarm_event(event, runtime, Direction.OUT)
                 elif role == "scale_in":
-                    entrypoints.handle_alarm_event(event, runtime, Direction.IN)
+                    outcome = entrypoints.handle_alarm_event(event, runtime, Direction.IN)
                 elif role == "reconcile":
-                    entrypoints.reconcile(runtime)
+                    outcome = entrypoints.reconcile(runtime)
                 elif role == "lifecycle":
-                    entrypoints.create_fleet(runtime)
+                    outcome = entrypoints.create_fleet(runtime)
+                self.outcomes.append((self.env.now - self.warmup, role, outcome))
                 return self.clock.offset
             finally:
                 self._count_actions()
@@ -350,9 +354,12 @@ class Simulation:
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # seconds of JSON we never use
         from moto import mock_aws
+        from moto.moto_api._internal import mock_random
 
         started = time.perf_counter()
+        mock_random.seed(self.scenario.seed)  # moto's resource ids, hence routing order: deterministic
         with mock_aws():
             self._setup()
             env = self.env
