@@ -137,8 +137,10 @@ def _close_inherited_fds(keep: int) -> None:
 def worker_loop(chan: socket.socket, cfg: Config) -> NoReturn:
     """Body of a worker process: receive a client socket, do the work, answer, repeat."""
     signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the supervisor drains
+    # A signal sent to the whole group (Ctrl-C, kill -TERM -pgid) must not cut a request short:
+    # the supervisor drains, then closes the channel (a worker exits on EOF) or SIGKILLs.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _close_inherited_fds(chan.fileno())
     rng = random.Random()  # reseeded from os.urandom: forked copies must differ
@@ -299,9 +301,7 @@ class Supervisor:
                 self._respond(proc.conn, _json(503, {"error": "shutting down"}))
                 proc.conn = None
                 self._kill(proc.pid, signal.SIGKILL)
-            else:
-                self._kill(proc.pid, signal.SIGTERM)
-            proc.chan.close()
+            proc.chan.close()  # an idle worker exits on EOF
         deadline = time.monotonic() + 5.0
         while self.procs and time.monotonic() < deadline:
             self._reap(forget=True)
@@ -360,9 +360,11 @@ class Supervisor:
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(proc.chan)
         proc.chan.close()
-        if not self.draining:
+        if self.draining or self.stop_requested:
+            LOG.info("worker %d gone (%s) while stopping", proc.pid, reason)
+        else:
             self.replaced += 1
-        LOG.warning("worker %d gone (%s); replacing", proc.pid, reason)
+            LOG.warning("worker %d gone (%s); replacing", proc.pid, reason)
 
     def _reap(self, forget: bool = False) -> None:
         while True:
