@@ -124,7 +124,9 @@ class AlarmEngine:
         return spec.actions.get(state, ())
 
 
-_TOKEN = re.compile(r"\s*(\(|\)|AND\b|OR\b|NOT\b|TRUE\b|FALSE\b|(ALARM|OK|INSUFFICIENT_DATA)\s*\(\s*(\"[^\"]*\"|'[^']*'|[^)\s]+)\s*\))")
+_TOKEN = re.compile(
+    r"\s*(\(|\)|AND\b|OR\b|NOT\b|TRUE\b|FALSE\b|(ALARM|OK|INSUFFICIENT_DATA)\s*\(\s*(\"[^\"]*\"|'[^']*'|[^)\s]+)\s*\))"
+)
 
 
 def evaluate_rule(rule: str, state_of: Callable[[str], str]) -> bool:
@@ -136,8 +138,13 @@ def evaluate_rule(rule: str, state_of: Callable[[str], str]) -> bool:
         match = _TOKEN.match(text, pos)
         if match is None:
             raise ValueError(f"cannot parse alarm rule at {text[pos:]!r}")
-        tokens.append((match.group(1).split("(")[0].strip() if match.group(2) else match.group(1),
-                       match.group(2) or "", (match.group(3) or "").strip("\"'")))
+        tokens.append(
+            (
+                match.group(1).split("(")[0].strip() if match.group(2) else match.group(1),
+                match.group(2) or "",
+                (match.group(3) or "").strip("\"'"),
+            )
+        )
         pos = match.end()
         while pos < len(text) and text[pos].isspace():
             pos += 1

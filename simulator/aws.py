@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import boto3
+from autoscaler.runtime import AwsClients
 from botocore.awsrequest import AWSResponse
 
-from autoscaler.runtime import AwsClients
 from simulator.balancer import Balancer
 from simulator.cfn import Template
 from simulator.cloudwatch import MetricStore, metric_key
@@ -151,7 +151,7 @@ def _observe(client: Any, operation: str, seen: Callable[[dict[str, Any], dict[s
     client.meta.events.register(f"after-call.{operation}", after)
 
 
-def install_hooks(clients: AwsClients, twin: Twin) -> None:  # noqa: C901
+def install_hooks(clients: AwsClients, twin: Twin) -> None:
     def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["twin_params"] = dict(params)
 
@@ -161,8 +161,13 @@ def install_hooks(clients: AwsClients, twin: Twin) -> None:  # noqa: C901
     # -- EC2 ------------------------------------------------------------------------------------
     def capacity(_: dict[str, Any]) -> dict[str, Any] | None:
         if twin.capacity_error():
-            return {"Error": {"Code": "InsufficientInstanceCapacity", "Message": "We currently do not have "
-                              "sufficient capacity in the Availability Zone you requested (simulated)."}}
+            return {
+                "Error": {
+                    "Code": "InsufficientInstanceCapacity",
+                    "Message": "We currently do not have "
+                    "sufficient capacity in the Availability Zone you requested (simulated).",
+                }
+            }
         return None
 
     _answer(clients.ec2, "ec2.RunInstances", capacity)

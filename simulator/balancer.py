@@ -157,5 +157,7 @@ class Balancer:
                 if target.state in REASONS:
                     health["Reason"] = REASONS[target.state]
                 port = target.port
-            out.append({"Target": {"Id": instance_id, "Port": port}, "HealthCheckPort": str(port), "TargetHealth": health})
+            out.append(
+                {"Target": {"Id": instance_id, "Port": port}, "HealthCheckPort": str(port), "TargetHealth": health}
+            )
         return out

@@ -8,10 +8,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from simulator.harness import RunResult  # noqa: E402
+from simulator.harness import RunResult
 
 STATE_LEVEL = {"OK": 0, "INSUFFICIENT_DATA": 0.5, "ALARM": 1}
 
@@ -34,7 +34,7 @@ def _p95_per_minute(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
     return np.array(xs), np.array(ys)
 
 
-def draw_timeline(result: RunResult, report: dict[str, Any], path: str | Path) -> None:  # noqa: PLR0915
+def draw_timeline(result: RunResult, report: dict[str, Any], path: str | Path) -> None:
     samples = [s for s in result.samples if s.t >= 0]
     hours = result.scenario.duration > 4 * 3600
     scale = 3600.0 if hours else 60.0

@@ -161,13 +161,11 @@ def _env_str(value: Any) -> str:
     return str(value)
 
 
-def build_deployment(template: Template) -> Deployment:  # noqa: C901, PLR0912
+def build_deployment(template: Template) -> Deployment:
     globals_fn = template.resolve(((template.data.get("Globals") or {}).get("Function")) or {})
     global_env = {k: _env_str(v) for k, v in ((globals_fn.get("Environment") or {}).get("Variables") or {}).items()}
 
-    alarms = tuple(
-        _alarm(template, lid, raw) for lid, raw in template.resources("AWS::CloudWatch::Alarm").items()
-    )
+    alarms = tuple(_alarm(template, lid, raw) for lid, raw in template.resources("AWS::CloudWatch::Alarm").items())
     composites = []
     for lid, raw in template.resources("AWS::CloudWatch::CompositeAlarm").items():
         props = template.resolve(raw.get("Properties") or {})
@@ -186,8 +184,8 @@ def build_deployment(template: Template) -> Deployment:  # noqa: C901, PLR0912
             if str(sub.get("Protocol", "")).lower() == "lambda":
                 subscriptions.setdefault(str(sub["Endpoint"]), []).append(template.ref(lid))
     rule_schedules: dict[str, list[float]] = {}
-    for raw in template.resources("AWS::Events::Rule", "AWS::Scheduler::Schedule").items():
-        props = template.resolve(raw[1].get("Properties") or {})
+    for rule in template.resources("AWS::Events::Rule", "AWS::Scheduler::Schedule").values():
+        props = template.resolve(rule.get("Properties") or {})
         expression = props.get("ScheduleExpression")
         if not expression or str(props.get("State", "ENABLED")).upper() == "DISABLED":
             continue
@@ -208,9 +206,12 @@ def build_deployment(template: Template) -> Deployment:  # noqa: C901, PLR0912
             kind, ev = event.get("Type"), event.get("Properties") or {}
             if kind == "SNS":
                 topics.append(str(ev["Topic"]))
-            elif kind in {"Schedule", "ScheduleV2"} and ev.get("Enabled", True) is not False:
-                if str(ev.get("State", "ENABLED")).upper() != "DISABLED":
-                    schedules.append(_schedule_seconds(str(ev.get("Schedule") or ev.get("ScheduleExpression"))))
+            elif (
+                kind in {"Schedule", "ScheduleV2"}
+                and ev.get("Enabled", True) is not False
+                and str(ev.get("State", "ENABLED")).upper() != "DISABLED"
+            ):
+                schedules.append(_schedule_seconds(str(ev.get("Schedule") or ev.get("ScheduleExpression"))))
         reserved = props.get("ReservedConcurrentExecutions", globals_fn.get("ReservedConcurrentExecutions"))
         functions.append(
             FunctionSpec(

@@ -62,7 +62,8 @@ class Ec2Model:
 
     def billed_seconds(self, now: float) -> float:
         return sum(
-            m.billed_seconds + (now - m.billed_from if m.billed_from is not None else 0.0) for m in self.machines.values()
+            m.billed_seconds + (now - m.billed_from if m.billed_from is not None else 0.0)
+            for m in self.machines.values()
         )
 
     def _state(self, machine: Machine, state: str, now: float) -> None:
@@ -102,7 +103,7 @@ class Ec2Model:
         machine = self.machines.get(instance_id)
         if machine is None or machine.state == "terminated":
             return
-        self._spawn(machine, delay, lambda m, g: self._start(m, g))
+        self._spawn(machine, delay, self._start)
 
     def _start(self, machine: Machine, generation: int) -> Generator[Any, Any, None]:
         self._state(machine, "pending", self.env.now)

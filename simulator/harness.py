@@ -134,7 +134,8 @@ class Simulation:
         self.engine.advance_to(self.env.now)
 
     def alarm_descriptions(self, names: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        metric, composite = [], []
+        metric: list[dict[str, Any]] = []
+        composite: list[dict[str, Any]] = []
         for name, state in self.alarms.states.items():
             if names is not None and name not in names:
                 continue
@@ -233,9 +234,7 @@ class Simulation:
         return run
 
     def _count_actions(self) -> None:
-        count = sum(
-            1 for m in self.ec2_model.machines.values() if m.lifecycle == "service" and m.state != "terminated"
-        )
+        count = sum(1 for m in self.ec2_model.machines.values() if m.lifecycle == "service" and m.state != "terminated")
         if count != self.service_count and self.env.now >= self.warmup:
             direction = "out" if count > self.service_count else "in"
             self.actions.append(Action(self.env.now - self.warmup, direction, self.service_count, count))
@@ -347,9 +346,15 @@ class Simulation:
         cpu = sum(cpu_values) / len(cpu_values) if cpu_values else None
         self.samples.append(
             Sample(
-                t, stage.load if stage is not None else 0.0, in_service, booting, pool, warming, cpu,
+                t,
+                stage.load if stage is not None else 0.0,
+                in_service,
+                booting,
+                pool,
+                warming,
+                cpu,
                 {name: s.value for name, s in self.alarms.states.items()},
-            )  # fmt: skip
+            )
         )
 
     # -- run ----------------------------------------------------------------------------------
@@ -382,7 +387,7 @@ class Simulation:
             env.run(until=end + 1e-6)
             self.engine.advance_to(end)
             instance_seconds = self.ec2_model.billed_seconds(end) - self._billed_at_warmup
-        result = RunResult(
+        return RunResult(
             scenario=self.scenario,
             deployment=self.deployment,
             params=self.params,
@@ -392,7 +397,13 @@ class Simulation:
             actions=self.actions,
             alarm_history=[(n, o, s, at - self.warmup) for n, o, s, at in self.alarms.history],
             invocations=[
-                {"function": i.function, "t": round(i.at - self.warmup, 3), "cold": i.cold, "ok": i.ok, "error": i.error}
+                {
+                    "function": i.function,
+                    "t": round(i.at - self.warmup, 3),
+                    "cold": i.cold,
+                    "ok": i.ok,
+                    "error": i.error,
+                }
                 for i in self.lambdas.invocations
             ],
             instance_seconds=instance_seconds,
@@ -402,7 +413,6 @@ class Simulation:
             thresholds=_cpu_thresholds(self.deployment, self.cpu_key),
             settings=_settings_json(self.settings),
         )
-        return result
 
     _billed_at_warmup = 0.0
 
@@ -433,9 +443,10 @@ def _settings_json(settings: Any) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
 
 
-def oracle_instances(load: float, closed: bool, think: float, params: ModelParams, vcpus: int, target: float, minimum: int) -> int:
+def oracle_instances(
+    load: float, closed: bool, think: float, params: ModelParams, vcpus: int, target: float, minimum: int
+) -> int:
     """Instances that exactly carry ``load`` at the CPU target (demand in vCPU-seconds per second)."""
     work = (params.work_min_seconds + params.work_max_seconds) / 2
     demand = load * work / (work + think) if closed else load * work
     return max(minimum, math.ceil(demand / (vcpus * target / 100.0) - 1e-9))
-

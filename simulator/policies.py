@@ -30,9 +30,12 @@ def _names(deployment: Deployment, key: str) -> tuple[str, ...]:
 
 
 def _actions(deployment: Deployment, name: str) -> dict[str, tuple[str, ...]]:
-    for alarm in (*deployment.alarms, *deployment.composites):
+    for alarm in deployment.alarms:
         if alarm.name == name:
             return dict(alarm.actions)
+    for composite in deployment.composites:
+        if composite.name == name:
+            return dict(composite.actions)
     return {}
 
 

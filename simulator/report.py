@@ -25,7 +25,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None or math.isnan(value) else round(value, digits)
 
 
-def build_report(result: RunResult) -> dict[str, Any]:  # noqa: PLR0915
+def build_report(result: RunResult) -> dict[str, Any]:
     scenario = result.scenario
     sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.warmup
     latency = np.frombuffer(result.log.latency, dtype=np.float64)
@@ -68,7 +68,13 @@ def build_report(result: RunResult) -> dict[str, Any]:  # noqa: PLR0915
         while t < stage.end:
             load = stage.clients if stage.clients is not None else stage.rate_at(t + step / 2)
             need = oracle_instances(
-                float(load or 0.0), stage.clients is not None, stage.think, result.params, result.vcpus, cpu_target, min_size
+                float(load or 0.0),
+                stage.clients is not None,
+                stage.think,
+                result.params,
+                result.vcpus,
+                cpu_target,
+                min_size,
             )
             if need > oracle_prev:
                 oracle_seconds += (need - oracle_prev) * boot
@@ -137,14 +143,16 @@ def build_report(result: RunResult) -> dict[str, Any]:  # noqa: PLR0915
         "stages": stages,
         "totals": totals,
         "checks": global_checks,
-        "actions": [{"t": round(a.t, 1), "direction": a.direction, "from": a.before, "to": a.after} for a in result.actions],
+        "actions": [
+            {"t": round(a.t, 1), "direction": a.direction, "from": a.before, "to": a.after} for a in result.actions
+        ],
         "alarm_transitions": [
             {"t": round(at, 1), "alarm": name, "from": old, "to": new} for name, old, new, at in result.alarm_history
         ],
         "invocations": _invocation_summary(result.invocations),
         "parameters": {k: _jsonable(v) for k, v in result.deployment.parameters.items()},
         "settings": settings,
-        "model": {k: v for k, v in vars(result.params).items()},
+        "model": dict(vars(result.params)),
         "speed": {
             "simulated_seconds": simulated,
             "wall_seconds": round(result.wall_seconds, 2),
@@ -164,7 +172,7 @@ def _expect_json(expect: tuple[int, int]) -> int | list[int]:
 def _stage_checks(
     stage: Stage, at_end: int | None, seconds_to: float | None, p95_settled: float | None, p95_limit: float | None
 ) -> list[dict[str, Any]]:
-    checks = []
+    checks: list[dict[str, Any]] = []
     if stage.expect_instances is not None:
         low, high = stage.expect_instances
         checks.append(

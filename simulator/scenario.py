@@ -146,9 +146,7 @@ class _Reader:
             raise self.fail(node, field_name, f"expected a string, got {value!r}")
         return str(value)
 
-    def check_keys(
-        self, fields_: dict[str, tuple[yaml.Node, yaml.Node]], allowed: set[str], where: str
-    ) -> None:
+    def check_keys(self, fields_: dict[str, tuple[yaml.Node, yaml.Node]], allowed: set[str], where: str) -> None:
         for key, (key_node, _) in fields_.items():
             if key not in allowed:
                 names = ", ".join(sorted(allowed))

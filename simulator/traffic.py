@@ -141,7 +141,7 @@ class TrafficEngine:
         return self.workers[worker_id].cpu_seconds(now)
 
     # -- run --------------------------------------------------------------------------------
-    def advance_to(self, until: float) -> None:  # noqa: C901
+    def advance_to(self, until: float) -> None:
         heap = self.heap
         while heap and heap[0][0] <= until:
             t, _, kind, a, b = heapq.heappop(heap)
@@ -160,8 +160,7 @@ class TrafficEngine:
             elif b == self.open_gen:
                 self._route(t, t, -1)
                 self._next_open(t)
-        if until > self.now:
-            self.now = until
+        self.now = max(self.now, until)
 
     def _route(self, t: float, sent: float, client: int) -> None:
         minute = int(t // 60)

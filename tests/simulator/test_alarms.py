@@ -82,19 +82,15 @@ def test_datapoints_not_yet_visible_are_missing():
 
 
 def test_high_resolution_alarms_evaluate_every_ten_seconds():
-    engine = AlarmEngine((spec(period=10), ), (), MetricStore())
+    engine = AlarmEngine((spec(period=10),), (), MetricStore())
     assert engine.interval("high") == 10
     assert AlarmEngine((spec(period=60),), (), MetricStore()).interval("high") == 60
 
 
 def test_composite_is_and_of_children_and_notifies_on_transition():
     store = MetricStore()
-    low_cpu = AlarmSpec(
-        "cpu-low", MetricSpec("A", "cpu", (), "Average", 60), 40, "LessThanThreshold", 1, 1, "missing"
-    )
-    low_req = AlarmSpec(
-        "req-low", MetricSpec("A", "req", (), "Sum", 60), 48, "LessThanThreshold", 1, 1, "breaching"
-    )
+    low_cpu = AlarmSpec("cpu-low", MetricSpec("A", "cpu", (), "Average", 60), 40, "LessThanThreshold", 1, 1, "missing")
+    low_req = AlarmSpec("req-low", MetricSpec("A", "req", (), "Sum", 60), 48, "LessThanThreshold", 1, 1, "breaching")
     composite = CompositeSpec("scale-in", 'ALARM("cpu-low") AND ALARM("req-low")', {"ALARM": ("t",)})
     engine = AlarmEngine((low_cpu, low_req), (composite,), store)
     store.put(low_cpu.metric.key(), 0, 30, 1)

@@ -56,8 +56,11 @@ def test_shipped_scenarios_parse(path: Path):
         ("name: x\nstagez: []\n", 2, "stagez"),
         ("name: x\n", 1, "stages"),
         ("stages:\n  - {duration: 60, clients: 1}\nevents:\n  - {at: 10, action: explode}\n", 4, "events[0].action"),
-        ("stages:\n  - {duration: 60, clients: 1}\nevents:\n  - {at: 10, action: capacity_error}\n", 4,
-         "events[0].seconds"),
+        (
+            "stages:\n  - {duration: 60, clients: 1}\nevents:\n  - {at: 10, action: capacity_error}\n",
+            4,
+            "events[0].seconds",
+        ),
         ("stages:\n  - {duration: 60, clients: 1, expect_instances: [3, 1]}\n", 2, "stages[0].expect_instances"),
         ("stages: [\n", 2, "<yaml>"),
     ],
