@@ -1,0 +1,327 @@
+"""decide(): the HPA-style sizing, table-driven, plus Hypothesis properties over random fleets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import timedelta
+from functools import cache
+
+import pytest
+from autoscaler import decide as d
+from autoscaler.decide import (
+    clamp,
+    decide,
+    recommend_for_signal,
+    scale_out_limit,
+    stabilized_recommendation,
+)
+from autoscaler.model import Direction, FleetState, Metrics, ScalingPolicy, Snapshot
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.builders import T0, booting, policy, recommendations, serving, snapshot
+
+NOW = T0 + timedelta(seconds=600)
+OUT = frozenset({Direction.OUT})
+IN = frozenset({Direction.IN})
+BOTH = frozenset({Direction.OUT, Direction.IN})
+
+# id, snapshot arguments, policy overrides, expected desired, expected reason
+CASES = [
+    # --- CPU, target 70 %, tolerance 10 %
+    ("1-at-60-stays-1", {"in_service": 1, "cpu": 60.0, "active": OUT}, {}, 1, d.AT_TARGET),
+    ("1-at-75-within-tolerance", {"in_service": 1, "cpu": 75.0, "active": OUT}, {}, 1, d.AT_TARGET),
+    ("1-at-79-to-2", {"in_service": 1, "cpu": 79.0, "active": OUT}, {}, 2, d.SCALE_OUT),
+    ("2-at-48-stays-2", {"in_service": 2, "cpu": 48.0, "active": IN}, {}, 2, d.AT_TARGET),
+    ("2-at-33-to-1", {"in_service": 2, "cpu": 33.0, "active": IN}, {}, 1, d.SCALE_IN),
+    (
+        "2-at-33-held-by-window",
+        {"in_service": 2, "cpu": 33.0, "active": IN, "history": recommendations((550, 2))},
+        {},
+        2,
+        d.STABILIZING,
+    ),
+    (
+        "2-at-33-old-recommendation-expired",
+        {"in_service": 2, "cpu": 33.0, "active": IN, "history": recommendations((400, 2), (480, 2))},
+        {},
+        1,
+        d.SCALE_IN,
+    ),
+    (
+        "4-at-10-scales-to-window-max",
+        {"in_service": 4, "cpu": 10.0, "active": IN, "history": recommendations((500, 3), (590, 2))},
+        {},
+        3,
+        d.SCALE_IN,
+    ),
+    ("2-at-33-in-not-armed", {"in_service": 2, "cpu": 33.0, "active": OUT}, {}, 2, d.IN_NOT_ARMED),
+    ("4-at-35-to-2", {"in_service": 4, "cpu": 35.0, "active": IN}, {}, 2, d.SCALE_IN),
+    ("exact-multiple-no-float-roundup", {"in_service": 2, "cpu": 35.0, "active": IN}, {}, 1, d.SCALE_IN),
+    # --- requests per target, target 84
+    ("requests-2-at-168-to-4", {"in_service": 2, "requests": 168.0, "active": OUT}, {}, 4, d.SCALE_OUT),
+    ("requests-3-at-84-stays", {"in_service": 3, "requests": 84.0, "active": OUT}, {}, 3, d.AT_TARGET),
+    ("requests-4-at-20-to-1", {"in_service": 4, "requests": 20.0, "active": IN}, {}, 1, d.SCALE_IN),
+    # --- max across signals
+    ("max-cpu-wins", {"in_service": 2, "cpu": 140.0, "requests": 100.0, "active": OUT}, {}, 4, d.SCALE_OUT),
+    ("max-requests-wins", {"in_service": 2, "cpu": 80.0, "requests": 210.0, "active": OUT}, {}, 5, d.SCALE_OUT),
+    ("low-cpu-high-requests-no-scale-in", {"in_service": 3, "cpu": 10.0, "requests": 84.0, "active": BOTH}, {}, 3,
+     d.AT_TARGET),
+    ("cpu-alone-when-requests-missing", {"in_service": 1, "cpu": 100.0, "active": OUT}, {}, 2, d.SCALE_OUT),
+    ("requests-alone-when-cpu-missing", {"in_service": 1, "requests": 200.0, "active": OUT}, {}, 3, d.SCALE_OUT),
+    # --- nothing to act on
+    ("no-metrics", {"in_service": 2, "active": BOTH}, {}, 2, d.NO_METRICS),
+    ("nothing-in-service", {"in_service": 0, "booting_count": 2, "cpu": 90.0, "active": OUT}, {}, 2,
+     d.NOTHING_IN_SERVICE),
+    ("suspended", {"in_service": 1, "cpu": 1000.0, "active": OUT, "suspended": True}, {}, 1, d.SUSPENDED),
+    ("suspended-keeps-even-below-min", {"in_service": 1, "desired": 0, "suspended": True}, {"min_size": 2}, 0,
+     d.SUSPENDED),
+    # --- bounds
+    ("below-min", {"in_service": 1, "desired": 1, "cpu": 10.0}, {"min_size": 3}, 3, d.BELOW_MIN),
+    ("below-min-raise-beyond-out-limit", {"in_service": 1, "desired": 1}, {"min_size": 8}, 8, d.BELOW_MIN),
+    ("above-max", {"in_service": 6, "desired": 6, "cpu": 99.0, "active": OUT}, {"max_size": 4}, 4, d.ABOVE_MAX),
+    ("capacity-clamped-when-no-desired", {"in_service": 6, "cpu": 70.0}, {"max_size": 4}, 4, d.AT_TARGET),
+    ("scale-out-clamped-to-max", {"in_service": 3, "cpu": 200.0, "active": OUT}, {"max_size": 4}, 4, d.SCALE_OUT),
+    ("scale-in-clamped-to-min", {"in_service": 4, "cpu": 5.0, "active": IN}, {"min_size": 2}, 2, d.SCALE_IN),
+    ("at-max-stays", {"in_service": 4, "cpu": 200.0, "active": OUT}, {"max_size": 4}, 4, d.AT_TARGET),
+    # --- scale-out limit max(2x, +4)
+    ("1-at-1000-limited-to-5", {"in_service": 1, "cpu": 1000.0, "active": OUT}, {}, 5, d.SCALE_OUT),
+    ("10-at-1000-limited-to-20", {"in_service": 10, "cpu": 1000.0, "active": OUT}, {"max_size": 100}, 20,
+     d.SCALE_OUT),
+    ("custom-limit", {"in_service": 2, "cpu": 1000.0, "active": OUT},
+     {"scale_out_factor": 1.5, "scale_out_step": 1}, 3, d.SCALE_OUT),
+    # --- booting capacity
+    ("second-notification-during-boot", {"in_service": 1, "booting_count": 1, "desired": 2, "cpu": 79.0,
+     "active": OUT}, {}, 2, d.AT_TARGET),
+    ("booting-counted-when-no-desired", {"in_service": 1, "booting_count": 1, "cpu": 79.0, "active": OUT}, {}, 2,
+     d.AT_TARGET),
+    ("boot-plus-more-load", {"in_service": 1, "booting_count": 1, "desired": 2, "cpu": 200.0, "active": OUT}, {},
+     3, d.SCALE_OUT),
+    ("desired-ahead-of-capacity", {"in_service": 1, "desired": 2, "cpu": 100.0, "active": OUT}, {}, 2,
+     d.CAPACITY_ON_THE_WAY),
+    # --- direction not armed
+    ("out-not-armed", {"in_service": 1, "cpu": 79.0}, {}, 1, d.OUT_NOT_ARMED),
+    ("out-not-armed-in-active", {"in_service": 1, "cpu": 200.0, "active": IN}, {}, 1, d.OUT_NOT_ARMED),
+    ("in-not-armed", {"in_service": 3, "cpu": 10.0}, {}, 3, d.IN_NOT_ARMED),
+    # --- fixed step (the 2013 prototype)
+    ("fixed-out", {"in_service": 2, "cpu": 10.0, "active": OUT}, {"fixed_step": 1}, 3, d.SCALE_OUT),
+    ("fixed-in", {"in_service": 2, "cpu": 99.0, "active": IN}, {"fixed_step": 1}, 1, d.SCALE_IN),
+    ("fixed-out-by-3", {"in_service": 2, "active": OUT}, {"fixed_step": 3}, 5, d.SCALE_OUT),
+    ("fixed-both-active", {"in_service": 2, "active": BOTH}, {"fixed_step": 1}, 2, d.AT_TARGET),
+    ("fixed-none-active", {"in_service": 2}, {"fixed_step": 1}, 2, d.AT_TARGET),
+    ("fixed-at-max", {"in_service": 4, "active": OUT}, {"fixed_step": 1, "max_size": 4}, 4, d.AT_BOUND),
+    ("fixed-at-min", {"in_service": 1, "active": IN}, {"fixed_step": 1}, 1, d.AT_BOUND),
+    ("fixed-no-metrics-needed", {"in_service": 0, "booting_count": 1, "active": OUT}, {"fixed_step": 1}, 2,
+     d.SCALE_OUT),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fleet", "overrides", "desired", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_decide_table(fleet, overrides, desired, reason):
+    decision = decide(snapshot(**fleet), policy(**overrides), NOW)
+    assert (decision.desired, decision.reason) == (desired, reason), decision.message
+    assert decision.reason in d.REASONS
+
+
+def test_scale_out_reports_the_unlimited_recommendation():
+    decision = decide(snapshot(1, cpu=1000.0, active=OUT), policy(), NOW)
+    assert decision.desired == 5
+    assert decision.recommendation == 10  # ceil(1000 / 70) = 15, clamped to max 10
+    assert decision.direction is Direction.OUT
+    assert decision.changed
+
+
+def test_not_armed_keeps_the_recommendation_for_the_window():
+    decision = decide(snapshot(1, cpu=79.0), policy(), NOW)
+    assert not decision.changed
+    assert decision.direction is None
+    assert decision.recommendation == 2
+
+
+def test_scale_in_decision_direction():
+    decision = decide(snapshot(2, cpu=33.0, active=IN), policy(), NOW)
+    assert decision.direction is Direction.IN
+    assert decision.previous == 2
+
+
+def test_message_names_each_signal():
+    decision = decide(snapshot(2, cpu=140.0, requests=100.0, active=OUT), policy(), NOW)
+    assert "cpu=140.0/70->4" in decision.message
+    assert "requests_per_target=100.0/84->3" in decision.message
+
+
+def test_stabilization_window_boundary_is_exclusive():
+    history = recommendations((480, 2))  # exactly 120 s before NOW
+    assert stabilized_recommendation(1, history, NOW, 120) == 1
+    assert stabilized_recommendation(1, recommendations((481, 2)), NOW, 120) == 2
+
+
+@pytest.mark.parametrize(("current", "expected"), [(0, 4), (1, 5), (2, 6), (4, 8), (5, 10), (10, 20)])
+def test_scale_out_limit(current, expected):
+    assert scale_out_limit(current, policy()) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "in_service", "current", "expected"),
+    [(70.0, 3, 3, 3), (76.9, 3, 3, 3), (77.1, 3, 3, 4), (63.1, 3, 3, 3), (62.9, 3, 3, 3), (35.0, 4, 4, 2),
+     (140.0, 1, 3, 3), (10.0, 5, 2, 1)],
+    ids=["on-target", "top-of-band", "above-band", "bottom-of-band", "below-band-rounds-back", "half",
+         "above-never-below-current", "below-never-above-current"],
+)  # fmt: skip
+def test_recommend_for_signal(value, in_service, current, expected):
+    assert recommend_for_signal("cpu", value, 70.0, in_service, current, 0.1).desired == expected
+
+
+# --- properties -------------------------------------------------------------------------------
+
+DIRECTIONS = st.sets(st.sampled_from([Direction.OUT, Direction.IN])).map(frozenset)
+METRIC = st.one_of(st.none(), st.floats(min_value=0.0, max_value=2000.0, allow_nan=False))
+
+
+@st.composite
+def policies(draw, fixed: bool = True) -> ScalingPolicy:
+    min_size = draw(st.integers(0, 5))
+    max_size = draw(st.integers(max(min_size, 1), 25))
+    return ScalingPolicy(
+        min_size=min_size,
+        max_size=max_size,
+        cpu_target=draw(st.floats(10.0, 95.0)),
+        requests_per_target_target=draw(st.floats(1.0, 500.0)),
+        tolerance=draw(st.sampled_from([0.0, 0.05, 0.1, 0.2])),
+        scale_in_stabilization_seconds=draw(st.sampled_from([0.0, 60.0, 120.0, 300.0])),
+        scale_out_factor=draw(st.sampled_from([1.0, 1.5, 2.0, 3.0])),
+        scale_out_step=draw(st.integers(0, 6)),
+        fixed_step=draw(st.one_of(st.none(), st.integers(1, 3))) if fixed else None,
+    )
+
+
+@cache
+def _fleet(in_service: int, boot: int) -> tuple:
+    return (*serving(in_service), *booting(boot))
+
+
+@st.composite
+def snapshots(draw, suspended: bool | None = False) -> Snapshot:
+    in_service = draw(st.integers(0, 20))
+    boot = draw(st.integers(0, 5))
+    history = tuple(
+        draw(
+            st.lists(st.tuples(st.integers(0, 700), st.integers(0, 30)), max_size=5).map(lambda p: recommendations(*p))
+        )
+    )
+    return Snapshot(
+        instances=_fleet(in_service, boot),
+        metrics=Metrics(cpu_percent=draw(METRIC), requests_per_target=draw(METRIC)),
+        state=FleetState(
+            desired=draw(st.one_of(st.none(), st.integers(0, 30))),
+            suspended=draw(st.booleans()) if suspended is None else suspended,
+            recommendations=history,
+        ),
+        active=draw(DIRECTIONS),
+    )
+
+
+def _current(snap: Snapshot, pol: ScalingPolicy) -> int:
+    return snap.state.desired if snap.state.desired is not None else clamp(snap.capacity, pol)
+
+
+@settings(max_examples=200, deadline=None)
+@given(snap=snapshots(), pol=policies())
+def test_desired_always_within_bounds(snap, pol):
+    decision = decide(snap, pol, NOW)
+    assert pol.min_size <= decision.desired <= pol.max_size
+    assert decision.previous == _current(snap, pol)
+    assert decision.reason in d.REASONS
+
+
+@settings(max_examples=200, deadline=None)
+@given(snap=snapshots(suspended=True), pol=policies())
+def test_suspended_never_changes_anything(snap, pol):
+    decision = decide(snap, pol, NOW)
+    assert not decision.changed
+    assert decision.reason == d.SUSPENDED
+
+
+@settings(max_examples=200, deadline=None)
+@given(snap=snapshots(), pol=policies(fixed=False))
+def test_never_above_the_scale_out_limit(snap, pol):
+    decision = decide(snap, pol, NOW)
+    current = _current(snap, pol)
+    if decision.reason != d.BELOW_MIN:
+        assert decision.desired <= max(current, scale_out_limit(current, pol))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    snap=snapshots(),
+    pol=policies(fixed=False),
+    cpu_position=st.floats(-0.999, 0.999),
+    requests_position=st.floats(-0.999, 0.999),
+    which=st.sampled_from(["cpu", "requests", "both"]),
+)
+def test_no_change_inside_the_tolerance_band(snap, pol, cpu_position, requests_position, which):
+    assume(pol.min_size <= _current(snap, pol) <= pol.max_size)
+    cpu = pol.cpu_target * (1 + cpu_position * pol.tolerance) if which != "requests" else None
+    requests = pol.requests_per_target_target * (1 + requests_position * pol.tolerance) if which != "cpu" else None
+    snap = replace(snap, metrics=Metrics(cpu_percent=cpu, requests_per_target=requests))
+    decision = decide(snap, pol, NOW)
+    assert not decision.changed, decision
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    snap=snapshots(suspended=None),
+    pol=policies(),
+    signal=st.sampled_from(["cpu_percent", "requests_per_target"]),
+    low=st.floats(0.0, 2000.0, allow_nan=False),
+    high=st.floats(0.0, 2000.0, allow_nan=False),
+)
+@example(
+    snap=snapshot(2, cpu=33.0, requests=None, active=IN),
+    pol=policy(),
+    signal="cpu_percent",
+    low=33.0,
+    high=48.0,
+)
+def test_raising_a_metric_never_lowers_desired(snap, pol, signal, low, high):
+    low, high = min(low, high), max(low, high)
+    lower = decide(replace(snap, metrics=replace(snap.metrics, **{signal: low})), pol, NOW)
+    higher = decide(replace(snap, metrics=replace(snap.metrics, **{signal: high})), pol, NOW)
+    assert higher.desired >= lower.desired, (lower, higher)
+
+
+@settings(max_examples=200, deadline=None)
+@given(snap=snapshots(), pol=policies(fixed=False))
+def test_scale_in_never_below_the_window_maximum(snap, pol):
+    decision = decide(snap, pol, NOW)
+    if decision.direction is Direction.IN and decision.reason == d.SCALE_IN:
+        horizon = NOW - timedelta(seconds=pol.scale_in_stabilization_seconds)
+        recent = [r.desired for r in snap.state.recommendations if r.at > horizon]
+        assert decision.desired >= min(max(recent, default=0), pol.max_size)
+        assert decision.recommendation is not None
+        assert decision.desired >= decision.recommendation
+
+
+@settings(max_examples=200, deadline=None)
+@given(snap=snapshots(), pol=policies(fixed=False))
+def test_not_armed_means_unchanged(snap, pol):
+    decision = decide(replace(snap, active=frozenset()), pol, NOW)
+    if decision.reason not in {d.BELOW_MIN, d.ABOVE_MAX}:
+        assert not decision.changed
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    in_service=st.integers(1, 20),
+    value=st.floats(0.0, 2000.0, allow_nan=False),
+    target=st.floats(1.0, 500.0),
+    tolerance=st.sampled_from([0.0, 0.1]),
+)
+def test_signal_recommendation_is_proportional_outside_the_band(in_service, value, target, tolerance):
+    result = recommend_for_signal("cpu", value, target, in_service, in_service, tolerance)
+    ratio = value / target
+    if abs(ratio - 1) > tolerance:
+        assert result.desired == math.ceil(in_service * ratio - 1e-9)
+    else:
+        assert result.desired == in_service
