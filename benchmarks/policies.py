@@ -6,14 +6,13 @@ Usage: python benchmarks/policies.py [--scenarios a.yaml b.yaml] [--policies our
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
-
-import itertools
 
 from simulator.cli import _environment, run_scenario  # noqa: E402
 from simulator.policies import POLICIES  # noqa: E402
