@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from simulator.cfn import TemplateError
@@ -31,6 +32,8 @@ def _environment() -> None:
         os.environ[key] = value
     os.environ.pop("AWS_PROFILE", None)
     logging.getLogger().setLevel(logging.ERROR)
+    # There is no Lambda context in the twin, so powertools cannot read the remaining time.
+    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
 
 
 def _params(values: list[str]) -> dict[str, str]:
