@@ -45,5 +45,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/worker.py
 	$(PY) benchmarks/policies.py
 
+# userdata/bootstrap.sh is the source; the template carries an inline copy (CloudFormation
+# cannot read local files). tests/template fails when the two differ.
+sync-userdata: $(STAMP)
+	$(PY) tools/sync_userdata.py
+
 clean:
 	rm -rf $(VENV) .venv-* out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Iterator
 
 import pytest
@@ -17,10 +18,13 @@ os.environ.update(
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "POWERTOOLS_IDEMPOTENCY_DISABLED": "",
+        # One AMI instead of moto's full catalogue: building an EC2 backend drops from ~5 s to ~0.2 s.
+        "MOTO_AMIS_PATH": str(Path(__file__).parent / "support" / "moto_amis.json"),
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+# Idempotency is under test: make sure nobody disabled it (powertools reads this at call time).
+os.environ.pop("POWERTOOLS_IDEMPOTENCY_DISABLED", None)
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ class Outcome:
             body["message"] = self.decision.message
         if self.plan and not self.plan.empty:
             body["plan"] = self.plan.summary()
-        if self.result:
+        if self.result and self.result.to_json():
             body["result"] = self.result.to_json()
         return body
 

@@ -94,7 +94,8 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
         drain = choose_victims(service, -need)
 
     taken = {i.instance_id for i in [*reclaim, *start]}
-    spare_pool = [i.instance_id for i in pool if i.pool_ready and i.instance_id not in taken]
+    # Spares only matter to a start that hits a capacity error.
+    spare_pool = [i.instance_id for i in pool if i.pool_ready and i.instance_id not in taken] if start else []
     pool_left = [i for i in pool if i.instance_id not in taken]
     drain_ids = {i.instance_id for i in drain}
     restart_ids = {i.instance_id for i in start}
@@ -110,17 +111,11 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
     to_pool: list[str] = []
     terminate: list[str] = []
     retag_pool: list[str] = []
-    warming = by_lifecycle[Lifecycle.WARMING]
-    pool_count = len(pool_left) + sum(1 for i in warming if not _expired(i, now, limits.warmup_timeout_seconds))
-
-    for instance in warming:
-        if instance.ready and instance.state == "running":
-            to_pool.append(instance.instance_id)
-        elif instance.ready and instance.state in {"stopped", "stopping"}:
-            retag_pool.append(instance.instance_id)
-        elif _expired(instance, now, limits.warmup_timeout_seconds):
-            terminate.append(instance.instance_id)
-
+    size = limits.warm_pool_size
+    # Seats in the warm pool go to initialized instances first (already in the pool, then drained,
+    # then finished warm-ups), and only then to warm-ups still installing: reusing an instance
+    # beats paying for a fresh install.
+    seated = len(pool_left)
     reclaimed = {i.instance_id for i in reclaim}
     for instance in draining:
         if instance.instance_id in reclaimed:
@@ -130,27 +125,39 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
         )
         if instance.state in {"stopped", "stopping"}:
             retag_pool.append(instance.instance_id)
-            pool_count += 1
-        elif finished and instance.ready and pool_count < limits.warm_pool_size:
+            seated += 1
+        elif not finished:
+            seated += 1 if instance.ready else 0  # likely back in the pool soon: hold its seat
+        elif instance.ready and seated < size:
             to_pool.append(instance.instance_id)
-            pool_count += 1
-        elif finished:
+            seated += 1
+        else:
             terminate.append(instance.instance_id)
-        elif instance.ready:
-            pool_count += 1  # will most likely return to the pool: do not launch a warm-up for it
+
+    installing: list[Instance] = []
+    for instance in by_lifecycle[Lifecycle.WARMING]:
+        if instance.ready and seated < size:
+            (to_pool if instance.state == "running" else retag_pool).append(instance.instance_id)
+            seated += 1
+        elif instance.ready or _expired(instance, now, limits.warmup_timeout_seconds):
+            terminate.append(instance.instance_id)
+        else:
+            installing.append(instance)
+    surplus = choose_victims(installing, seated + len(installing) - size)
+    terminate.extend(i.instance_id for i in surplus)
 
     # Pool members running (an interrupted stop, or a manual start) go back to sleep.
     to_pool.extend(i.instance_id for i in pool_left if i.state == "running")
 
     # Keep the warm pool at its size: launch warm-ups for a deficit, terminate a stopped excess.
     launch_warming: list[str] = []
-    if pool_count < limits.warm_pool_size:
-        subnet_counts = Counter(i.subnet_id for i in [*pool_left, *warming])
-        launch_warming = _spread(limits.subnet_ids, limits.warm_pool_size - pool_count, subnet_counts)
-    elif pool_count > limits.warm_pool_size:
-        excess = pool_count - limits.warm_pool_size
+    filled = seated + len(installing) - len(surplus)
+    if filled < size:
+        subnet_counts = Counter(i.subnet_id for i in [*pool_left, *installing])
+        launch_warming = _spread(limits.subnet_ids, size - filled, subnet_counts)
+    elif len(pool_left) > size:
         stopped = [i for i in pool_left if i.state == "stopped"]
-        victims = choose_victims(stopped, excess)
+        victims = choose_victims(stopped, len(pool_left) - size)
         terminate.extend(i.instance_id for i in victims)
         spare_pool = [i for i in spare_pool if i not in {v.instance_id for v in victims}]
 

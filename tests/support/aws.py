@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
-
 from autoscaler.runtime import AwsClients, Runtime
 from autoscaler.settings import Settings
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 
 REGION = "eu-west-1"
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
@@ -102,13 +101,14 @@ def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
     def record(model: Any, **_: Any) -> None:
         knobs.calls.append(f"{model.service_model.service_name}:{model.name}")
 
+    def state(target: str) -> str:
+        return knobs.health.get(target, knobs.default_health)
+
     def target_health(params: dict[str, Any]) -> dict[str, Any]:
-        arn = params["TargetGroupArn"]
-        response = _moto_targets(clients, arn)
+        targets = _moto_targets(params["TargetGroupArn"])
         return {
             "TargetHealthDescriptions": [
-                {"Target": {"Id": t, "Port": 30000}, "TargetHealth": {"State": knobs.health.get(t, knobs.default_health)}}
-                for t in response
+                {"Target": {"Id": t, "Port": 30000}, "TargetHealth": {"State": state(t)}} for t in targets
             ],
             "ResponseMetadata": {"HTTPStatusCode": 200},
         }
@@ -167,7 +167,7 @@ def answer(client: Any, operation: str, respond: Callable[..., dict[str, Any]]) 
     client.meta.events.register(f"before-call.{operation}", call)
 
 
-def _moto_targets(clients: AwsClients, arn: str) -> list[str]:
+def _moto_targets(arn: str) -> list[str]:
     from moto.backends import get_backend
 
     backend = get_backend("elbv2")["123456789012"][REGION]

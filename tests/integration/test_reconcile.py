@@ -1,0 +1,115 @@
+"""The scheduled reconcile: registration, replacement, warm pool upkeep, repair of half-done work."""
+
+from __future__ import annotations
+
+import pytest
+from autoscaler import entrypoints
+
+pytestmark = pytest.mark.integration
+
+
+def test_registers_instances_that_were_not_running_in_time(fleet):
+    fleet = fleet.with_settings(warm_pool_size=0)
+    fleet.knobs.faults["RegisterTargets"] = ["InvalidTarget"] * 2  # bulk call, then the one-by-one retry
+    outcome = entrypoints.create_fleet(fleet.runtime)
+    assert outcome["result"]["failures"]
+    assert fleet.registered() == set()
+    repaired = entrypoints.reconcile(fleet.runtime)
+    assert repaired["result"]["registered"] == outcome["result"]["launched"]
+    assert fleet.registered() == set(outcome["result"]["launched"])
+
+
+def test_unhealthy_instance_is_replaced_after_the_grace_period(fleet):
+    fleet = fleet.with_settings(warm_pool_size=0, health_grace_seconds=300)
+    entrypoints.create_fleet(fleet.runtime)
+    (first,) = fleet.registered()
+    fleet.knobs.health[first] = "unhealthy"
+    fleet.clock.advance(120)
+    assert entrypoints.reconcile(fleet.runtime).get("plan") is None  # within grace: wait
+    fleet.clock.advance(200)
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert outcome["result"]["terminated"] == [first]
+    assert len(outcome["result"]["launched"]) == 1
+    assert first not in fleet.registered()
+
+
+def test_warm_pool_is_kept_at_its_size(fleet):
+    fleet = fleet.with_settings(warm_pool_size=2)
+    entrypoints.create_fleet(fleet.runtime)
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 2}
+    fleet.clock.advance(60)
+    assert entrypoints.reconcile(fleet.runtime).get("plan") is None  # not ready yet: nothing to do
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 2}
+
+
+def test_warm_up_that_never_gets_ready_is_terminated_and_relaunched(fleet):
+    fleet = fleet.with_settings(warm_pool_size=1, warmup_timeout_seconds=600)
+    created = entrypoints.create_fleet(fleet.runtime)
+    (warming,) = created["result"]["warming"]
+    fleet.clock.advance(601)
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert outcome["result"]["terminated"] == [warming]
+    assert len(outcome["result"]["warming"]) == 1
+
+
+def test_crash_between_tagging_and_starting_is_repaired(fleet):
+    """A Lambda timeout mid-action: the pool instance is tagged for service but never started."""
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)
+    fleet.knobs.faults["StartInstances"] = ["ServiceUnavailable"]  # the run dies mid-action
+    with pytest.raises(Exception, match="ServiceUnavailable"):
+        entrypoints.set_capacity(fleet.runtime, 2)
+    assert fleet.lifecycle_counts() == {"service:running": 1, "service:stopped": 1}
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert len(outcome["result"]["started"]) == 1
+    assert fleet.lifecycle_counts()["service:running"] == 2
+    assert len(fleet.registered()) == 2
+
+
+def test_crash_between_tagging_pool_and_stopping_is_repaired(fleet):
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    fleet.knobs.faults["StopInstances"] = ["InternalError"]
+    with pytest.raises(Exception, match="InternalError"):
+        entrypoints.reconcile(fleet.runtime)
+    # Tagged pool but still running: the next run stops it.
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:running": 1}
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert len(outcome["result"]["stopped"]) == 1
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+
+
+def test_drained_instance_is_terminated_when_the_pool_is_already_full(fleet):
+    fleet = fleet.with_settings(scale_in_stabilization_seconds=0)
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)
+    entrypoints.set_capacity(fleet.runtime, 2)  # takes the pool instance, launches a warm-up
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)  # the warm-up is stopped into the pool: it is full again
+    (victim,) = entrypoints.set_capacity(fleet.runtime, 1)["result"]["drained"]
+    fleet.clock.advance(400)  # past the drain timeout
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert outcome["result"]["terminated"] == [victim]
+
+
+def test_reconcile_skips_when_the_lease_is_held(fleet):
+    controller_store = __import__("autoscaler.controller", fromlist=["Controller"]).Controller(fleet.runtime).store
+    assert controller_store.acquire_lease("someone-else", fleet.clock.now(), 60)
+    assert entrypoints.reconcile(fleet.runtime) == {"status": "skipped", "reason": "lease-busy"}
+
+
+def test_converged_fleet_reconciles_to_nothing(fleet):
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)
+    calls_before = len(fleet.knobs.calls)
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert "plan" not in outcome and "result" not in outcome, outcome
+    mutating = [
+        c for c in fleet.knobs.calls[calls_before:] if c.split(":")[1].startswith(("Run", "Start", "Stop", "Term"))
+    ]
+    assert mutating == []

@@ -1,0 +1,104 @@
+"""Scale-in: stabilization, draining, back to the pool or terminated, termination policy."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from autoscaler import entrypoints
+from autoscaler.model import Direction
+
+from tests.support.events import alarm_event
+
+pytestmark = pytest.mark.integration
+
+
+def _two_in_service(fleet):
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)
+    fleet.knobs.cpu = 79.0
+    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
+    # The pool's replacement warm-up is still installing (not ready).
+    assert fleet.lifecycle_counts().get("service:running") == 2
+
+
+def test_scale_in_waits_for_the_stabilization_window_then_drains_into_the_pool(fleet):
+    fleet = fleet.with_settings(scale_in_stabilization_seconds=120)
+    _two_in_service(fleet)
+    fleet.knobs.cpu, fleet.knobs.requests = 33.0, 40.0
+    fleet.clock.advance(60)
+    early = entrypoints.handle_alarm_event(
+        alarm_event("fleet-scale-in", fleet.clock.now()), fleet.runtime, Direction.IN
+    )
+    assert early["results"][0]["reason"] == "scale-in-stabilizing"
+
+    fleet.knobs.alarms["fleet-scale-in"] = "ALARM"
+    fleet.clock.advance(61)
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert outcome["reason"] == "scale-in" and outcome["desired"] == 1
+    (victim,) = outcome["result"]["drained"]
+    assert victim not in fleet.registered()
+    fleet.knobs.health[victim] = "draining"
+    assert "draining:running" in fleet.lifecycle_counts()
+
+    # Draining finished (the target is gone): initialized instances get pool seats before warm-ups
+    # still installing, so it is stopped back into the pool and the surplus warm-up is terminated.
+    fleet.knobs.alarms["fleet-scale-in"] = "OK"
+    fleet.knobs.health.pop(victim)
+    fleet.clock.advance(30)
+    done = entrypoints.reconcile(fleet.runtime)
+    assert done["result"]["stopped"] == [victim]
+    assert len(done["result"]["terminated"]) == 1  # the surplus warm-up
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+
+
+def test_drained_instance_beyond_the_pool_size_is_terminated(fleet):
+    fleet = fleet.with_settings(warm_pool_size=0, scale_in_stabilization_seconds=0)
+    _two_in_service(fleet)
+    fleet.knobs.cpu, fleet.knobs.requests = 20.0, 20.0
+    outcome = entrypoints.set_capacity(fleet.runtime, 1)
+    (victim,) = outcome["result"]["drained"]
+    fleet.clock.advance(30)
+    done = entrypoints.reconcile(fleet.runtime)
+    assert victim in done["result"]["terminated"]
+
+
+def test_scale_in_needs_every_signal_low(fleet):
+    fleet = fleet.with_settings(scale_in_stabilization_seconds=0)
+    _two_in_service(fleet)
+    fleet.knobs.cpu, fleet.knobs.requests = 30.0, 80.0  # requests still near target
+    fleet.clock.advance(60)
+    (outcome,) = entrypoints.handle_alarm_event(
+        alarm_event("fleet-scale-in", fleet.clock.now()), fleet.runtime, Direction.IN
+    )["results"]
+    assert outcome["desired"] == 2
+
+
+def test_scale_in_never_goes_below_min(fleet):
+    _two_in_service(fleet)
+    fleet = fleet.with_settings(min_size=2, scale_in_stabilization_seconds=0)
+    fleet.knobs.cpu, fleet.knobs.requests = 1.0, 1.0
+    fleet.clock.advance(60)
+    (outcome,) = entrypoints.handle_alarm_event(
+        alarm_event("fleet-scale-in", fleet.clock.now()), fleet.runtime, Direction.IN
+    )["results"]
+    assert outcome["desired"] == 2
+    assert fleet.lifecycle_counts()["service:running"] == 2
+
+
+def test_termination_policy_prefers_unhealthy_then_balances_zones(fleet):
+    fleet = fleet.with_settings(warm_pool_size=0, max_size=10)
+    entrypoints.set_capacity(fleet.runtime, 4)
+    ids = [i["InstanceId"] for i in fleet.instances()]
+    sick = ids[0]
+    fleet.knobs.health[sick] = "unhealthy"
+    outcome = entrypoints.set_capacity(fleet.runtime, 2)
+    drained = outcome["result"]["drained"]
+    assert sick in drained and len(drained) == 2
+    zones = Counter(
+        i["Placement"]["AvailabilityZone"]
+        for i in fleet.instances()
+        if {"Key": "AutoscalerLifecycle", "Value": "service"} in i["Tags"]
+    )
+    assert sorted(zones.values()) == [1, 1]

@@ -1,0 +1,167 @@
+"""Scale-out through the real entry point, against moto."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from autoscaler import entrypoints
+from autoscaler.model import Direction
+
+from tests.support.events import alarm_event, sns_event
+
+pytestmark = pytest.mark.integration
+
+
+def _settle(fleet) -> None:
+    """Create the fleet (1 in service + 1 warm) and let the warm-up finish into the pool."""
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    fleet.clock.advance(30)
+    entrypoints.reconcile(fleet.runtime)
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+
+
+def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
+    _settle(fleet)
+    fleet.knobs.cpu = 79.0
+    fleet.clock.advance(60)
+    result = entrypoints.handle_alarm_event(
+        alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT
+    )
+
+    (outcome,) = result["results"]
+    assert outcome["reason"] == "scale-out" and outcome["desired"] == 2
+    counts = fleet.lifecycle_counts()
+    assert counts.get("service:running") == 2
+    # The pool instance was started (not a new launch) and registered right away...
+    assert len(outcome["result"]["started"]) == 1 and "launched" not in outcome["result"]
+    assert set(outcome["result"]["started"]) <= fleet.registered()
+    # ...and the pool is being refilled with a new warm-up.
+    assert len(outcome["result"]["warming"]) == 1
+
+
+def test_second_notification_during_boot_does_not_scale_twice(fleet):
+    _settle(fleet)
+    fleet.knobs.cpu = 79.0
+    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
+    started = [i for i in fleet.instances() if i["State"]["Name"] == "running"]
+    fleet.knobs.health = {i["InstanceId"]: "initial" for i in started[1:]}  # still booting
+    fleet.knobs.health[started[0]["InstanceId"]] = "healthy"
+
+    fleet.clock.advance(20)
+    second = entrypoints.handle_alarm_event(
+        alarm_event("fleet-requests-high", fleet.clock.now()), fleet.runtime, Direction.OUT
+    )
+    (outcome,) = second["results"]
+    assert outcome["desired"] == 2, outcome
+    assert outcome["reason"] in {"capacity-on-the-way", "within-tolerance"}
+
+
+def test_one_notification_reaches_the_needed_capacity_through_reconcile(fleet):
+    """CloudWatch does not repeat notifications: the schedule keeps going while the alarm holds."""
+    fleet = fleet.with_settings(max_size=20, warm_pool_size=0)
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.knobs.cpu = 700.0  # needs 10 instances' worth of CPU
+    fleet.knobs.requests = None
+    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
+    desired = []
+    for _ in range(6):
+        # Every new instance becomes healthy; the fleet CPU stays at the level that needs 10.
+        fleet.clock.advance(60)
+        serving = len([i for i in fleet.instances() if i["State"]["Name"] == "running"])
+        fleet.knobs.cpu = 70.0 * 10 / serving
+        desired.append(entrypoints.reconcile(fleet.runtime)["desired"])
+    assert desired[-1] == 10
+    assert all(b >= a for a, b in itertools.pairwise(desired))
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"Records": "nope"}, "malformed-sns-event"),
+        (sns_event("{not json"), "malformed-json"),
+        (sns_event({"AlarmName": "fleet-cpu-high"}), "missing-fields"),
+        ({"hello": "world"}, "unrecognised-event"),
+        ("a string", "unrecognised-event"),
+    ],
+)
+def test_bad_input_is_acknowledged_with_a_reason(fleet, event, reason):
+    result = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
+    assert result["results"][0]["status"] == "ignored"
+    assert result["results"][0]["reason"] == reason
+    assert fleet.instances() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "new", "old", "reason"),
+    [
+        ("other-fleet-cpu-high", "ALARM", "OK", "alarm-of-another-fleet"),
+        ("fleet-scale-in", "ALARM", "OK", "alarm-of-the-other-direction"),
+        ("fleet-cpu-high", "OK", "INSUFFICIENT_DATA", "irrelevant-transition INSUFFICIENT_DATA->OK"),
+        ("fleet-cpu-high", "OK", "ALARM", "irrelevant-transition ALARM->OK"),
+    ],
+)
+def test_irrelevant_alarms_are_acknowledged(fleet, name, new, old, reason):
+    event = alarm_event(name, fleet.clock.now(), new=new, old=old)
+    (outcome,) = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)["results"]
+    assert outcome == {"status": "ignored", "reason": reason, "alarm": name}
+
+
+def test_duplicate_delivery_has_no_second_effect(fleet):
+    _settle(fleet)
+    fleet.knobs.cpu = 79.0
+    event = alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-1")
+    first = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
+    # The same message again, and the same transition in another message (CloudWatch may send twice).
+    fleet.knobs.cpu = 300.0
+    again = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
+    twin = entrypoints.handle_alarm_event(
+        alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-2"), fleet.runtime, Direction.OUT
+    )
+    stored = json.loads(json.dumps(first))  # the idempotency record holds the JSON of the result
+    assert again == stored and twin == stored
+    assert fleet.lifecycle_counts().get("service:running") == 2
+
+
+def test_stale_transition_is_ignored(fleet):
+    _settle(fleet)
+    old = fleet.clock.now()
+    fleet.clock.advance(120)
+    fleet.knobs.cpu = 79.0
+    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
+    late = entrypoints.handle_alarm_event(alarm_event("fleet-requests-high", old), fleet.runtime, Direction.OUT)
+    assert late["results"][0]["reason"] == "stale-transition"
+
+
+def test_direct_alarm_action_payload_is_accepted(fleet):
+    _settle(fleet)
+    fleet.knobs.cpu = 79.0
+    event = {
+        "source": "aws.cloudwatch",
+        "alarmArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:fleet-cpu-high",
+        "accountId": "123456789012",
+        "time": "2026-01-01T00:00:30.000+0000",
+        "region": "eu-west-1",
+        "alarmData": {
+            "alarmName": "fleet-cpu-high",
+            "state": {"value": "ALARM", "reason": "threshold", "timestamp": "2026-01-01T00:00:30.000+0000"},
+            "previousState": {"value": "OK", "reason": "", "timestamp": "2026-01-01T00:00:00.000+0000"},
+            "configuration": {"metrics": []},
+        },
+    }
+    (outcome,) = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)["results"]
+    assert outcome["reason"] == "scale-out"
+
+
+def test_suspended_fleet_does_not_scale(fleet):
+    _settle(fleet)
+    entrypoints.set_suspended(fleet.runtime, True)
+    fleet.knobs.cpu = 200.0
+    (outcome,) = entrypoints.handle_alarm_event(
+        alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT
+    )["results"]
+    assert outcome["reason"] == "suspended"
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
