@@ -1,0 +1,63 @@
+"""What a command runs with: an AWS session, the stack, and a control-plane ``Runtime`` built from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from fleetctl.stack import Stack, describe
+
+if TYPE_CHECKING:
+    from autoscaler.controller import Controller
+    from autoscaler.runtime import Runtime
+
+# Stack discovery is the first call: fail fast when the endpoint is unreachable, instead of
+# riding the control plane's eight standard-mode retries.
+DISCOVERY_RETRIES = {"mode": "standard", "max_attempts": 2}
+
+
+@dataclass
+class Context:
+    stack_name: str
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    @cached_property
+    def session(self) -> Any:
+        import boto3
+
+        return boto3.session.Session(profile_name=self.profile, region_name=self.region)
+
+    @property
+    def region_name(self) -> str | None:
+        return self.region or self.session.region_name
+
+    def client(self, service: str, **config: Any) -> Any:
+        from botocore.config import Config
+
+        return self.session.client(
+            service,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            config=Config(connect_timeout=5, read_timeout=20, **config),
+        )
+
+    @cached_property
+    def stack(self) -> Stack:
+        return describe(self.client("cloudformation", retries=DISCOVERY_RETRIES), self.stack_name)
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        from autoscaler.runtime import AwsClients, Runtime
+
+        settings = self.stack.settings()
+        clients = AwsClients.create(session=self.session, region=self.region_name, endpoint_url=self.endpoint_url)
+        return Runtime(settings=settings, clients=clients)
+
+    @cached_property
+    def controller(self) -> Controller:
+        from autoscaler.controller import Controller
+
+        return Controller(self.runtime)

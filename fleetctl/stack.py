@@ -1,0 +1,104 @@
+"""Stack discovery: one ``DescribeStacks`` call gives the outputs and parameters fleetctl needs.
+
+Settings come from the stack itself, never from a local config file:
+
+* outputs carry the resource names and ids (``FleetName``, ``StateTableName``,
+  ``LaunchTemplateId``, ``SubnetIds``, ``TargetGroupArn``, ``TargetGroupDimension``, the alarm
+  names, ``LoadBalancerUrl``);
+* parameters carry the tunables that are not outputs (``MinSize``, ``MaxSize``,
+  ``WarmPoolSize``, ``CpuTarget``, ...).
+
+The template maps the same outputs and parameters into the functions' environment, so the
+``Settings`` built here equal the functions' own (see docs/fleetctl.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from autoscaler.settings import Settings, SettingsError
+
+DEFAULT_STACK = "ec2-fleet-autoscaler"
+
+# Settings field (upper-cased, as in the functions' environment) -> stack output.
+OUTPUT_SETTINGS = {
+    "FLEET_NAME": "FleetName",
+    "TABLE_NAME": "StateTableName",
+    "LAUNCH_TEMPLATE_ID": "LaunchTemplateId",
+    "LAUNCH_TEMPLATE_VERSION": "LaunchTemplateVersion",
+    "SUBNET_IDS": "SubnetIds",
+    "TARGET_GROUP_ARN": "TargetGroupArn",
+    "TARGET_GROUP_DIMENSION": "TargetGroupDimension",
+    "SCALE_OUT_ALARM_NAMES": "ScaleOutAlarmNames",
+    "SCALE_IN_ALARM_NAMES": "ScaleInAlarmNames",
+}
+# Settings field -> stack parameter (tunables that are not outputs).
+PARAMETER_SETTINGS = {
+    "MIN_SIZE": "MinSize",
+    "MAX_SIZE": "MaxSize",
+    "WARM_POOL_SIZE": "WarmPoolSize",
+    "CPU_TARGET": "CpuTarget",
+    "REQUESTS_PER_TARGET_TARGET": "RequestsPerTargetTarget",
+    "SCALE_IN_STABILIZATION_SECONDS": "ScaleInStabilizationSeconds",
+}
+# Outputs naming further alarms of the fleet (shown by ``fleetctl alarms``).
+ALARM_NAME_OUTPUTS = ("ScaleOutAlarmNames", "ScaleInAlarmNames", "CpuLowAlarmName", "RequestsLowAlarmName")
+
+
+class StackError(Exception):
+    """The stack is missing, not ready, or not an autoscaler stack."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    status: str
+    outputs: dict[str, str]
+    parameters: dict[str, str]
+
+    def output(self, key: str) -> str:
+        value = self.outputs.get(key)
+        if not value:
+            raise StackError(f"stack {self.name!r} has no output {key!r} (is it an ec2-fleet-autoscaler stack?)")
+        return value
+
+    def environment(self) -> dict[str, str]:
+        """The functions' environment variables, as far as the stack's outputs and parameters tell."""
+        env = {var: self.outputs[out] for var, out in OUTPUT_SETTINGS.items() if self.outputs.get(out)}
+        env.update({var: self.parameters[p] for var, p in PARAMETER_SETTINGS.items() if self.parameters.get(p)})
+        return env
+
+    def settings(self) -> Settings:
+        try:
+            return Settings.from_env(self.environment())
+        except SettingsError as exc:
+            raise StackError(f"stack {self.name!r} does not describe a fleet: {exc}") from exc
+
+    def alarm_names(self) -> list[str]:
+        names: list[str] = []
+        for key in ALARM_NAME_OUTPUTS:
+            names.extend(n.strip() for n in self.outputs.get(key, "").split(",") if n.strip())
+        return list(dict.fromkeys(names))
+
+
+def describe(cloudformation: Any, name: str) -> Stack:
+    """Find the stack by name; ``StackError`` when it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "ValidationError" and "does not exist" in str(error.get("Message", "")):
+            raise StackError(f"stack {name!r} not found (check --stack, --region and --profile)") from exc
+        raise
+    if not stacks:
+        raise StackError(f"stack {name!r} not found (check --stack, --region and --profile)")
+    raw = stacks[0]
+    return Stack(
+        name=raw["StackName"],
+        status=raw.get("StackStatus", ""),
+        outputs={o["OutputKey"]: o.get("OutputValue", "") for o in raw.get("Outputs", [])},
+        parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])},
+    )

@@ -1,0 +1,169 @@
+"""Rows: the domain objects (instances, fleet state, alarms, activities) as plain, JSON-ready dicts.
+
+No I/O and no formatting beyond values: ``render`` lays the rows out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from autoscaler.model import FleetState, Instance, Lifecycle, TargetHealth
+
+LIFECYCLES = ("in service", "booting", "unhealthy", "draining", "warming", "pool")
+COMPARISONS = {
+    "GreaterThanThreshold": ">",
+    "GreaterThanOrEqualToThreshold": ">=",
+    "LessThanThreshold": "<",
+    "LessThanOrEqualToThreshold": "<=",
+}
+_SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def lifecycle(instance: Instance) -> str:
+    """pool / warming / draining from the lifecycle tag; a service instance is in service,
+    unhealthy (running, and the target group says so) or booting (everything on its way)."""
+    if instance.lifecycle is not Lifecycle.SERVICE:
+        return instance.lifecycle.value
+    if instance.in_service:
+        return "in service"
+    if instance.state == "running" and instance.health in {TargetHealth.UNHEALTHY, TargetHealth.UNAVAILABLE}:
+        return "unhealthy"
+    return "booting"
+
+
+def duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "-"
+    seconds = max(int(delta.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def stamp(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
+
+
+def instance_row(instance: Instance, now: datetime) -> dict[str, Any]:
+    uptime = now - instance.launch_time if instance.state == "running" else None
+    return {
+        "id": instance.instance_id,
+        "az": instance.availability_zone,
+        "state": instance.state,
+        "lifecycle": lifecycle(instance),
+        "health": instance.health.value,
+        "ready": instance.ready,
+        "launched": stamp(instance.launch_time),
+        "uptime": duration(uptime),
+        "uptime_seconds": int(uptime.total_seconds()) if uptime else None,
+        "since": stamp(instance.since),
+    }
+
+
+def totals(instances: Iterable[Instance]) -> dict[str, int]:
+    counts = Counter(lifecycle(i) for i in instances)
+    result = {name: counts.get(name, 0) for name in LIFECYCLES}
+    result["total"] = sum(counts.values())
+    return result
+
+
+def status(
+    stack: str, fleet: str, state: FleetState, instances: Sequence[Instance], policy: Any, now: datetime
+) -> dict[str, Any]:
+    return {
+        "stack": stack,
+        "fleet": fleet,
+        "desired": state.desired,
+        "min_size": policy.min_size,
+        "max_size": policy.max_size,
+        "suspended": state.suspended,
+        "last_decision": {
+            "at": stamp(state.last_decision_at),
+            "reason": state.last_reason,
+            "message": state.last_message,
+            "last_scaling_at": stamp(state.last_scaling_at),
+        },
+        "totals": totals(instances),
+        "instances": [instance_row(i, now) for i in instances],
+    }
+
+
+def pool(fleet: str, size: int, instances: Sequence[Instance], now: datetime) -> dict[str, Any]:
+    members = [i for i in instances if i.lifecycle in {Lifecycle.POOL, Lifecycle.WARMING}]
+    return {
+        "fleet": fleet,
+        "size": size,
+        "ready": sum(1 for i in members if i.pool_ready),
+        "warming": sum(1 for i in members if i.lifecycle is Lifecycle.WARMING),
+        "stopping": sum(1 for i in members if i.lifecycle is Lifecycle.POOL and i.state != "stopped"),
+        "instances": [instance_row(i, now) for i in members],
+    }
+
+
+def alarm_row(raw: dict[str, Any], kind: str, now: datetime) -> dict[str, Any]:
+    updated = raw.get("StateUpdatedTimestamp")
+    if kind == "composite":
+        metric = raw.get("AlarmRule", "")
+        threshold = period = datapoints = None
+    else:
+        metric = f"{raw.get('Namespace', '')}/{raw.get('MetricName', '')}"
+        if raw.get("Statistic") or raw.get("ExtendedStatistic"):
+            metric += f" ({raw.get('Statistic') or raw.get('ExtendedStatistic')})"
+        comparison = COMPARISONS.get(raw.get("ComparisonOperator", ""), raw.get("ComparisonOperator", ""))
+        threshold = f"{comparison} {raw['Threshold']:g}" if "Threshold" in raw else None
+        period = raw.get("Period")
+        evaluation = raw.get("EvaluationPeriods")
+        datapoints = f"{raw.get('DatapointsToAlarm', evaluation)}/{evaluation}" if evaluation else None
+    return {
+        "name": raw["AlarmName"],
+        "type": kind,
+        "state": raw.get("StateValue", ""),
+        "metric": metric,
+        "threshold": threshold,
+        "period": period,
+        "datapoints": datapoints,
+        "changed": stamp(updated) if isinstance(updated, datetime) else updated,
+        "changed_ago": duration(now - updated) if isinstance(updated, datetime) else "-",
+        "reason": raw.get("StateReason", ""),
+        "actions": raw.get("ActionsEnabled", True) and bool(raw.get("AlarmActions")),
+    }
+
+
+def activity_row(raw: dict[str, Any]) -> dict[str, Any]:
+    details = raw.get("details") or {}
+    return {
+        "at": raw.get("at"),
+        "cause": raw.get("cause"),
+        "reason": raw.get("reason"),
+        "from": raw.get("from"),
+        "to": raw.get("to"),
+        "status": raw.get("status"),
+        "instances": raw.get("instance_ids", []),
+        "message": details.get("message", ""),
+        "details": details,
+    }
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``90s``, ``15m``, ``1h``, ``2d``, ``1w`` ago, or an ISO-8601 time (UTC if it has no zone)."""
+    match = _SINCE.match(text)
+    if match:
+        amount, unit = match.groups()
+        return now - timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--since {text!r}: expected a duration like 30m, 1h, 2d or an ISO-8601 time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,111 @@
+"""In-process checks of the pieces the server tests cannot reach (access denied, parsing, help)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from autoscaler.model import Instance, Lifecycle, TargetHealth
+from botocore.exceptions import ClientError
+
+from fleetctl import views
+from fleetctl.cli import build_parser
+from fleetctl.context import Context
+from fleetctl.errors import explain
+from fleetctl.render import Renderer
+from fleetctl.stack import Stack, StackError
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def instance(lifecycle: Lifecycle, state: str = "running", health: TargetHealth = TargetHealth.UNUSED) -> Instance:
+    return Instance("i-1", state, lifecycle, "subnet-1", "eu-west-1a", NOW - timedelta(minutes=5), False, health)
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        (instance(Lifecycle.SERVICE, health=TargetHealth.HEALTHY), "in service"),
+        (instance(Lifecycle.SERVICE, health=TargetHealth.INITIAL), "booting"),
+        (instance(Lifecycle.SERVICE, state="pending"), "booting"),
+        (instance(Lifecycle.SERVICE, health=TargetHealth.UNHEALTHY), "unhealthy"),
+        (instance(Lifecycle.DRAINING, health=TargetHealth.DRAINING), "draining"),
+        (instance(Lifecycle.WARMING), "warming"),
+        (instance(Lifecycle.POOL, state="stopped"), "pool"),
+    ],
+)
+def test_lifecycle(subject, expected):
+    assert views.lifecycle(subject) == expected
+
+
+def test_parse_since():
+    assert views.parse_since("90s", NOW) == NOW - timedelta(seconds=90)
+    assert views.parse_since("1h", NOW) == NOW - timedelta(hours=1)
+    assert views.parse_since("2d", NOW) == NOW - timedelta(days=2)
+    assert views.parse_since("2026-01-01T10:00:00", NOW) == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    assert views.parse_since("2026-01-01T12:00:00+02:00", NOW) == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    with pytest.raises(ValueError, match="--since"):
+        views.parse_since("yesterday", NOW)
+
+
+def test_explain_access_denied_and_credentials():
+    ctx = Context("s")
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "DescribeStacks")
+    assert explain(denied, ctx) == "access denied: DescribeStacks (AccessDeniedException): not allowed"
+    ec2 = ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "DescribeInstances")
+    assert (explain(ec2, ctx) or "").startswith("access denied: DescribeInstances")
+    token = ClientError({"Error": {"Code": "ExpiredToken", "Message": "expired"}}, "DescribeStacks")
+    assert (explain(token, ctx) or "").startswith("AWS rejected the credentials")
+    assert explain(StackError("stack 'x' not found"), ctx) == "stack 'x' not found"
+    assert explain(RuntimeError("bug"), ctx) is None  # unexpected: keeps its traceback
+
+
+def test_stack_settings_from_outputs_and_parameters():
+    stack = Stack(
+        "s",
+        "CREATE_COMPLETE",
+        outputs={
+            "FleetName": "f",
+            "StateTableName": "t",
+            "LaunchTemplateId": "lt-1",
+            "SubnetIds": "subnet-a,subnet-b",
+            "TargetGroupArn": "arn:tg",
+            "TargetGroupDimension": "targetgroup/x/1",
+            "ScaleOutAlarmNames": "f-cpu-high,f-requests-high",
+            "ScaleInAlarmNames": "f-scale-in",
+            "CpuLowAlarmName": "f-cpu-low",
+        },
+        parameters={"MinSize": "2", "MaxSize": "6", "WarmPoolSize": "0", "CpuTarget": "60", "FleetName": ""},
+    )
+    settings = stack.settings()
+    assert settings.subnet_ids == ("subnet-a", "subnet-b")
+    assert (settings.min_size, settings.max_size, settings.warm_pool_size, settings.cpu_target) == (2, 6, 0, 60.0)
+    assert settings.scale_out_alarm_names == ("f-cpu-high", "f-requests-high")
+    assert stack.alarm_names() == ["f-cpu-high", "f-requests-high", "f-scale-in", "f-cpu-low"]
+    with pytest.raises(StackError, match="does not describe a fleet"):
+        Stack("s", "CREATE_COMPLETE", {}, {}).settings()
+
+
+def test_every_subcommand_has_help(capsys):
+    parser = build_parser()
+    for command in ("status", "alarms", "activities", "scale", "suspend", "resume", "pool", "ping"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "--endpoint-url" in capsys.readouterr().out
+
+
+def test_common_options_after_the_command_win():
+    args = build_parser().parse_args(["--stack", "a", "status", "--region", "eu-west-2"])
+    assert (args.stack, args.region, args.output) == ("a", "eu-west-2", "table")
+    assert build_parser().parse_args(["status", "--stack", "b"]).stack == "b"
+
+
+def test_table_colour_only_when_asked():
+    plain, coloured = io.StringIO(), io.StringIO()
+    rows = [{"id": "i-1", "lifecycle": "in service"}]
+    Renderer(plain, colour=False).table((("id", "ID"), ("lifecycle", "LIFECYCLE")), rows)
+    Renderer(coloured, colour=True).table((("id", "ID"), ("lifecycle", "LIFECYCLE")), rows)
+    assert "\033[" not in plain.getvalue() and "\033[32min service" in coloured.getvalue()
+    assert plain.getvalue().splitlines()[1] == "i-1  in service"
