@@ -56,20 +56,15 @@ def launched(p: Plan) -> int:
 # --- converged ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Plan.empty counts spare_pool, which plan() fills with every stopped pool instance, so a "
-    "converged fleet with a warm pool never has an empty plan (the controller then calls executor.apply and "
-    "logs a plan every reconcile)",
-)
 def test_converged_fleet_with_warm_pool_plans_nothing():
     p = plan([*serving(2), *pool(2)], 2, LIMITS, NOW)
     assert p.empty, p.summary()
 
 
-def test_converged_fleet_plans_no_action():
-    p = plan([*serving(2), *pool(2)], 2, LIMITS, NOW)
-    assert {k for k in p.summary() if k != "spare_pool"} == set()
+def test_spare_pool_only_accompanies_a_start():
+    p = plan([*serving(1), *pool(3)], 2, limits(warm_pool_size=3), NOW)
+    assert len(p.start) == 1
+    assert set(p.spare_pool) == {"i-pool0", "i-pool1", "i-pool2"} - set(p.start)
 
 
 def test_converged_fleet_without_pool_is_empty():
@@ -291,15 +286,35 @@ def test_warming_ready_but_stopped_is_retagged():
     assert p.launch_warming == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a warming instance that is ready but past the warm-up timeout is sent to_pool, yet "
-    "pool_count only counts unexpired warming instances, so plan() also launches a replacement warm-up "
-    "(the pool overshoots and the next reconcile terminates the extra)",
-)
 def test_warming_ready_past_timeout_is_not_also_replaced():
     p = plan([*serving(1), *pool(1), warming("w1", ready=True, ago=1000)], 1, LIMITS, NOW)
     assert p.to_pool == ("w1",)
+    assert p.launch_warming == ()
+
+
+def test_ready_warming_instance_terminated_when_the_pool_is_full():
+    p = plan([*serving(1), *pool(2), warming("w1", ready=True)], 1, LIMITS, NOW)
+    assert p.terminate == ("w1",)
+    assert p.to_pool == ()
+
+
+def test_initialized_instances_take_pool_seats_before_warm_ups_still_installing():
+    fleet = [
+        *serving(1),
+        *pool(1),
+        draining("d1", health=TargetHealth.UNUSED),
+        warming("w-installing", zone="b", ago=60),
+    ]
+    p = plan(fleet, 1, LIMITS, NOW)
+    assert p.to_pool == ("d1",)
+    assert p.terminate == ("w-installing",)
+    assert p.launch_warming == ()
+
+
+def test_warm_ups_beyond_the_deficit_are_terminated():
+    fleet = [*serving(1), warming("w1", ago=60), warming("w2", zone="b", ago=50), warming("w3", zone="c", ago=40)]
+    p = plan(fleet, 1, LIMITS, NOW)
+    assert len(p.terminate) == 1
     assert p.launch_warming == ()
 
 
@@ -317,7 +332,7 @@ def test_pool_excess_terminates_stopped_extras_by_termination_policy():
     p = plan([*serving(1), *extras], 1, limits(warm_pool_size=1), NOW)
     # zone a has the most: its newest first, then the a/b tie goes to the newest
     assert p.terminate == ("p-mid", "p-new")
-    assert p.spare_pool == ("p-old",)
+    assert p.spare_pool == ()  # spares only accompany a start
     assert p.launch_warming == ()
 
 
@@ -428,7 +443,8 @@ def test_plan_invariants(fleet, desired, pool_size):
             assert by_id[instance_id].alive, (name, instance_id)
     # an instance is terminated at most once and never also kept
     assert len(p.terminate) == len(set(p.terminate))
-    assert set(p.terminate).isdisjoint({*p.reclaim, *p.start, *p.to_pool, *p.register})
+    assert set(p.terminate).isdisjoint({*p.reclaim, *p.start, *p.to_pool, *p.register, *p.retag_pool})
+    assert set(p.to_pool).isdisjoint({*p.start, *p.reclaim, *p.register})
     # serving capacity after the plan is exactly desired: reclaims, pool starts and launches fill the gap,
     # drains remove the excess, and never more than the excess
     service = [i for i in fleet if i.alive and i.lifecycle is Lifecycle.SERVICE and i.instance_id not in p.replace]
