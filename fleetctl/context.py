@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,8 @@ class Context:
 
     @property
     def region_name(self) -> str | None:
-        return self.region or self.session.region_name
+        """--region, then AWS_REGION (which botocore itself may ignore), then AWS_DEFAULT_REGION or the profile's."""
+        return self.region or os.environ.get("AWS_REGION") or self.session.region_name
 
     def client(self, service: str, **config: Any) -> Any:
         from botocore.config import Config
