@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 
 # CloudWatch writes offsets without a colon ("+0000"); ISO parsers want "+00:00".
 _OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
@@ -155,7 +156,11 @@ def _parse_direct(event: dict[str, Any]) -> AlarmNotice | Rejected:
         timestamp = state.timestamp if state else None
         if not name or not value or not timestamp:
             raise KeyError("alarmData.alarmName, alarmData.state.value and .timestamp")
-        previous = data.previous_state.value if data.previous_state else None
+        if value not in ALARM_STATES:
+            return Rejected("missing-fields", f"alarmData.state.value {value!r} is not one of {ALARM_STATES}")
+        # previousState is optional here as OldStateValue is in the SNS shape.
+        previous_raw = event["alarmData"].get("previousState") or {}
+        previous = previous_raw.get("value") if isinstance(previous_raw, dict) else None
         return AlarmNotice(
             alarm_name=name,
             new_state=value,

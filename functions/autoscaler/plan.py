@@ -93,6 +93,8 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
     elif need < 0:
         drain = choose_victims(service, -need)
 
+    drained = {i.instance_id for i in drain}
+    start = [i for i in start if i.instance_id not in drained]  # a stopped victim is not restarted
     taken = {i.instance_id for i in [*reclaim, *start]}
     # Spares only matter to a start that hits a capacity error.
     spare_pool = [i.instance_id for i in pool if i.pool_ready and i.instance_id not in taken] if start else []

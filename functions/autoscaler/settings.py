@@ -6,6 +6,7 @@ A missing or malformed variable fails loudly at cold start, naming the variable.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
@@ -96,8 +97,12 @@ class Settings:
             problems.append(f"need 0 <= MIN_SIZE ({self.min_size}) <= MAX_SIZE ({self.max_size})")
         if self.warm_pool_size < 0:
             problems.append("WARM_POOL_SIZE must be >= 0")
-        if self.cpu_target <= 0 or self.requests_per_target_target <= 0:
-            problems.append("CPU_TARGET and REQUESTS_PER_TARGET_TARGET must be > 0")
+        for name, target in (
+            ("CPU_TARGET", self.cpu_target),
+            ("REQUESTS_PER_TARGET_TARGET", self.requests_per_target_target),
+        ):
+            if not (math.isfinite(target) and target > 0):
+                problems.append(f"{name} must be a finite number > 0, got {target}")
         if not 0 <= self.tolerance < 1:
             problems.append("TOLERANCE must be in [0, 1)")
         if problems:

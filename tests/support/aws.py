@@ -229,3 +229,56 @@ def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
 
 
 Builder = Callable[..., Fleet]
+
+
+def throttle(client: Any, operation: str, times: int, code: str = "RequestLimitExceeded") -> list[int]:
+    """Answer the next ``times`` HTTP attempts of ``operation`` (``ec2.RunInstances``) with a
+    throttling error.
+
+    Hooked at before-send, ahead of moto's own handler, so botocore's retry handler sees a real
+    error response and retries. Returns a list that counts the attempts seen.
+    """
+    attempts: list[int] = []
+
+    def send(request: Any, **_: Any) -> AWSResponse | None:
+        attempts.append(1)
+        if len(attempts) > times:
+            return None
+        xml = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>Request limit exceeded.</Message></Error>"
+            "</Errors><RequestID>throttled</RequestID></Response>"
+        )
+        return AWSResponse(request.url, 400, {}, _Raw(xml.encode()))
+
+    client.meta.events.register_first(f"before-send.{operation}", send)
+    return attempts
+
+
+class _Raw:
+    """The minimal raw body botocore reads from an AWSResponse."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+    def read(self, *_: Any) -> bytes:
+        return self._data
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment the template would give a function with these settings."""
+    from dataclasses import fields
+
+    env = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        env[f.name.upper()] = (
+            ",".join(value)
+            if isinstance(value, tuple)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
+    return env

@@ -296,11 +296,6 @@ def test_direct_alarm_variants(new_state, old_state):
     assert result.state_change_time == TEN_PAST + timedelta(minutes=5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _parse_direct treats previousState as optional (`if data.previous_state else None`), but "
-    "powertools' previous_state raises KeyError when the key is absent, so the event is rejected",
-)
 def test_direct_alarm_without_previous_state():
     assert notice(direct_alarm_event(old_state=None)).old_state is None
 
@@ -334,10 +329,5 @@ def test_direct_alarm_missing_fields(event):
     assert rejected(event).reason == "missing-fields"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a direct alarm event with an unknown state value is accepted as a notice; "
-    "the SNS path rejects the same value (AlarmState literal)",
-)
 def test_direct_alarm_with_unknown_state_is_rejected_like_sns():
     assert rejected(direct_alarm_event(new_state="PENDING")).reason == "missing-fields"

@@ -200,11 +200,6 @@ def test_choose_victims_policy_directly():
     assert choose_victims(fleet, 0) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: on scale-in a stopped service instance is both in plan.start (restart) and plan.drain "
-    "(victim): `start` is computed from all service instances and never filtered against the victims",
-)
 def test_stopped_service_instance_chosen_as_victim_is_not_restarted():
     fleet = [*serving(1), instance("i-stopped", state="stopped", zone="b")]
     p = plan(fleet, 1, limits(warm_pool_size=0), NOW)

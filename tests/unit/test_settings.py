@@ -229,12 +229,6 @@ def test_os_environ_is_the_default_source(monkeypatch):
     assert Settings.from_env().max_size == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate() compares with `<= 0`, which is False for NaN, so CPU_TARGET=nan (and inf) pass "
-    "cold-start validation; with nan decide() raises ValueError (math.ceil(nan)), with inf every ratio is 0 "
-    "and the fleet is always scaled in",
-)
 @pytest.mark.parametrize("raw", ["nan", "inf"])
 def test_non_finite_targets_are_rejected(raw):
     with pytest.raises(SettingsError, match="CPU_TARGET"):

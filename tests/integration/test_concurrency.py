@@ -1,0 +1,58 @@
+"""No two decisions for a fleet interleave: concurrent invocations in threads against moto."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from autoscaler import entrypoints
+from autoscaler.clock import SystemClock
+from autoscaler.model import Direction
+
+from tests.support.aws import START, build_fleet
+from tests.support.events import alarm_event
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def real_time_fleet():
+    from moto import mock_aws
+
+    with mock_aws():
+        yield build_fleet(clock=SystemClock(), lease_wait_seconds=30, warm_pool_size=0)
+
+
+def test_concurrent_alarm_invocations_scale_once_and_drop_nothing(real_time_fleet):
+    fleet = real_time_fleet
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.knobs.cpu = 79.0  # one instance at 79 % needs exactly two
+    now = fleet.clock.now()
+    events = [
+        alarm_event(name, now + timedelta(milliseconds=n))
+        for n, name in enumerate(["fleet-cpu-high", "fleet-requests-high"] * 3)
+    ]
+    results: list[dict] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(events))
+
+    def invoke(event: dict) -> None:
+        barrier.wait()
+        try:
+            results.extend(entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)["results"])
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=invoke, args=(e,)) for e in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert len(results) == len(events)  # every event was processed: none dropped
+    scale_outs = [r for r in results if r.get("reason") == "scale-out"]
+    assert len(scale_outs) == 1, results  # exactly one decision scaled; the others saw it
+    assert fleet.lifecycle_counts() == {"service:running": 2}
+    assert fleet.clock.now() > START

@@ -1,0 +1,99 @@
+"""AWS faults: throttling, capacity errors, registration failures, lease conflicts."""
+
+from __future__ import annotations
+
+import pytest
+from autoscaler import entrypoints
+from autoscaler.controller import Controller
+from autoscaler.errors import LeaseBusyError
+from autoscaler.model import Direction
+
+from tests.support.aws import throttle
+from tests.support.events import alarm_event
+
+pytestmark = pytest.mark.integration
+
+
+def _pool_of_two(fleet):
+    fleet = fleet.with_settings(warm_pool_size=2)
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 2}
+    return fleet
+
+
+def test_ec2_throttling_is_retried_by_botocore(fleet):
+    attempts = throttle(fleet.ec2, "ec2.RunInstances", times=3)
+    outcome = entrypoints.create_fleet(fleet.runtime)
+    assert len(outcome["result"]["launched"]) == 1
+    assert len(attempts) == 5  # three throttled attempts, then the two launches (service, warm-up)
+
+
+def test_capacity_error_on_start_uses_a_pool_instance_in_another_zone(fleet):
+    fleet = _pool_of_two(fleet)
+    zones = {i["InstanceId"]: i["Placement"]["AvailabilityZone"] for i in fleet.instances()}
+    fleet.knobs.faults["StartInstances"] = ["InsufficientInstanceCapacity"]
+    outcome = entrypoints.set_capacity(fleet.runtime, 2)
+    (started,) = outcome["result"]["started"]
+    assert outcome["result"]["capacity_errors"]
+    assert zones[started] != zones[outcome["plan"]["start"][0]]
+    history = Controller(fleet.runtime).store.activities()
+    assert history[0]["status"] == "PartiallyFailed"
+    assert "InsufficientInstanceCapacity" in history[0]["details"]["capacity_errors"][0]
+
+
+def test_capacity_error_everywhere_in_the_pool_falls_back_to_launching_in_another_subnet(fleet):
+    fleet = fleet.with_settings(warm_pool_size=1)
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)
+    fleet.knobs.faults["StartInstances"] = ["InsufficientInstanceCapacity"]
+    fleet.knobs.faults["RunInstances"] = ["InsufficientInstanceCapacity"]
+    outcome = entrypoints.set_capacity(fleet.runtime, 2)
+    (launched,) = outcome["result"]["launched"]
+    assert len(outcome["result"]["capacity_errors"]) == 2
+    subnet = next(i["SubnetId"] for i in fleet.instances() if i["InstanceId"] == launched)
+    assert subnet == fleet.subnets[1]
+    assert launched in fleet.registered()
+
+
+def test_capacity_error_with_no_way_out_is_recorded_and_retried_next_run(fleet):
+    fleet = fleet.with_settings(warm_pool_size=0)
+    fleet.knobs.faults["RunInstances"] = ["InsufficientInstanceCapacity"] * 2
+    outcome = entrypoints.create_fleet(fleet.runtime)
+    assert "launched" not in outcome["result"]
+    assert Controller(fleet.runtime).store.activities()[0]["status"] == "Failed"
+    retry = entrypoints.reconcile(fleet.runtime)
+    assert len(retry["result"]["launched"]) == 1
+
+
+def test_lease_conflict_makes_an_alarm_invocation_raise_so_lambda_retries(fleet):
+    fleet = fleet.with_settings(lease_wait_seconds=3)
+    entrypoints.create_fleet(fleet.runtime)
+    store = Controller(fleet.runtime).store
+    assert store.acquire_lease("stuck-invocation", fleet.clock.now(), 60)
+    fleet.knobs.cpu = 200.0
+    event = alarm_event("fleet-cpu-high", fleet.clock.now())
+    with pytest.raises(LeaseBusyError):
+        entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
+    # The failed run left no idempotency record behind: Lambda's retry (after the lease expired) acts.
+    fleet.clock.advance(120)
+    (outcome,) = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)["results"]
+    assert outcome["reason"] == "scale-out"
+
+
+def test_conditional_check_failure_on_the_lease_is_a_lost_race_not_a_crash(fleet):
+    fleet = fleet.with_settings(lease_wait_seconds=5)
+    fleet.knobs.faults["PutItem"] = ["ConditionalCheckFailedException"] * 2
+    outcome = entrypoints.create_fleet(fleet.runtime)  # waits, then wins the lease on the third try
+    assert len(outcome["result"]["launched"]) == 1
+    assert fleet.clock.slept >= 2
+
+
+def test_an_expired_lease_is_taken_over(fleet):
+    store = Controller(fleet.runtime).store
+    assert store.acquire_lease("crashed", fleet.clock.now(), 60)
+    fleet.clock.advance(61)
+    assert store.acquire_lease("next", fleet.clock.now(), 60)
+    assert not store.acquire_lease("third", fleet.clock.now(), 60)
