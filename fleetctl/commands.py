@@ -222,7 +222,7 @@ def resume(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
 
 def _set_suspended(ctx: Context, args: argparse.Namespace, out: Renderer, suspended: bool) -> int:
     was = ctx.controller.store.load().suspended
-    entrypoints.set_suspended(ctx.runtime, suspended)
+    entrypoints.set_suspended(ctx.runtime, suspended, CAUSE)
     fleet = ctx.runtime.settings.fleet_name
     if args.output == "json":
         out.json({"fleet": fleet, "suspended": suspended, "was_suspended": was})

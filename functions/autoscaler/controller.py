@@ -15,7 +15,7 @@ from autoscaler.adapters.cloudwatch import FleetSignals
 from autoscaler.adapters.ec2 import Ec2Fleet
 from autoscaler.adapters.elb import TargetGroup
 from autoscaler.adapters.state import Activity, StateStore, prune
-from autoscaler.decide import decide
+from autoscaler.decide import current_desired, decide
 from autoscaler.errors import LeaseBusyError, StateConflictError
 from autoscaler.execute import Executor, Result
 from autoscaler.model import Decision, Direction, Instance, Metrics, Recommendation, Snapshot, TargetHealth
@@ -136,7 +136,7 @@ class Controller:
         policy = self.runtime.scaling_policy()
         if manual:
             assert trigger.override_desired is not None
-            previous = state.desired if state.desired is not None else snapshot.capacity
+            previous = current_desired(state, snapshot.capacity, policy)
             target = max(policy.min_size, min(policy.max_size, trigger.override_desired))
             decision = Decision(target, previous, MANUAL, f"operator asked for {trigger.override_desired}")
         else:
@@ -184,7 +184,14 @@ class Controller:
         result: Result,
         now: datetime,
     ) -> None:
-        touched = [*result.started, *result.launched, *result.drained, *result.terminated, *result.warming]
+        touched = [
+            *result.started,
+            *result.launched,
+            *result.drained,
+            *result.stopped,
+            *result.terminated,
+            *result.warming,
+        ]
         if not decision.changed and not touched and not result.failures and not result.capacity_errors:
             return
         metrics = snapshot.metrics

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from autoscaler.model import Decision, Direction, Recommendation, ScalingPolicy, Snapshot
+from autoscaler.model import Decision, Direction, FleetState, Recommendation, ScalingPolicy, Snapshot
 
 # Reasons, as they appear in logs, metrics and the activity history.
 SUSPENDED = "suspended"
@@ -44,6 +44,11 @@ class SignalRecommendation:
 
 def clamp(value: int, policy: ScalingPolicy) -> int:
     return max(policy.min_size, min(policy.max_size, value))
+
+
+def current_desired(state: FleetState, capacity: int, policy: ScalingPolicy) -> int:
+    """The desired capacity now: as remembered, or (first run) what is serving or booting."""
+    return state.desired if state.desired is not None else clamp(capacity, policy)
 
 
 def scale_out_limit(current: int, policy: ScalingPolicy) -> int:
@@ -81,7 +86,7 @@ def stabilized_recommendation(
 def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
     """Return the desired capacity for ``snapshot`` under ``policy`` at ``now``."""
     state = snapshot.state
-    current = state.desired if state.desired is not None else clamp(snapshot.capacity, policy)
+    current = current_desired(state, snapshot.capacity, policy)
 
     def keep(reason: str, message: str, recommendation: int | None = None) -> Decision:
         return Decision(current, current, reason, message, recommendation)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
 
+from autoscaler.adapters.state import Activity
 from autoscaler.controller import Controller, Trigger
-from autoscaler.intake import AlarmNotice, Rejected, parse_event
-from autoscaler.model import Direction, Lifecycle
+from autoscaler.decide import current_desired
+from autoscaler.model import Direction, FleetState, Metrics, Snapshot
 from autoscaler.observability import logger
 from autoscaler.plan import plan
 from autoscaler.runtime import Runtime
+
+if TYPE_CHECKING:
+    from autoscaler.intake import AlarmNotice
 
 DELETE_POLL_SECONDS = 5.0
 
 
 def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, context: Any = None) -> dict[str, Any]:
     """Scale-out / scale-in entry: acknowledge bad input with a reason, act once per transition."""
+    # pydantic models are built at import (~0.1 s): only the alarm functions pay for them.
+    from autoscaler.intake import Rejected, parse_event
+
     results = []
     for item in parse_event(event):
         if isinstance(item, Rejected):
@@ -100,20 +108,31 @@ def set_capacity(runtime: Runtime, desired: int, cause: str = "manual", dry_run:
         policy = runtime.scaling_policy()
         target = max(policy.min_size, min(policy.max_size, desired))
         instances = controller.instances()
-        state = controller.store.load()
+        capacity = Snapshot(tuple(instances), Metrics(None, None), FleetState()).capacity
+        previous = current_desired(controller.store.load(), capacity, policy)
         actions = plan(instances, target, controller.limits, runtime.clock.now())
-        previous = (
-            state.desired
-            if state.desired is not None
-            else sum(1 for i in instances if i.lifecycle is Lifecycle.SERVICE)
-        )
         return {"status": "dry-run", "previous": previous, "desired": target, "plan": actions.summary()}
     trigger = Trigger(cause=cause, override_desired=desired, ignore_suspend=True)
     return controller.run(trigger).to_json()
 
 
-def set_suspended(runtime: Runtime, suspended: bool) -> None:
-    Controller(runtime).store.set_suspended(suspended)
+def set_suspended(runtime: Runtime, suspended: bool, cause: str = "manual") -> None:
+    """Pause or resume automatic scaling (maintenance); recorded in the activity history."""
+    controller = Controller(runtime)
+    controller.store.set_suspended(suspended)
+    state = controller.store.load()
+    desired = state.desired if state.desired is not None else 0
+    controller.store.record(
+        Activity(
+            activity_id=uuid.uuid4().hex[:12],
+            at=runtime.clock.now(),
+            cause=cause,
+            reason="suspend" if suspended else "resume",
+            from_desired=desired,
+            to_desired=desired,
+            status="Successful",
+        )
+    )
 
 
 def create_fleet(runtime: Runtime) -> dict[str, Any]:

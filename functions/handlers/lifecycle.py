@@ -8,7 +8,7 @@ from typing import Any
 
 from autoscaler.entrypoints import create_fleet, delete_fleet
 from autoscaler.lambda_runtime import lambda_runtime
-from autoscaler.observability import logger, tracer
+from autoscaler.observability import logger, traced
 from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,7 +17,7 @@ REPORT_MARGIN_SECONDS = 60
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
     request = CloudFormationCustomResourceEvent(event)
     physical_id = request.physical_resource_id or f"fleet-{request.logical_resource_id}"

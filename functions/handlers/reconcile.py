@@ -6,12 +6,12 @@ from typing import Any
 
 from autoscaler.entrypoints import reconcile
 from autoscaler.lambda_runtime import lambda_runtime
-from autoscaler.observability import logger, metrics, tracer
+from autoscaler.observability import logger, metrics, traced
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.set_correlation_id(f"schedule@{event.get('time', '')}")

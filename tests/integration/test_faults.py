@@ -34,6 +34,7 @@ def test_capacity_error_on_start_uses_a_pool_instance_in_another_zone(fleet):
     fleet = _pool_of_two(fleet)
     zones = {i["InstanceId"]: i["Placement"]["AvailabilityZone"] for i in fleet.instances()}
     fleet.knobs.faults["StartInstances"] = ["InsufficientInstanceCapacity"]
+    fleet.clock.advance(10)  # history is ordered by time
     outcome = entrypoints.set_capacity(fleet.runtime, 2)
     (started,) = outcome["result"]["started"]
     assert outcome["result"]["capacity_errors"]
@@ -63,6 +64,7 @@ def test_capacity_error_with_no_way_out_is_recorded_and_retried_next_run(fleet):
     fleet.knobs.faults["RunInstances"] = ["InsufficientInstanceCapacity"] * 2
     outcome = entrypoints.create_fleet(fleet.runtime)
     assert "launched" not in outcome["result"]
+    fleet.clock.advance(10)
     assert Controller(fleet.runtime).store.activities()[0]["status"] == "Failed"
     retry = entrypoints.reconcile(fleet.runtime)
     assert len(retry["result"]["launched"]) == 1

@@ -1,11 +1,92 @@
-"""Builders for the events the functions receive, shaped like the real ones."""
+"""Builders for the events the functions receive: real-shaped JSON files in tests/events/, with
+the fields a test cares about overridden."""
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fresh copy of ``tests/events/<name>`` (``.json`` optional)."""
+    filename = name if name.endswith(".json") else f"{name}.json"
+    return json.loads((EVENTS / filename).read_text())
+
+
+def event_files() -> list[str]:
+    return sorted(p.name for p in EVENTS.glob("*.json"))
+
+
+def sns_message(event: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """The alarm notification inside an SNS record, decoded."""
+    return json.loads(event["Records"][index]["Sns"]["Message"])
+
+
+def with_raw_message(event: dict[str, Any], raw: str, index: int = 0) -> dict[str, Any]:
+    """A copy of ``event`` whose record ``index`` carries ``raw`` verbatim as ``Sns.Message``."""
+    result = copy.deepcopy(event)
+    result["Records"][index]["Sns"]["Message"] = raw
+    return result
+
+
+def sns_alarm_event(
+    name: str = "fleet-cpu-high",
+    new_state: str = "ALARM",
+    old_state: str | None = "OK",
+    time: str = "2026-01-01T00:10:00.000+0000",
+    message_id: str = "6f2c3a3e-5d1b-5a0e-9c43-0b1d2e3f4a01",
+    *,
+    template: str = "sns-alarm-cpu-high.json",
+    drop: tuple[str, ...] = (),
+    **overrides: Any,
+) -> dict[str, Any]:
+    """An SNS event from ``template`` with the alarm fields overridden (``drop`` removes keys)."""
+    event = load_event(template)
+    message = sns_message(event)
+    message.update(AlarmName=name, NewStateValue=new_state, StateChangeTime=time, **overrides)
+    message["AlarmArn"] = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"
+    if old_state is None:
+        message.pop("OldStateValue", None)
+    else:
+        message["OldStateValue"] = old_state
+    for key in drop:
+        message.pop(key, None)
+    sns = event["Records"][0]["Sns"]
+    sns["MessageId"] = message_id
+    sns["Subject"] = f'{new_state}: "{name}" in EU (Ireland)'
+    sns["Message"] = json.dumps(message, separators=(",", ":"))
+    return event
+
+
+def sns_batch(*events: dict[str, Any]) -> dict[str, Any]:
+    """One SNS event holding the records of several."""
+    return {"Records": [record for event in events for record in event["Records"]]}
+
+
+def direct_alarm_event(
+    name: str = "fleet-cpu-high",
+    new_state: str = "ALARM",
+    old_state: str | None = "OK",
+    time: str = "2026-01-01T00:10:00.000+0000",
+) -> dict[str, Any]:
+    """A direct CloudWatch alarm-action event (``source: aws.cloudwatch``) with fields overridden."""
+    event = load_event("cloudwatch-alarm-direct.json")
+    data = event["alarmData"]
+    data["alarmName"] = name
+    data["state"]["value"] = new_state
+    data["state"]["timestamp"] = time
+    event["alarmArn"] = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"
+    if old_state is None:
+        data.pop("previousState", None)
+    else:
+        data["previousState"]["value"] = old_state
+    return event
 
 
 def alarm_time(at: datetime) -> str:
@@ -13,66 +94,14 @@ def alarm_time(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
 
 
-def alarm_message(name: str, new: str = "ALARM", old: str = "OK", at: datetime | None = None) -> dict[str, Any]:
-    at = at or datetime(2026, 1, 1)
-    return {
-        "AlarmName": name,
-        "AlarmDescription": "fleet scaling alarm",
-        "AWSAccountId": "123456789012",
-        "AlarmConfigurationUpdatedTimestamp": "2026-01-01T00:00:00.000+0000",
-        "NewStateValue": new,
-        "NewStateReason": "Threshold Crossed: 3 out of the last 3 datapoints were greater than the threshold (70.0).",
-        "StateChangeTime": alarm_time(at),
-        "Region": "EU (Ireland)",
-        "AlarmArn": f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}",
-        "OldStateValue": old,
-        "OKActions": [],
-        "AlarmActions": ["arn:aws:sns:eu-west-1:123456789012:fleet-scale-out"],
-        "InsufficientDataActions": [],
-        "Trigger": {
-            "MetricName": "CPUUtilization",
-            "Namespace": "Autoscaler",
-            "StatisticType": "Statistic",
-            "Statistic": "AVERAGE",
-            "Unit": None,
-            "Dimensions": [{"value": "fleet", "name": "Fleet"}],
-            "Period": 10,
-            "EvaluationPeriods": 3,
-            "DatapointsToAlarm": 3,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "Threshold": 70.0,
-            "TreatMissingData": "notBreaching",
-            "EvaluateLowSampleCountPercentile": "",
-        },
-    }
+def alarm_event(
+    name: str, at: datetime, new: str = "ALARM", old: str = "OK", message_id: str | None = None
+) -> dict[str, Any]:
+    """An SNS-delivered alarm transition at ``at`` (a fresh MessageId unless given)."""
+    return sns_alarm_event(name, new, old, alarm_time(at), message_id or str(uuid.uuid4()))
 
 
-def sns_event(message: dict[str, Any] | str, message_id: str | None = None) -> dict[str, Any]:
-    body = message if isinstance(message, str) else json.dumps(message)
-    topic = "arn:aws:sns:eu-west-1:123456789012:fleet-scale-out"
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": f"{topic}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55",
-                "Sns": {
-                    "Type": "Notification",
-                    "MessageId": message_id or str(uuid.uuid4()),
-                    "TopicArn": topic,
-                    "Subject": 'ALARM: "fleet-cpu-high" in EU (Ireland)',
-                    "Message": body,
-                    "Timestamp": "2026-01-01T00:10:00.000Z",
-                    "SignatureVersion": "1",
-                    "Signature": "EXAMPLE",
-                    "SigningCertUrl": "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService.pem",
-                    "UnsubscribeUrl": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe",
-                    "MessageAttributes": {},
-                },
-            }
-        ]
-    }
-
-
-def alarm_event(name: str, at: datetime, new: str = "ALARM", old: str = "OK", message_id: str | None = None) -> dict:
-    return sns_event(alarm_message(name, new, old, at), message_id)
+def sns_event(message: dict[str, Any] | str) -> dict[str, Any]:
+    """An SNS event carrying ``message`` (an object, or raw text for malformed input)."""
+    raw = message if isinstance(message, str) else json.dumps(message)
+    return with_raw_message(load_event("sns-alarm-cpu-high.json"), raw)

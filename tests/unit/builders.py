@@ -1,14 +1,8 @@
-"""Small builders for the pure unit tests: events from tests/events/, instances, snapshots, policies.
-
-Owned by the unit tests for now; they are meant to move to tests/support/ later.
-"""
+"""Small builders for the pure unit tests: instances, snapshots, policies (events: tests/support/events.py)."""
 
 from __future__ import annotations
 
-import copy
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from autoscaler.model import (
@@ -23,85 +17,19 @@ from autoscaler.model import (
     TargetHealth,
 )
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
+from tests.support.events import (  # noqa: F401 - re-exported for the unit tests
+    EVENTS,
+    direct_alarm_event,
+    event_files,
+    load_event,
+    sns_alarm_event,
+    sns_batch,
+    sns_message,
+    with_raw_message,
+)
+
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 """A fixed, aware UTC origin; every test time is an offset from it."""
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """A fresh copy of ``tests/events/<name>`` (``.json`` optional)."""
-    filename = name if name.endswith(".json") else f"{name}.json"
-    return json.loads((EVENTS / filename).read_text())
-
-
-def event_files() -> list[str]:
-    return sorted(p.name for p in EVENTS.glob("*.json"))
-
-
-def sns_message(event: dict[str, Any], index: int = 0) -> dict[str, Any]:
-    """The alarm notification inside an SNS record, decoded."""
-    return json.loads(event["Records"][index]["Sns"]["Message"])
-
-
-def with_raw_message(event: dict[str, Any], raw: str, index: int = 0) -> dict[str, Any]:
-    """A copy of ``event`` whose record ``index`` carries ``raw`` verbatim as ``Sns.Message``."""
-    result = copy.deepcopy(event)
-    result["Records"][index]["Sns"]["Message"] = raw
-    return result
-
-
-def sns_alarm_event(
-    name: str = "fleet-cpu-high",
-    new_state: str = "ALARM",
-    old_state: str | None = "OK",
-    time: str = "2026-01-01T00:10:00.000+0000",
-    message_id: str = "6f2c3a3e-5d1b-5a0e-9c43-0b1d2e3f4a01",
-    *,
-    template: str = "sns-alarm-cpu-high.json",
-    drop: tuple[str, ...] = (),
-    **overrides: Any,
-) -> dict[str, Any]:
-    """An SNS event from ``template`` with the alarm fields overridden (``drop`` removes keys)."""
-    event = load_event(template)
-    message = sns_message(event)
-    message.update(AlarmName=name, NewStateValue=new_state, StateChangeTime=time, **overrides)
-    message["AlarmArn"] = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"
-    if old_state is None:
-        message.pop("OldStateValue", None)
-    else:
-        message["OldStateValue"] = old_state
-    for key in drop:
-        message.pop(key, None)
-    sns = event["Records"][0]["Sns"]
-    sns["MessageId"] = message_id
-    sns["Subject"] = f'{new_state}: "{name}" in EU (Ireland)'
-    sns["Message"] = json.dumps(message, separators=(",", ":"))
-    return event
-
-
-def sns_batch(*events: dict[str, Any]) -> dict[str, Any]:
-    """One SNS event holding the records of several."""
-    return {"Records": [record for event in events for record in event["Records"]]}
-
-
-def direct_alarm_event(
-    name: str = "fleet-cpu-high",
-    new_state: str = "ALARM",
-    old_state: str | None = "OK",
-    time: str = "2026-01-01T00:10:00.000+0000",
-) -> dict[str, Any]:
-    """A direct CloudWatch alarm-action event (``source: aws.cloudwatch``) with fields overridden."""
-    event = load_event("cloudwatch-alarm-direct.json")
-    data = event["alarmData"]
-    data["alarmName"] = name
-    data["state"]["value"] = new_state
-    data["state"]["timestamp"] = time
-    event["alarmArn"] = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"
-    if old_state is None:
-        data.pop("previousState", None)
-    else:
-        data["previousState"]["value"] = old_state
-    return event
 
 
 # --- domain objects ---------------------------------------------------------------------------
