@@ -165,3 +165,18 @@ def test_suspended_fleet_does_not_scale(fleet):
     )["results"]
     assert outcome["reason"] == "suspended"
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+
+
+def test_scale_out_is_recorded_in_the_activity_history(fleet):
+    from autoscaler.controller import Controller
+
+    _settle(fleet)
+    fleet.knobs.cpu = 79.0
+    fleet.clock.advance(60)
+    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
+    latest = Controller(fleet.runtime).store.activities(since=fleet.clock.now())[0]
+    assert latest["cause"] == "fleet-cpu-high"
+    assert (latest["from"], latest["to"], latest["reason"], latest["status"]) == (1, 2, "scale-out", "Successful")
+    assert latest["details"]["cpu"] == 79.0 and latest["details"]["in_service"] == 1
+    assert latest["details"]["alarm_time"].startswith("2026-01-01T00:")
+    assert len(latest["instance_ids"]) == 2  # the started pool instance and the replacement warm-up
