@@ -35,3 +35,23 @@ def fleet() -> Iterator[object]:
 
     with mock_aws():
         yield build_fleet()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def record_api_calls() -> Iterator[None]:
+    """Every client the control plane creates records the APIs it calls (tests/support/api_calls.py)."""
+    from autoscaler.runtime import AwsClients
+
+    from tests.support import api_calls
+
+    original = AwsClients.create.__func__  # type: ignore[attr-defined]
+
+    def create(cls: type[AwsClients], *args: object, **kwargs: object) -> AwsClients:
+        clients = original(cls, *args, **kwargs)
+        for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
+            api_calls.install(client)
+        return clients
+
+    AwsClients.create = classmethod(create)  # type: ignore[assignment,method-assign]
+    yield
+    AwsClients.create = classmethod(original)  # type: ignore[assignment,method-assign]
