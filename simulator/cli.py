@@ -86,7 +86,7 @@ def run_scenario(
 
     assert isinstance(scenario, Scenario)
     bar = None if quiet else tqdm(total=int(scenario.duration + scenario.warmup), unit="sim s", file=sys.stderr,
-                                  delay=2.0, leave=False)  # fmt: skip
+                                  delay=2.0, leave=False, disable=None)  # fmt: skip  (None: only on a terminal)
     last = [0.0]
 
     def progress(now: float, total: float) -> None:

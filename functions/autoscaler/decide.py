@@ -119,15 +119,23 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
         recommend_for_signal(name, value, target, in_service, current, policy.tolerance)
         for name, value, target in signals
     ]
-    recommendation = clamp(max(s.desired for s in per_signal), policy)
+    recent = snapshot.metrics.cpu_recent_percent
+    if recent is not None:
+        # Scale out fast: the short window sees a load step the long one still averages away.
+        per_signal.append(
+            recommend_for_signal("cpu_recent", recent, policy.cpu_target, in_service, current, policy.tolerance)
+        )
+    # The recorded recommendation (and any scale-in) follows the long window only.
+    recommendation = clamp(max(s.desired for s in per_signal if s.name != "cpu_recent"), policy)
+    upward = clamp(max(s.desired for s in per_signal), policy)
     detail = ", ".join(f"{s.name}={s.value:.1f}/{s.target:g}->{s.desired}" for s in per_signal)
     detail += f"; in service {in_service}, booting {snapshot.booting}, desired {current}"
 
-    if recommendation > current:
+    if upward > current:
         if Direction.OUT not in snapshot.active:
             return keep(OUT_NOT_ARMED, detail, recommendation)
-        desired = min(recommendation, scale_out_limit(current, policy))
-        return Decision(desired, current, SCALE_OUT, detail, recommendation)
+        desired = min(upward, scale_out_limit(current, policy))
+        return Decision(desired, current, SCALE_OUT, detail, max(recommendation, desired))
     if recommendation < current:
         if Direction.IN not in snapshot.active:
             return keep(IN_NOT_ARMED, detail, recommendation)

@@ -141,6 +141,8 @@ def create_fleet(runtime: Runtime) -> dict[str, Any]:
     state = controller.store.load()
     policy = runtime.scaling_policy()
     desired = state.desired if state.desired is not None else policy.min_size
+    if state.desired is None and runtime.settings.suspended_by_default:
+        controller.store.set_suspended(True)
     trigger = Trigger(cause="lifecycle", override_desired=desired, ignore_suspend=True)
     return controller.run(trigger).to_json()
 

@@ -67,10 +67,16 @@ class Instance:
 
 @dataclass(frozen=True)
 class Metrics:
-    """Fleet signals read from CloudWatch at decision time; None when there was no data."""
+    """Fleet signals read from CloudWatch at decision time; None when there was no data.
+
+    ``cpu_percent`` averages the decision window (scale-in and the stabilization history use it);
+    ``cpu_recent_percent`` averages the shorter scale-out window, so a step in load is acted on
+    while the long window still holds the minute before the step.
+    """
 
     cpu_percent: float | None
     requests_per_target: float | None
+    cpu_recent_percent: float | None = None
 
 
 @dataclass(frozen=True)

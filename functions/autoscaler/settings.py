@@ -41,10 +41,12 @@ class Settings:
     # Scaling targets: fleet CPU (%) and requests per target per minute.
     cpu_target: float = 70.0
     requests_per_target_target: float = 84.0
-    tolerance: float = 0.1
+    tolerance: float = 0.03
     scale_in_stabilization_seconds: int = 120
-    # Window over which the decision averages the fleet metrics it reads at decision time.
+    # Windows over which decisions average the fleet CPU read at decision time: the long one for
+    # scale-in and the stabilization history, the short one to confirm a scale-out quickly.
     metric_window_seconds: int = 60
+    scale_out_window_seconds: int = 30
     cpu_metric_namespace: str = "Autoscaler"
     cpu_metric_name: str = "CPUUtilization"
     cpu_metric_period_seconds: int = 10
@@ -64,6 +66,7 @@ class Settings:
     running_wait_seconds: float = 60.0
     history_ttl_days: int = 30
     idempotency_ttl_seconds: int = 3600
+    # A new fleet (custom resource Create) starts with automatic scaling suspended.
     suspended_by_default: bool = False
 
     @classmethod

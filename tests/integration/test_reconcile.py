@@ -113,3 +113,10 @@ def test_converged_fleet_reconciles_to_nothing(fleet):
         c for c in fleet.knobs.calls[calls_before:] if c.split(":")[1].startswith(("Run", "Start", "Stop", "Term"))
     ]
     assert mutating == []
+
+
+def test_a_new_fleet_can_start_suspended(fleet):
+    fleet = fleet.with_settings(suspended_by_default=True)
+    entrypoints.create_fleet(fleet.runtime)  # the minimum is still brought up
+    assert fleet.lifecycle_counts().get("service:running") == 1
+    assert entrypoints.reconcile(fleet.runtime) == {"status": "skipped", "reason": "suspended"}

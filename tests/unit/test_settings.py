@@ -199,6 +199,7 @@ def test_every_environment_variable_is_read():
         TOLERANCE="0.2",
         SCALE_IN_STABILIZATION_SECONDS="301",
         METRIC_WINDOW_SECONDS="61",
+        SCALE_OUT_WINDOW_SECONDS="31",
         CPU_METRIC_NAMESPACE="Custom",
         CPU_METRIC_NAME="Cpu",
         CPU_METRIC_PERIOD_SECONDS="11",

@@ -20,8 +20,9 @@ class FleetSignals:
     def read(self, now: datetime) -> Metrics:
         """Both signals in one GetMetricData call.
 
-        CPU is the mean of the fleet metric's datapoints over the decision window. Requests use the
-        latest complete minute: a minute still in progress would under-count.
+        CPU is the mean of the fleet metric's datapoints over the decision window (and over the
+        shorter scale-out window, from the same datapoints). Requests use the latest complete
+        minute: a minute still in progress would under-count.
         """
         s = self._settings
         window = timedelta(seconds=s.metric_window_seconds)
@@ -60,6 +61,7 @@ class FleetSignals:
         return Metrics(
             cpu_percent=_mean_since(series.get("cpu"), now - window),
             requests_per_target=_latest_complete(series.get("requests"), now, ELB_PERIOD_SECONDS),
+            cpu_recent_percent=_mean_since(series.get("cpu"), now - timedelta(seconds=s.scale_out_window_seconds)),
         )
 
     def active_directions(self) -> frozenset[Direction]:
