@@ -109,6 +109,7 @@ def snapshot(
     *,
     cpu: float | None = None,
     requests: float | None = None,
+    recent_cpu: float | None = None,
     booting_count: int = 0,
     desired: int | None = None,
     active: frozenset[Direction] | set[Direction] = frozenset(),
@@ -119,7 +120,7 @@ def snapshot(
     """A fleet of ``in_service`` serving and ``booting_count`` booting instances and its metrics."""
     return Snapshot(
         instances=(*serving(in_service), *booting(booting_count), *extra),
-        metrics=Metrics(cpu_percent=cpu, requests_per_target=requests),
+        metrics=Metrics(cpu_percent=cpu, requests_per_target=requests, cpu_recent_percent=recent_cpu),
         state=FleetState(desired=desired, suspended=suspended, recommendations=history),
         active=frozenset(active),
     )

@@ -325,3 +325,25 @@ def test_signal_recommendation_is_proportional_outside_the_band(in_service, valu
         assert result.desired == math.ceil(in_service * ratio - 1e-9)
     else:
         assert result.desired == in_service
+
+
+# --- the short scale-out window ---------------------------------------------------------------
+
+
+def test_short_window_scales_out_while_the_long_window_still_averages_the_step_away():
+    # 30 s after 2 -> 3 clients: the last 30 s read 80 %, the last minute only 70 %.
+    snap = snapshot(1, cpu=70.0, recent_cpu=80.0, desired=1, active={Direction.OUT})
+    decision = decide(snap, policy(tolerance=0.03), T0)
+    assert (decision.desired, decision.reason) == (2, "scale-out")
+    assert decision.recommendation == 2  # remembered, so the stabilization window holds it
+
+
+def test_short_window_never_causes_a_scale_in():
+    snap = snapshot(2, cpu=48.0, recent_cpu=20.0, desired=2, active={Direction.IN})
+    decision = decide(snap, policy(tolerance=0.03), T0)
+    assert decision.desired == 2
+
+
+def test_short_window_does_not_bypass_the_alarm_gate():
+    snap = snapshot(1, cpu=60.0, recent_cpu=90.0, desired=1, active=set())
+    assert decide(snap, policy(), T0).reason == "scale-out-alarm-not-in-alarm"
