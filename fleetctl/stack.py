@@ -41,6 +41,9 @@ PARAMETER_SETTINGS = {
     "CPU_TARGET": "CpuTarget",
     "REQUESTS_PER_TARGET_TARGET": "RequestsPerTargetTarget",
     "SCALE_IN_STABILIZATION_SECONDS": "ScaleInStabilizationSeconds",
+    "TOLERANCE": "Tolerance",
+    "METRIC_WINDOW_SECONDS": "MetricWindowSeconds",
+    "SCALE_OUT_WINDOW_SECONDS": "ScaleOutWindowSeconds",
 }
 # Outputs naming further alarms of the fleet (shown by ``fleetctl alarms``).
 ALARM_NAME_OUTPUTS = ("ScaleOutAlarmNames", "ScaleInAlarmNames", "CpuLowAlarmName", "RequestsLowAlarmName")

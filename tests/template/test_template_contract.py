@@ -486,3 +486,17 @@ def test_samconfig_environments(raw_template: dict[str, Any]) -> None:
     assert set(overrides) <= set(raw_template["Parameters"])
     assert overrides["MaxSize"] == "3"
     assert overrides["WarmPoolSize"] == "0"
+
+
+def test_fleetctl_reads_every_tunable_the_functions_get_from_a_parameter(raw_template: dict[str, Any]) -> None:
+    """fleetctl rebuilds the functions' Settings from the stack's parameters: no drift allowed."""
+    from fleetctl.stack import PARAMETER_SETTINGS
+
+    environment = raw_template["Globals"]["Function"]["Environment"]["Variables"]
+    from_parameters = {
+        name: value["Ref"]
+        for name, value in environment.items()
+        if isinstance(value, dict) and value.get("Ref") in raw_template["Parameters"]
+    }
+    from_parameters.pop("LOG_LEVEL")  # powertools', not a Settings field
+    assert PARAMETER_SETTINGS == from_parameters
