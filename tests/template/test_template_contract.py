@@ -499,4 +499,4 @@ def test_fleetctl_reads_every_tunable_the_functions_get_from_a_parameter(raw_tem
         if isinstance(value, dict) and value.get("Ref") in raw_template["Parameters"]
     }
     from_parameters.pop("LOG_LEVEL")  # powertools', not a Settings field
-    assert PARAMETER_SETTINGS == from_parameters
+    assert from_parameters == PARAMETER_SETTINGS
