@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,10 +45,10 @@ def record_api_calls() -> Iterator[None]:
 
     from tests.support import api_calls
 
-    original = AwsClients.create.__func__  # type: ignore[attr-defined]
+    original: Any = AwsClients.create.__func__  # type: ignore[attr-defined]
 
-    def create(cls: type[AwsClients], *args: object, **kwargs: object) -> AwsClients:
-        clients = original(cls, *args, **kwargs)
+    def create(cls: type[AwsClients], /, *args: object, **kwargs: object) -> AwsClients:
+        clients: AwsClients = original(cls, *args, **kwargs)
         for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
             api_calls.install(client)
         return clients

@@ -30,12 +30,12 @@ def test_scale_status_and_activities(make_stack):
     stack = make_stack()
 
     preview = ok(stack.run("scale", "--to", "2", "--dry-run"))
-    assert "Dry run: would set desired capacity 0 -> 2" in preview
+    assert "Dry run: would set desired capacity 1 -> 2" in preview
     assert "would launch:" in preview and "Nothing changed." in preview
     assert stack.instance_ids() == [] and stack.state_item() is None
 
     done = ok(stack.run("scale", "--to", "2"))
-    assert "Setting desired capacity 0 -> 2" in done and "Done: desired capacity 0 -> 2" in done
+    assert "Setting desired capacity 1 -> 2" in done and "Done: desired capacity 1 -> 2" in done
 
     as_json, table = stack.run_many(("status", "-o", "json"), ("status",))
     status = json.loads(ok(as_json))
@@ -70,7 +70,7 @@ def test_scale_status_and_activities(make_stack):
     activities = json.loads(ok(history))["activities"]
     assert [(a["from"], a["to"], a["cause"], a["status"]) for a in activities] == [
         (2, 4, "fleetctl", "Successful"),
-        (0, 2, "fleetctl", "Successful"),
+        (1, 2, "fleetctl", "Successful"),
     ]
     assert len(activities[1]["instances"]) == 3  # two launched into service, one warming
     assert len(activities[0]["instances"]) == 2

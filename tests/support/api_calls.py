@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 IAM_PREFIX = {"ec2": "ec2", "elbv2": "elasticloadbalancing", "cloudwatch": "cloudwatch", "dynamodb": "dynamodb"}
@@ -17,12 +18,12 @@ RECORDED: set[str] = set()
 
 
 def _called_by_code() -> bool:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename.startswith(CODE[0]) or (CODE[1] in filename and "idempotency" in filename):
             return True
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return False
 
 

@@ -69,7 +69,9 @@ class Fleet:
         runtime = replace(self.runtime, settings=settings)
         return replace(self, runtime=runtime, settings=settings)
 
-    def instances(self, states: tuple[str, ...] = ("pending", "running", "stopping", "stopped")) -> list[dict]:
+    def instances(
+        self, states: tuple[str, ...] = ("pending", "running", "stopping", "stopped")
+    ) -> list[dict[str, Any]]:
         response = self.ec2.describe_instances(
             Filters=[
                 {"Name": "tag:AutoscalerFleet", "Values": [self.settings.fleet_name]},

@@ -16,7 +16,8 @@ EVENTS = Path(__file__).resolve().parent.parent / "events"
 def load_event(name: str) -> dict[str, Any]:
     """A fresh copy of ``tests/events/<name>`` (``.json`` optional)."""
     filename = name if name.endswith(".json") else f"{name}.json"
-    return json.loads((EVENTS / filename).read_text())
+    event: dict[str, Any] = json.loads((EVENTS / filename).read_text())
+    return event
 
 
 def event_files() -> list[str]:
@@ -25,7 +26,8 @@ def event_files() -> list[str]:
 
 def sns_message(event: dict[str, Any], index: int = 0) -> dict[str, Any]:
     """The alarm notification inside an SNS record, decoded."""
-    return json.loads(event["Records"][index]["Sns"]["Message"])
+    message: dict[str, Any] = json.loads(event["Records"][index]["Sns"]["Message"])
+    return message
 
 
 def with_raw_message(event: dict[str, Any], raw: str, index: int = 0) -> dict[str, Any]:
