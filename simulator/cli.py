@@ -85,8 +85,18 @@ def run_scenario(
     from simulator.scenario import Scenario
 
     assert isinstance(scenario, Scenario)
-    bar = None if quiet else tqdm(total=int(scenario.duration + scenario.warmup), unit="sim s", file=sys.stderr,
-                                  delay=2.0, leave=False, disable=None)  # fmt: skip  (None: only on a terminal)
+    bar = (
+        None
+        if quiet
+        else tqdm(
+            total=int(scenario.duration + scenario.warmup),
+            unit="sim s",
+            file=sys.stderr,
+            delay=2.0,
+            leave=False,
+            disable=None,  # None: only on a terminal, never in logs or CI
+        )
+    )
     last = [0.0]
 
     def progress(now: float, total: float) -> None:
