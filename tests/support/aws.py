@@ -13,6 +13,8 @@ from autoscaler.settings import Settings
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
+from simulator.aws import create_table  # the state table's key schema, as template.yaml declares it
+
 REGION = "eu-west-1"
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
 OUT_ALARMS = ("fleet-cpu-high", "fleet-requests-high")
@@ -175,18 +177,6 @@ def _moto_targets(arn: str) -> list[str]:
     backend = get_backend("elbv2")["123456789012"][REGION]
     group = backend.target_groups[arn]
     return list(group.targets)
-
-
-def create_table(dynamodb: Any, name: str) -> None:
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
