@@ -7,7 +7,6 @@ else (throttling past the retries, access denied, a crash) propagates so Lambda 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -177,10 +176,3 @@ class Executor:
                     result.registered.append(instance_id)
                 except TargetRegistrationError as exc:
                     result.failures.append(f"register {instance_id}: {exc}")
-
-
-def group_by_zone(instances: Sequence[Instance]) -> dict[str, list[str]]:
-    zones: dict[str, list[str]] = defaultdict(list)
-    for instance in instances:
-        zones[instance.availability_zone].append(instance.instance_id)
-    return dict(zones)

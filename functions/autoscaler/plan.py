@@ -85,7 +85,7 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
         reclaim = [i for i in draining if i.state == "running"][:need]
         need -= len(reclaim)
         zones = Counter(i.availability_zone for i in [*service, *reclaim])
-        chosen = _pick_balanced([i for i in pool if i.pool_ready], need, zones, prefer_most=False)
+        chosen = _pick_balanced([i for i in pool if i.pool_ready], need, zones)
         start.extend(chosen)
         need -= len(chosen)
         subnet_counts = Counter(i.subnet_id for i in [*service, *reclaim, *chosen])
@@ -193,18 +193,13 @@ def choose_victims(candidates: Iterable[Instance], count: int) -> list[Instance]
     return victims
 
 
-def _pick_balanced(
-    candidates: Sequence[Instance], count: int, zones: Counter[str], *, prefer_most: bool
-) -> list[Instance]:
-    """Pick instances one at a time from the zone with the fewest (or most) already chosen."""
+def _pick_balanced(candidates: Sequence[Instance], count: int, zones: Counter[str]) -> list[Instance]:
+    """Pick instances one at a time from the zone that has the fewest so far."""
     remaining = sorted(candidates, key=lambda i: (i.launch_time, i.instance_id))
     chosen: list[Instance] = []
     counts = Counter(zones)
     while remaining and len(chosen) < count:
-        pick = min(
-            remaining,
-            key=lambda i: -counts[i.availability_zone] if prefer_most else counts[i.availability_zone],
-        )
+        pick = min(remaining, key=lambda i: counts[i.availability_zone])
         chosen.append(pick)
         counts[pick.availability_zone] += 1
         remaining.remove(pick)

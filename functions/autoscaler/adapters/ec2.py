@@ -111,14 +111,14 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _domain_error(exc: ClientError, *, subnet_id: str | None = None, zone: str | None = None) -> BaseException:
+def _domain_error(exc: ClientError, *, subnet_id: str | None = None, zone: str | None = None) -> Exception:
     code = _code(exc)
     if code in CAPACITY_CODES:
         return CapacityError(f"{code}: {exc}", subnet_id=subnet_id, zone=zone)
     if code in STATE_CODES:
         return InstanceStateError(str(exc))
-    error: BaseException = exc
-    return error
+    unmapped: Exception = exc  # botocore is untyped here
+    return unmapped
 
 
 def _to_instance(raw: dict[str, Any]) -> Instance:

@@ -14,10 +14,9 @@ _HEALTH = {h.value: h for h in TargetHealth}
 
 
 class TargetGroup:
-    def __init__(self, client: Any, target_group_arn: str, port: int | None = None) -> None:
+    def __init__(self, client: Any, target_group_arn: str) -> None:
         self._elb = client
         self._arn = target_group_arn
-        self._port = port
 
     def health(self) -> dict[str, TargetHealth]:
         """Health of every registered target, in one call."""
@@ -43,7 +42,7 @@ class TargetGroup:
         if instance_ids:
             self._elb.deregister_targets(TargetGroupArn=self._arn, Targets=self._targets(instance_ids))
 
-    def _targets(self, instance_ids: Sequence[str]) -> list[dict[str, Any]]:
-        if self._port is None:
-            return [{"Id": i} for i in instance_ids]
-        return [{"Id": i, "Port": self._port} for i in instance_ids]
+    @staticmethod
+    def _targets(instance_ids: Sequence[str]) -> list[dict[str, Any]]:
+        # No port: targets take the target group's port (30000).
+        return [{"Id": i} for i in instance_ids]
