@@ -17,9 +17,9 @@ from autoscaler.runtime import AwsClients
 from botocore.awsrequest import AWSResponse
 
 from simulator.balancer import Balancer
-from simulator.cfn import Template
 from simulator.cloudwatch import MetricStore, metric_key
 from simulator.ec2 import Ec2Model
+from tools.cfn_template import Template
 
 REGION = "eu-west-1"
 FLEET_TAG = "AutoscalerFleet"

@@ -10,9 +10,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from simulator.cfn import TemplateError
 from simulator.policies import POLICIES
 from simulator.scenario import ScenarioError, load_scenario
+from tools.cfn_template import TemplateError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -3,12 +3,63 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from simulator.cfn import Template, TemplateError
+from tools.cfn_template import Template, TemplateError
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+
+# The simulated stack: what AWS::StackName and AWS::StackId resolve to.
+SIM_PSEUDO: dict[str, Any] = {
+    "AWS::StackName": "sim",
+    "AWS::StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/sim/00000000",
+}
+
+
+def load_template(
+    path: str | Path, overrides: Mapping[str, Any] | None = None, supplied: Mapping[str, Any] | None = None
+) -> Template:
+    """``path`` with the --param ``overrides`` (unknown names are an error) and ``supplied``
+    values for parameters without a default. Resources the simulator creates in moto get their
+    ids through ``template.physical``/``attributes``; every other resource the name
+    :func:`simulated_names` gives it."""
+    template = Template.load(path, overrides, supplied=supplied, pseudo=SIM_PSEUDO)
+    template.resource_ref = simulated_names(template)
+    return template
+
+
+def simulated_names(template: Template) -> Callable[[str], Any]:
+    """``resource_ref`` for resources not made in moto: ``"X"`` (Ref) and ``"X.Attr"`` (GetAtt)
+    to stable names and ARNs, the resource's own name property where it has one."""
+    region, account = template.pseudo["AWS::Region"], template.pseudo["AWS::AccountId"]
+
+    def name_of(reference: str) -> Any:
+        name, _, attribute = reference.partition(".")
+        resource = template.declared_resources.get(name)
+        if resource is None:
+            raise TemplateError(f"GetAtt of unknown resource {name}")
+        kind = resource.get("Type", "")
+        if attribute:
+            if attribute != "Arn":
+                return f"sim-{name}-{attribute}"
+            if kind in FUNCTION_TYPES:
+                return f"arn:aws:lambda:{region}:{account}:function:{template.ref(name)}"
+            return f"arn:aws:sim:{region}:{account}:{name}"
+        props = resource.get("Properties") or {}
+        if kind in {"AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"}:
+            return template.resolve(props.get("AlarmName", f"sim-{name}"))
+        if kind == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{region}:{account}:{name}"
+        if kind in FUNCTION_TYPES:
+            return template.resolve(props.get("FunctionName", f"sim-{name}"))
+        if kind == "AWS::DynamoDB::Table":
+            return template.resolve(props.get("TableName", f"sim-{name}"))
+        return f"sim-{name}"
+
+    return name_of
 
 
 @dataclass(frozen=True)

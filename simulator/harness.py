@@ -17,9 +17,8 @@ import simpy
 from simulator.alarms import AlarmEngine
 from simulator.aws import Provisioned, create_table, install_hooks, provision
 from simulator.balancer import Balancer
-from simulator.cfn import Template
 from simulator.cloudwatch import MetricStore, metric_key
-from simulator.deployment import Deployment, build_deployment
+from simulator.deployment import Deployment, build_deployment, load_template
 from simulator.ec2 import Ec2Model
 from simulator.lambdas import LambdaModel, direct_alarm_event, sns_alarm_event
 from simulator.params import ModelParams, vcpus_for
@@ -151,7 +150,7 @@ class Simulation:
 
     # -- setup --------------------------------------------------------------------------------
     def _setup(self) -> None:
-        template = Template.load(self.template_path, self.overrides, supplied=_placeholders(self.template_path))
+        template = load_template(self.template_path, self.overrides, supplied=_placeholders(self.template_path))
         prov: Provisioned = provision(template)
         for name, value in prov.supplied.items():
             if name not in self.overrides:
@@ -423,10 +422,10 @@ class Simulation:
 
 def _placeholders(path: Path) -> dict[str, Any]:
     """Values for parameters with no default, until moto provides the real ones."""
-    from simulator.cfn import load_yaml
+    from tools.cfn_template import load_template as read_template
 
     out: dict[str, Any] = {}
-    for name, spec in (load_yaml(path).get("Parameters") or {}).items():
+    for name, spec in (read_template(path).get("Parameters") or {}).items():
         if "Default" not in spec:
             kind = str(spec.get("Type", "String"))
             out[name] = ["placeholder"] if kind.startswith("List<") else "placeholder"

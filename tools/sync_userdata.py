@@ -82,7 +82,8 @@ def inline_copy(template_text: str) -> str:
     template = loads_template(template_text)
     user_data = template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     sub = user_data["Fn::Base64"]["Fn::Sub"]
-    return sub[0] if isinstance(sub, list) else sub
+    script: str = sub[0] if isinstance(sub, list) else sub
+    return script
 
 
 def main(argv: list[str] | None = None) -> int:
