@@ -59,7 +59,9 @@ class Settings:
     warmup_timeout_seconds: int = 900
     # A draining target is stopped once ELB reports it gone, or after this long at most.
     drain_timeout_seconds: int = 330
-    lease_seconds: int = 60
+    # Longer than the scaling functions' timeout (120 s): a lease must outlive any invocation that
+    # holds it, or a slow run could interleave with the next one.
+    lease_seconds: int = 150
     lease_wait_seconds: float = 20.0
     # How long an invocation waits for started instances to reach "running" before
     # leaving registration to the next reconcile.

@@ -500,3 +500,11 @@ def test_fleetctl_reads_every_tunable_the_functions_get_from_a_parameter(raw_tem
     }
     from_parameters.pop("LOG_LEVEL")  # powertools', not a Settings field
     assert from_parameters == PARAMETER_SETTINGS
+
+
+def test_the_decision_lease_outlives_every_scaling_invocation(translated: dict[str, Any]) -> None:
+    """A lease shorter than the function timeout would let a slow run interleave with the next."""
+    lease = Settings.__dataclass_fields__["lease_seconds"].default
+    for name, function in _lambda_functions(translated).items():
+        if name != "LifecycleFunction":  # holds the lease only for create, a few seconds
+            assert function["Properties"]["Timeout"] < lease, name
