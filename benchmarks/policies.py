@@ -67,7 +67,8 @@ Reading the table:
 - The baselines run with our every-minute reconcile, which acts again while an alarm stays in
   ALARM: with a fixed step of one and no cooldown (`prototype`), a 5-minute alarm that stays in
   ALARM adds one instance a minute, hence its many actions.
-- A *flap* is an action reversed within the scale-in stabilization window (120 s).
+- An *action* is a change of the desired capacity the control plane decided (replacing a failed
+  instance is not one); a *flap* is an action reversed within the scale-in stabilization window (120 s).
 """
 
 HEADER = ["scenario", "policy", "stages met", "to scale out s", "to scale in s", "SLO (<=1.2 s)",

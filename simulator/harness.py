@@ -108,7 +108,6 @@ class Simulation:
         self.capacity_until = -1.0
         self.samples: list[Sample] = []
         self.actions: list[Action] = []
-        self.service_count = 0
         self.outcomes: list[tuple[float, str, Any]] = []
 
     # -- Twin protocol (hooks) ----------------------------------------------------------------
@@ -225,19 +224,22 @@ class Simulation:
                 elif role == "lifecycle":
                     outcome = entrypoints.create_fleet(runtime)
                 self.outcomes.append((self.env.now - self.warmup, role, outcome))
+                self._count_actions(outcome)
                 return self.clock.offset
             finally:
-                self._count_actions()
                 self.clock.offset = 0.0
 
         return run
 
-    def _count_actions(self) -> None:
-        count = sum(1 for m in self.ec2_model.machines.values() if m.lifecycle == "service" and m.state != "terminated")
-        if count != self.service_count and self.env.now >= self.warmup:
-            direction = "out" if count > self.service_count else "in"
-            self.actions.append(Action(self.env.now - self.warmup, direction, self.service_count, count))
-        self.service_count = count
+    def _count_actions(self, outcome: Any) -> None:
+        """A scaling action is a change of the desired capacity the control plane decided, not a
+        change in the instance count: replacing a failed instance is neither a scale-out nor a flap."""
+        results = outcome.get("results", [outcome]) if isinstance(outcome, dict) else []
+        for result in results:
+            before, after = result.get("previous"), result.get("desired")
+            if isinstance(before, int) and isinstance(after, int) and before != after and self.env.now >= self.warmup:
+                direction = "out" if after > before else "in"
+                self.actions.append(Action(self.env.now - self.warmup, direction, before, after))
 
     # -- processes ------------------------------------------------------------------------------
     def _drive(self) -> Generator[Any, Any, None]:
