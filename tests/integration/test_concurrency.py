@@ -17,7 +17,25 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def real_time_fleet():
+def atomic_dynamodb(monkeypatch):
+    """DynamoDB applies a conditional write atomically; moto checks and writes without a lock, so
+    two threads can both pass the same condition. Restore the service's guarantee (one lock over
+    moto's item operations) so the test exercises our lease, not moto's missing atomicity."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "get_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+@pytest.fixture
+def real_time_fleet(atomic_dynamodb):
     from moto import mock_aws
 
     with mock_aws():
