@@ -42,6 +42,7 @@ PARAMETER_SETTINGS = {
     "REQUESTS_PER_TARGET_TARGET": "RequestsPerTargetTarget",
     "SCALE_IN_STABILIZATION_SECONDS": "ScaleInStabilizationSeconds",
     "TOLERANCE": "Tolerance",
+    "MIN_STEP_FRACTION": "MinStepFraction",
     "METRIC_WINDOW_SECONDS": "MetricWindowSeconds",
     "SCALE_OUT_WINDOW_SECONDS": "ScaleOutWindowSeconds",
 }

@@ -28,9 +28,10 @@ IN_NOT_ARMED = "scale-in-alarm-not-in-alarm"
 STABILIZING = "scale-in-stabilizing"
 AT_TARGET = "within-tolerance"
 AT_BOUND = "at-bound"
+SMALL_STEP = "step-below-minimum"
 REASONS = (
     SUSPENDED, BELOW_MIN, ABOVE_MAX, NO_METRICS, NOTHING_IN_SERVICE, SCALE_OUT, SCALE_IN,
-    CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, AT_BOUND,
+    CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, AT_BOUND, SMALL_STEP,
 )  # fmt: skip
 
 
@@ -131,6 +132,9 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
     detail = ", ".join(f"{s.name}={s.value:.1f}/{s.target:g}->{s.desired}" for s in per_signal)
     detail += f"; in service {in_service}, booting {snapshot.booting}, desired {current}"
 
+    min_step = max(1, math.ceil(policy.min_step_fraction * current - 1e-9))
+    if current < upward < min(current + min_step, policy.max_size):
+        return keep(SMALL_STEP, f"{detail}; a step under {min_step} is noise at this size", recommendation)
     if upward > current:
         if Direction.OUT not in snapshot.active:
             return keep(OUT_NOT_ARMED, detail, recommendation)
@@ -144,6 +148,8 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
         )
         if stabilized >= current:
             return keep(STABILIZING, f"{detail}; highest recent recommendation {stabilized}", recommendation)
+        if max(current - min_step, policy.min_size) < stabilized:
+            return keep(SMALL_STEP, f"{detail}; a step under {min_step} is noise at this size", recommendation)
         return Decision(clamp(stabilized, policy), current, SCALE_IN, detail, recommendation)
     if snapshot.capacity < current and any(s.desired > in_service for s in per_signal):
         return keep(CAPACITY_ON_THE_WAY, detail, recommendation)

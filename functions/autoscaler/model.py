@@ -135,6 +135,9 @@ class ScalingPolicy:
     cpu_target: float
     requests_per_target_target: float
     tolerance: float = 0.1
+    # A resize must move by at least this fraction of the current capacity (never less than one
+    # instance): irrelevant at 1-10 instances, it keeps noise from nudging a large fleet.
+    min_step_fraction: float = 0.0
     scale_in_stabilization_seconds: float = 120.0
     # Per decision, scale out to at most max(factor x current, current + step).
     scale_out_factor: float = 2.0

@@ -55,5 +55,6 @@ class Runtime:
             cpu_target=s.cpu_target,
             requests_per_target_target=s.requests_per_target_target,
             tolerance=s.tolerance,
+            min_step_fraction=s.min_step_fraction,
             scale_in_stabilization_seconds=s.scale_in_stabilization_seconds,
         )

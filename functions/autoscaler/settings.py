@@ -42,6 +42,7 @@ class Settings:
     cpu_target: float = 70.0
     requests_per_target_target: float = 84.0
     tolerance: float = 0.03
+    min_step_fraction: float = 0.1
     scale_in_stabilization_seconds: int = 120
     # Windows over which decisions average the fleet CPU read at decision time: the long one for
     # scale-in and the stabilization history, the short one to confirm a scale-out quickly.
@@ -110,6 +111,8 @@ class Settings:
                 problems.append(f"{name} must be a finite number > 0, got {target}")
         if not 0 <= self.tolerance < 1:
             problems.append("TOLERANCE must be in [0, 1)")
+        if not 0 <= self.min_step_fraction < 1:
+            problems.append("MIN_STEP_FRACTION must be in [0, 1)")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
 

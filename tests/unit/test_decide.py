@@ -347,3 +347,36 @@ def test_short_window_never_causes_a_scale_in():
 def test_short_window_does_not_bypass_the_alarm_gate():
     snap = snapshot(1, cpu=60.0, recent_cpu=90.0, desired=1, active=set())
     assert decide(snap, policy(), T0).reason == "scale-out-alarm-not-in-alarm"
+
+
+# --- minimum step at large sizes ----------------------------------------------------------------
+
+
+def test_small_step_on_a_large_fleet_is_ignored_as_noise():
+    # 40 instances at 74 %: ceil(40 x 74 / 70) = 43, three instances, under 10 % of 40.
+    snap = snapshot(40, cpu=74.0, desired=40, active={Direction.OUT})
+    decision = decide(snap, policy(max_size=100, tolerance=0.03, min_step_fraction=0.1), T0)
+    assert (decision.desired, decision.reason) == (40, "step-below-minimum")
+
+
+def test_large_step_on_a_large_fleet_goes_ahead():
+    snap = snapshot(40, cpu=84.0, desired=40, active={Direction.OUT})
+    decision = decide(snap, policy(max_size=100, tolerance=0.03, min_step_fraction=0.1), T0)
+    assert (decision.desired, decision.reason) == (48, "scale-out")
+
+
+def test_min_step_never_blocks_the_last_instances_to_a_bound():
+    snap = snapshot(48, cpu=75.0, desired=48, active={Direction.OUT})
+    decision = decide(snap, policy(max_size=50, tolerance=0.03, min_step_fraction=0.1), T0)
+    assert decision.desired == 50
+
+
+def test_min_step_is_one_instance_on_small_fleets():
+    snap = snapshot(1, cpu=79.0, desired=1, active={Direction.OUT})
+    assert decide(snap, policy(tolerance=0.03, min_step_fraction=0.1), T0).desired == 2
+
+
+def test_small_scale_in_on_a_large_fleet_is_ignored():
+    snap = snapshot(40, cpu=66.0, requests=70.0, desired=40, active={Direction.IN})
+    decision = decide(snap, policy(max_size=100, tolerance=0.03, min_step_fraction=0.1), T0)
+    assert (decision.desired, decision.reason) == (40, "step-below-minimum")

@@ -197,6 +197,7 @@ def test_every_environment_variable_is_read():
         CPU_TARGET="60",
         REQUESTS_PER_TARGET_TARGET="100",
         TOLERANCE="0.2",
+        MIN_STEP_FRACTION="0.2",
         SCALE_IN_STABILIZATION_SECONDS="301",
         METRIC_WINDOW_SECONDS="61",
         SCALE_OUT_WINDOW_SECONDS="31",
