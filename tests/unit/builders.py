@@ -17,17 +17,6 @@ from autoscaler.model import (
     TargetHealth,
 )
 
-from tests.support.events import (  # noqa: F401 - re-exported for the unit tests
-    EVENTS,
-    direct_alarm_event,
-    event_files,
-    load_event,
-    sns_alarm_event,
-    sns_batch,
-    sns_message,
-    with_raw_message,
-)
-
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 """A fixed, aware UTC origin; every test time is an offset from it."""
 

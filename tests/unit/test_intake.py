@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from autoscaler.intake import AlarmMessage, AlarmNotice, Rejected, parse_alarm_time, parse_event
 
-from tests.unit.builders import (
+from tests.support.events import (
     direct_alarm_event,
     event_files,
     load_event,
