@@ -21,14 +21,6 @@ from simulator.deployment import AlarmSpec, CompositeSpec, Deployment, MetricSpe
 POLICIES = ("ours", "prototype", "target-tracking")
 
 
-def _names(deployment: Deployment, key: str) -> tuple[str, ...]:
-    for fn in deployment.functions:
-        value = fn.environment.get(key)
-        if value:
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-    return ()
-
-
 def _actions(deployment: Deployment, name: str) -> dict[str, tuple[str, ...]]:
     for alarm in deployment.alarms:
         if alarm.name == name:
@@ -45,16 +37,17 @@ def apply_policy(deployment: Deployment, policy: str) -> tuple[Deployment, Any]:
         return deployment, None
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r} (choose from {', '.join(POLICIES)})")
-    from autoscaler.model import ScalingPolicy
+    from autoscaler.runtime import policy_from_settings
+    from autoscaler.settings import Settings
 
     env: dict[str, str] = next((fn.environment for fn in deployment.functions if fn.environment), {})
-    fleet = env.get("FLEET_NAME", "fleet")
-    cpu_target = float(env.get("CPU_TARGET", 70))
-    outs, ins = _names(deployment, "SCALE_OUT_ALARM_NAMES"), _names(deployment, "SCALE_IN_ALARM_NAMES")
+    settings = Settings.from_env(env)
+    fleet = settings.fleet_name
+    cpu_target = settings.cpu_target
+    outs, ins = settings.scale_out_alarm_names, settings.scale_in_alarm_names
     if not outs or not ins:
         raise ValueError("baselines need SCALE_OUT_ALARM_NAMES and SCALE_IN_ALARM_NAMES in the template")
-    namespace = env.get("CPU_METRIC_NAMESPACE", "Autoscaler")
-    metric_name = env.get("CPU_METRIC_NAME", "CPUUtilization")
+    namespace, metric_name = settings.cpu_metric_namespace, settings.cpu_metric_name
 
     def alarm(name: str, period: int, n: int, threshold: float, comparison: str) -> AlarmSpec:
         metric = MetricSpec(namespace, metric_name, (("Fleet", fleet),), "Average", period)
@@ -68,15 +61,7 @@ def apply_policy(deployment: Deployment, policy: str) -> tuple[Deployment, Any]:
         alarms = [alarm(n, 60, 3, cpu_target, "GreaterThanThreshold") for n in outs]
         alarms += [alarm(n, 60, 15, 0.9 * cpu_target, "LessThanThreshold") for n in ins]
         extra = {"scale_in_stabilization_seconds": 0.0, "requests_per_target_target": 1e12}
-    min_size = int(float(env.get("MIN_SIZE", 1)))
-    max_size = int(float(env.get("MAX_SIZE", 10)))
-    scaling = ScalingPolicy(
-        min_size=min_size,
-        max_size=max_size,
-        cpu_target=cpu_target,
-        requests_per_target_target=float(env.get("REQUESTS_PER_TARGET_TARGET", 84)),
-        tolerance=float(env.get("TOLERANCE", 0.1)),
-    )
-    scaling = replace(scaling, **extra)
+    # Same targets and bounds as deployed; neither baseline has our minimum step.
+    scaling = replace(policy_from_settings(settings), min_step_fraction=0.0, **extra)
     composites: tuple[CompositeSpec, ...] = ()
     return deployment.with_alarms(tuple(alarms), composites), scaling

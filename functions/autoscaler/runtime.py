@@ -46,15 +46,17 @@ class Runtime:
     metrics: Any = None
 
     def scaling_policy(self) -> ScalingPolicy:
-        if self.policy is not None:
-            return self.policy
-        s = self.settings
-        return ScalingPolicy(
-            min_size=s.min_size,
-            max_size=s.max_size,
-            cpu_target=s.cpu_target,
-            requests_per_target_target=s.requests_per_target_target,
-            tolerance=s.tolerance,
-            min_step_fraction=s.min_step_fraction,
-            scale_in_stabilization_seconds=s.scale_in_stabilization_seconds,
-        )
+        return self.policy if self.policy is not None else policy_from_settings(self.settings)
+
+
+def policy_from_settings(settings: Settings) -> ScalingPolicy:
+    """The deployed sizing rules; the simulator's baselines start from these and override some."""
+    return ScalingPolicy(
+        min_size=settings.min_size,
+        max_size=settings.max_size,
+        cpu_target=settings.cpu_target,
+        requests_per_target_target=settings.requests_per_target_target,
+        tolerance=settings.tolerance,
+        min_step_fraction=settings.min_step_fraction,
+        scale_in_stabilization_seconds=settings.scale_in_stabilization_seconds,
+    )
