@@ -14,8 +14,8 @@ from datetime import datetime
 from autoscaler.adapters.cloudwatch import FleetSignals
 from autoscaler.adapters.ec2 import Ec2Fleet
 from autoscaler.adapters.elb import TargetGroup
-from autoscaler.adapters.state import Activity, StateStore, prune
-from autoscaler.decide import current_desired, decide
+from autoscaler.adapters.state import Activity, StateStore
+from autoscaler.decide import current_desired, decide, recent_recommendations
 from autoscaler.errors import LeaseBusyError, StateConflictError
 from autoscaler.execute import Executor, Result
 from autoscaler.model import Decision, Direction, Instance, Metrics, Recommendation, Snapshot, TargetHealth
@@ -50,7 +50,6 @@ class Outcome:
     decision: Decision | None = None
     plan: Plan | None = None
     result: Result | None = None
-    snapshot: Snapshot | None = None
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {"status": self.status, "reason": self.reason}
@@ -148,7 +147,7 @@ class Controller:
         new_state = replace(
             state,
             desired=decision.desired,
-            recommendations=prune(recommendations, now, policy.scale_in_stabilization_seconds),
+            recommendations=recent_recommendations(recommendations, now, policy.scale_in_stabilization_seconds),
             last_reason=decision.reason,
             last_message=decision.message,
             last_decision_at=now,
@@ -173,7 +172,7 @@ class Controller:
                 "result": result.to_json(),
             },
         )
-        return Outcome("acted", decision.reason, decision, actions, result, snapshot)
+        return Outcome("acted", decision.reason, decision, actions, result)
 
     def _record(
         self,

@@ -9,6 +9,7 @@ during the stabilization window. Booting instances count as capacity on the way.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -75,13 +76,19 @@ def recommend_for_signal(
     return SignalRecommendation(name, value, target, desired)
 
 
+def recent_recommendations(
+    history: Sequence[Recommendation], now: datetime, window_seconds: float
+) -> tuple[Recommendation, ...]:
+    """The part of the history the stabilization window can still see (what is worth storing)."""
+    horizon = now - timedelta(seconds=window_seconds)
+    return tuple(r for r in history if r.at > horizon)
+
+
 def stabilized_recommendation(
     recommendation: int, history: tuple[Recommendation, ...], now: datetime, window_seconds: float
 ) -> int:
     """Highest recommendation within the scale-in window, the current one included."""
-    horizon = now - timedelta(seconds=window_seconds)
-    recent = [r.desired for r in history if r.at > horizon]
-    return max([recommendation, *recent])
+    return max([recommendation, *(r.desired for r in recent_recommendations(history, now, window_seconds))])
 
 
 def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:

@@ -113,35 +113,41 @@ def _parse_sns(event: dict[str, Any]) -> list[AlarmNotice | Rejected]:
     from aws_lambda_powertools.utilities.parser.models import SnsModel
 
     try:
+        # The common path validates the envelope and every Sns.Message in one pass.
+        messages = SnsEnvelope().parse(data=event, model=AlarmMessage)
+    except ValidationError:
+        pass
+    else:
+        records = event["Records"]
+        return [
+            _notice(message, records[index]["Sns"]["MessageId"])
+            for index, message in enumerate(messages)
+            if message is not None
+        ]
+    # Something is wrong: say what, record by record, so the good records still act.
+    try:
         envelope = SnsModel.model_validate(event)
     except ValidationError as exc:
         return [Rejected("malformed-sns-event", _first_error(exc))]
-    try:
-        messages: list[AlarmMessage | None] | None = SnsEnvelope().parse(data=event, model=AlarmMessage)
-    except ValidationError:
-        messages = None  # diagnose record by record below
     results: list[AlarmNotice | Rejected] = []
-    for index, record in enumerate(envelope.Records):
-        message_id = record.Sns.MessageId
+    for record in envelope.Records:
         raw = str(record.Sns.Message)
-        message = messages[index] if messages is not None else None
-        if message is None:
-            try:
-                message = AlarmMessage.model_validate_json(raw)
-            except ValidationError as exc:
-                results.append(_diagnose(raw, exc, message_id))
-                continue
-        results.append(
-            AlarmNotice(
-                alarm_name=message.AlarmName,
-                new_state=message.NewStateValue,
-                old_state=message.OldStateValue,
-                state_change_time=message.StateChangeTime,
-                reason=message.NewStateReason,
-                message_id=message_id,
-            )
-        )
+        try:
+            results.append(_notice(AlarmMessage.model_validate_json(raw), record.Sns.MessageId))
+        except ValidationError as exc:
+            results.append(_diagnose(raw, exc, record.Sns.MessageId))
     return results
+
+
+def _notice(message: AlarmMessage, message_id: str | None) -> AlarmNotice:
+    return AlarmNotice(
+        alarm_name=message.AlarmName,
+        new_state=message.NewStateValue,
+        old_state=message.OldStateValue,
+        state_change_time=message.StateChangeTime,
+        reason=message.NewStateReason,
+        message_id=message_id,
+    )
 
 
 def _parse_direct(event: dict[str, Any]) -> AlarmNotice | Rejected:

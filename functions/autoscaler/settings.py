@@ -140,3 +140,5 @@ def _convert(type_name: str, raw: str) -> object:
 
 ENVIRONMENT_VARIABLES = tuple(f.name.upper() for f in fields(Settings))
 """Every variable the code may read; the template contract test checks them."""
+REQUIRED_ENVIRONMENT_VARIABLES = tuple(f.name.upper() for f in fields(Settings) if f.default is MISSING)
+"""The variables without a default: every function must be given them."""

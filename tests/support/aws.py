@@ -220,9 +220,6 @@ def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
     return Fleet(runtime, clock, knobs, settings, subnets, zones)
 
 
-Builder = Callable[..., Fleet]
-
-
 def throttle(client: Any, operation: str, times: int, code: str = "RequestLimitExceeded") -> list[int]:
     """Answer the next ``times`` HTTP attempts of ``operation`` (``ec2.RunInstances``) with a
     throttling error.

@@ -6,18 +6,17 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
 import pytest
-from autoscaler.settings import ENVIRONMENT_VARIABLES, Settings
+from autoscaler.settings import ENVIRONMENT_VARIABLES, REQUIRED_ENVIRONMENT_VARIABLES, Settings
 
 from tests.template.conftest import FUNCTIONS, PARAMETERS, ROOT
 from tools import sync_userdata
 from tools.cfn_template import function_environment, resolve
 
-REQUIRED = {f.name.upper() for f in fields(Settings) if f.default is MISSING and f.default_factory is MISSING}
+REQUIRED = set(REQUIRED_ENVIRONMENT_VARIABLES)
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 
 import pytest
-from autoscaler.settings import ENVIRONMENT_VARIABLES, Settings, SettingsError
+from autoscaler.settings import ENVIRONMENT_VARIABLES, REQUIRED_ENVIRONMENT_VARIABLES, Settings, SettingsError
 
 REQUIRED = {
     "FLEET_NAME": "demo-fleet",
@@ -37,6 +37,7 @@ def test_minimal_environment_uses_defaults():
 def test_required_list_matches_the_contract():
     required = {f.name.upper() for f in fields(Settings) if f.default is MISSING and f.default_factory is MISSING}
     assert required == set(REQUIRED)
+    assert set(REQUIRED_ENVIRONMENT_VARIABLES) == set(REQUIRED)
 
 
 def test_every_missing_required_variable_is_named():

@@ -6,7 +6,6 @@ One table (see docs/contracts.md); every item of a fleet shares ``pk = FLEET#<na
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -175,11 +174,6 @@ class StateStore:
 
     def _key(self, sk: str) -> dict[str, dict[str, str]]:
         return {"pk": {"S": self._pk}, "sk": {"S": sk}}
-
-
-def prune(recommendations: Sequence[Recommendation], now: datetime, keep_seconds: float) -> tuple[Recommendation, ...]:
-    horizon = now - timedelta(seconds=keep_seconds)
-    return tuple(r for r in recommendations if r.at > horizon)
 
 
 def _int(attr: dict[str, Any] | None) -> int | None:
