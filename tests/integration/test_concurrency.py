@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from autoscaler import entrypoints
 from autoscaler.clock import SystemClock
+from autoscaler.controller import Controller
 from autoscaler.model import Direction
 
-from tests.support.aws import START, build_fleet
+from tests.support.aws import build_fleet
 from tests.support.events import alarm_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -73,4 +74,8 @@ def test_concurrent_alarm_invocations_scale_once_and_drop_nothing(real_time_flee
     scale_outs = [r for r in results if r.get("reason") == "scale-out"]
     assert len(scale_outs) == 1, results  # exactly one decision scaled; the others saw it
     assert fleet.lifecycle_counts() == {"service:running": 2}
-    assert fleet.clock.now() > START
+    # The others ran after the winner, under the lease: stale, or deciding from desired = 2.
+    others = [r for r in results if r.get("reason") != "scale-out"]
+    assert all(r["reason"] == "stale-transition" or r["previous"] == r["desired"] == 2 for r in others), others
+    # ...and every invocation gave the lease back.
+    assert Controller(fleet.runtime).store.acquire_lease("after-the-race", fleet.clock.now(), 60)
