@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/control_plane.py
 	$(PY) benchmarks/worker.py
 	$(PY) benchmarks/policies.py
+	$(PY) benchmarks/cpu_noise.py
 
 # userdata/bootstrap.sh is the source; the template carries an inline copy (CloudFormation
 # cannot read local files). tests/template fails when the two differ.
