@@ -1,11 +1,36 @@
-"""CloudWatch alarm evaluation: M of N, TreatMissingData, composite rules, transition-only actions."""
+"""CloudWatch alarm evaluation as documented, composite alarms, transition-only actions.
+
+Source: CloudWatch user guide, "Configuring how CloudWatch alarms treat missing data"
+(https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html),
+including "Avoiding premature transitions to alarm state"; tests/simulator/test_alarms.py turns
+both of its worked tables into tests.
+
+- Each evaluation retrieves an *evaluation range* of more periods than EvaluationPeriods (N).
+- At least N real datapoints in the range: the most recent N real ones decide (ALARM when at
+  least M = DatapointsToAlarm breach); TreatMissingData is not used.
+- Fewer than N: every real datapoint counts, and the N - real gaps are filled per
+  TreatMissingData (breaching / notBreaching), or left out (missing / ignore), where the
+  premature-alarm rule applies. No real datapoint at all: missing -> INSUFFICIENT_DATA,
+  ignore -> keep the state, breaching -> ALARM, notBreaching -> OK.
+- Periods of 60 s or more are evaluated every minute, 10 s and 30 s (high-resolution) alarms
+  every 10 s, each at its own phase. The periods end at the evaluation time (to the second for
+  high-resolution alarms, to the minute otherwise), so a five-minute alarm slides by a minute at
+  each evaluation ("Limits", CloudWatch user guide) and the newest period holds only what has
+  arrived so far ("CloudWatch alarms evaluate metrics based on data points available at a
+  specific moment", AWS Knowledge Center "Why did my CloudWatch alarm trigger when its metric
+  doesn't have any breaching data points?").
+- Composite alarms start in INSUFFICIENT_DATA, are evaluated at creation and whenever an alarm
+  in their rule changes state, and never return to INSUFFICIENT_DATA (CloudFormation
+  AWS::CloudWatch::CompositeAlarm: "this initial time after creation is the only time that the
+  alarm can be in INSUFFICIENT_DATA state").
+"""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from simulator.cloudwatch import MetricStore
 from simulator.deployment import AlarmSpec, CompositeSpec
@@ -20,29 +45,46 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "LessThanThreshold": lambda v, t: v < t,
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
+_WORDS = {
+    "GreaterThanOrEqualToThreshold": "greater than or equal to",
+    "GreaterThanThreshold": "greater than",
+    "LessThanThreshold": "less than",
+    "LessThanOrEqualToThreshold": "less than or equal to",
+}
 
 
 def breaches(spec: AlarmSpec, value: float) -> bool:
     return _COMPARE[spec.comparison](value, spec.threshold)
 
 
-def evaluate_datapoints(
-    values: list[float | None], threshold_check: Callable[[float], bool], m: int, treat: str, current: str
-) -> str:
-    """The state N datapoints (oldest first, ``None`` = missing) give, per CloudWatch's rules.
-
-    - no datapoint at all: missing -> INSUFFICIENT_DATA, ignore -> keep the state,
-      breaching -> ALARM, notBreaching -> OK;
-    - otherwise missing datapoints count as breaching (breaching), as good (notBreaching), or are
-      left out (missing, ignore); ALARM when at least M datapoints breach, else OK.
-    """
-    present = [v for v in values if v is not None]
-    if not present:
+def evaluate_range(points: Sequence[bool | None], n: int, m: int, treat: str, current: str) -> str:
+    """The state an evaluation range gives (oldest first; True breaching, False not, None missing)."""
+    # (age, breaching) of the real datapoints, newest first; age 1 is the most recent period.
+    real = [(age, b) for age, b in enumerate(reversed(points), start=1) if b is not None]
+    if len(real) >= n:
+        return ALARM if sum(b for _, b in real[:n]) >= m else OK
+    if not real:
         return {"missing": INSUFFICIENT, "ignore": current, "breaching": ALARM, "notBreaching": OK}[treat]
-    breaching = sum(1 for v in present if threshold_check(v))
+    breaching = sum(b for _, b in real)
     if treat == "breaching":
-        breaching += len(values) - len(present)
+        return ALARM if breaching + (n - len(real)) >= m else OK
+    if treat == "notBreaching":
+        return ALARM if breaching >= m else OK
+    if _premature_rule(real, n, m):
+        return ALARM if treat == "missing" else current
     return ALARM if breaching >= m else OK
+
+
+def _premature_rule(real: list[tuple[int, bool]], n: int, m: int) -> bool:
+    """"Alarms are designed to always go into ALARM state when the oldest available breaching
+    datapoint during the Evaluation Periods number of data points is at least as old as the value
+    of Datapoints to Alarm, and all other more recent data points are breaching or missing."
+    The page's 2-of-3 row ``0 - X - -`` stays OK, so a non-breaching datapoint anywhere in the
+    range turns the rule off."""
+    if any(not b for _, b in real):
+        return False
+    within = [age for age, _ in real if age <= n]
+    return bool(within) and max(within) >= m
 
 
 @dataclass
@@ -52,65 +94,84 @@ class AlarmState:
     reason: str = "Unchecked: Initial alarm creation"
     changed_at: float = 0.0
     old_value: str = INSUFFICIENT
-    last_datapoints: tuple[float | None, ...] = ()
 
 
-Transition = tuple[str, str, str, float]  # (alarm name, old, new, time)
+@dataclass(frozen=True)
+class Transition:
+    alarm: str
+    old: str
+    new: str
+    at: float
 
 
+@dataclass
 class AlarmEngine:
-    """Evaluates metric alarms on their schedule and composites on child changes."""
+    """Evaluates metric alarms on their cadence and composites when a child changes."""
 
-    def __init__(self, alarms: tuple[AlarmSpec, ...], composites: tuple[CompositeSpec, ...], store: MetricStore):
-        self.alarms = {a.name: a for a in alarms}
-        self.composites = {c.name: c for c in composites}
-        self.store = store
-        self.states: dict[str, AlarmState] = {name: AlarmState(name) for name in [*self.alarms, *self.composites]}
-        self.history: list[Transition] = []
+    alarms: dict[str, AlarmSpec]
+    composites: dict[str, CompositeSpec]
+    store: MetricStore
+    range_extra: int = 2
+    states: dict[str, AlarmState] = field(default_factory=dict)
+    history: list[Transition] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls, alarms: Sequence[AlarmSpec], composites: Sequence[CompositeSpec], store: MetricStore, range_extra: int
+    ) -> AlarmEngine:
+        engine = cls({a.name: a for a in alarms}, {c.name: c for c in composites}, store, range_extra)
+        for name in [*engine.alarms, *engine.composites]:
+            engine.states[name] = AlarmState(name)
+        return engine
+
+    def add(self, alarm: AlarmSpec) -> None:
+        """A metric alarm created during the run (starts in INSUFFICIENT_DATA, like PutMetricAlarm)."""
+        self.alarms[alarm.name] = alarm
+        self.states[alarm.name] = AlarmState(alarm.name)
 
     def interval(self, name: str) -> float:
-        """Alarms with periods of 60 s or more are evaluated every minute, shorter ones every 10 s."""
+        """Periods of 60 s or more are evaluated every minute, high-resolution ones every 10 s."""
         return 60.0 if self.alarms[name].period >= 60 else 10.0
 
-    def datapoints(self, spec: AlarmSpec, now: float) -> list[float | None]:
-        """The last N complete periods before ``now`` (oldest first), as visible at ``now``."""
+    def datapoints(self, spec: AlarmSpec, now: float) -> list[tuple[float, float | None]]:
+        """The evaluation range: (period start, value or None), oldest first, ending at ``now``."""
         period = spec.period
-        end = math.floor(now / period) * period
+        resolution = 1.0 if period < 60 else 60.0
+        end = math.floor(now / resolution) * resolution
         key = spec.metric.key()
-        out: list[float | None] = []
-        for k in range(spec.evaluation_periods, 0, -1):
-            start = end - k * period
-            out.append(self.store.statistic(key, start, start + period, now, spec.metric.statistic))
-        return out
+        size = spec.evaluation_periods + self.range_extra
+        return [
+            (start, self.store.statistic(key, start, start + period, now, spec.metric.statistic))
+            for start in (end - k * period for k in range(size, 0, -1))
+        ]
 
     def evaluate(self, name: str, now: float) -> list[Transition]:
         spec = self.alarms[name]
         state = self.states[name]
-        values = self.datapoints(spec, now)
-        state.last_datapoints = tuple(values)
-        new = evaluate_datapoints(
-            values, lambda v: breaches(spec, v), spec.datapoints_to_alarm, spec.treat_missing_data, state.value
-        )
-        transitions = self._set(name, new, now, f"{sum(v is not None for v in values)} of {len(values)} datapoints")
+        points = self.datapoints(spec, now)
+        flags = [None if v is None else breaches(spec, v) for _, v in points]
+        new = evaluate_range(flags, spec.evaluation_periods, spec.datapoints_to_alarm, spec.treat_missing_data,
+                             state.value)  # fmt: skip
+        transitions = self._set(name, new, now, _reason(spec, points, new))
         if transitions:
-            transitions.extend(self._composites(now))
+            transitions.extend(self.evaluate_composites(now))
         return transitions
+
+    def evaluate_composites(self, now: float) -> list[Transition]:
+        out: list[Transition] = []
+        for name, spec in self.composites.items():
+            value = ALARM if evaluate_rule(spec.rule, self.state_of) else OK
+            out.extend(self._set(name, value, now, f"rule {spec.rule} is {value == ALARM}"))
+        return out
 
     def _set(self, name: str, new: str, now: float, reason: str) -> list[Transition]:
         state = self.states[name]
         if new == state.value:
             return []
-        transition = (name, state.value, new, now)
+        transition = Transition(name, state.value, new, now)
         state.old_value, state.value, state.changed_at, state.reason = state.value, new, now, reason
         self.history.append(transition)
         return [transition]
-
-    def _composites(self, now: float) -> list[Transition]:
-        out: list[Transition] = []
-        for name, spec in self.composites.items():
-            value = ALARM if evaluate_rule(spec.rule, self.state_of) else OK
-            out.extend(self._set(name, value, now, f"rule {spec.rule}"))
-        return out
 
     def state_of(self, name: str) -> str:
         state = self.states.get(name)
@@ -122,6 +183,18 @@ class AlarmEngine:
         spec = self.alarms.get(name) or self.composites.get(name)
         assert spec is not None
         return spec.actions.get(state, ())
+
+
+def _reason(spec: AlarmSpec, points: list[tuple[float, float | None]], new: str) -> str:
+    """Like CloudWatch's StateReason: which datapoints crossed the threshold."""
+    real = [f"{v:.1f}" for _, v in reversed(points) if v is not None][: spec.evaluation_periods]
+    if not real:
+        return "Insufficient Data: no datapoints in the evaluation range"
+    verb = "were" if new == ALARM else "were not all"
+    return (
+        f"Threshold Crossed: the most recent datapoints [{', '.join(real)}] {verb} {_WORDS[spec.comparison]} "
+        f"the threshold ({spec.threshold:g}) (minimum {spec.datapoints_to_alarm} of {spec.evaluation_periods})."
+    )
 
 
 _TOKEN = re.compile(
