@@ -169,7 +169,7 @@ EOF
   {
     cat <<EOF
 [Unit]
-Description=Fleet CPU metric publisher ($metric_namespace/CPUUtilization, Fleet=$fleet_name)
+Description=Fleet metric publisher ($metric_namespace CPUUtilization and RequestsPerMinute, Fleet=$fleet_name)
 After=$worker_unit network-online.target
 Wants=$worker_unit network-online.target
 
@@ -182,8 +182,9 @@ Environment=FLEET_NAME=$fleet_name
 Environment=CPU_METRIC_NAMESPACE=$metric_namespace
 Environment=CPU_METRIC_NAME=CPUUtilization
 Environment=CPU_METRIC_PERIOD_SECONDS=10
+Environment=REQUEST_METRIC_NAME=RequestsPerMinute
 Environment=AWS_REGION=$region
-Environment=WORKER_PING_URL=http://127.0.0.1:$worker_port/ping
+Environment=WORKER_STATS_URL=http://127.0.0.1:$worker_port/stats
 ExecStart=$python -m worker.metrics_publisher
 Restart=always
 RestartSec=5
@@ -210,6 +211,11 @@ upstream fleet_worker {
 server {
     listen $nginx_port;
     server_tokens off;
+
+    # The worker's counters are for the local metric publisher only.
+    location = /stats {
+        return 404;
+    }
 
     location = /ping {
         access_log off;

@@ -1,18 +1,22 @@
-"""Host CPU metric publisher (``python -m worker.metrics_publisher``).
+"""Host metric publisher (``python -m worker.metrics_publisher``).
 
-Every period (10 s) it computes the host CPU utilisation from ``/proc/stat`` deltas and
-publishes it to CloudWatch (namespace ``Autoscaler``, metric ``CPUUtilization``, dimension
-``Fleet=<fleet>``, unit Percent, ``StorageResolution=1``) -- but only while
+Every period (10 s) it measures, over the last period, the host CPU utilisation (``/proc/stat``
+deltas) and the rate of ``/work`` requests that reached the host (the worker's ``/stats``
+counter), and publishes both to CloudWatch in one ``PutMetricData`` call: namespace
+``Autoscaler``, metrics ``CPUUtilization`` (Percent) and ``RequestsPerMinute``,
+``StorageResolution=1``, each twice: with the dimension ``Fleet=<fleet>`` (what the alarms
+watch) and with ``Fleet`` and ``InstanceId`` (what the control plane sums over the instances in
+service). It publishes only while
 
 * the instance's lifecycle tag (IMDSv2 ``/latest/meta-data/tags/instance/AutoscalerLifecycle``)
   is ``service``, and
-* the local worker answers ``/ping`` with ``pong``,
+* the local worker reports itself healthy (the ``/ping`` rule),
 
-so booting, warming and draining hosts neither dilute nor inflate the fleet average.
+so booting, warming and draining hosts neither dilute nor inflate the fleet's figures.
 
 CloudWatch is reached through botocore (AL2023: ``dnf install python3-botocore``), imported
 lazily so that the serving side of the package stays standard-library only; spawning the aws CLI
-every 10 s would cost more CPU than the metric is worth. IMDS, CloudWatch, the ping probe, the
+every 10 s would cost more CPU than the metric is worth. IMDS, CloudWatch, the stats probe, the
 CPU reader and the clock are all injectable, so the decision and the arithmetic are unit-tested
 without AWS.
 """
@@ -20,6 +24,7 @@ without AWS.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -41,6 +46,7 @@ LIFECYCLE_TAG = "AutoscalerLifecycle"
 SERVICE_LIFECYCLE = "service"
 DEFAULT_NAMESPACE = "Autoscaler"
 DEFAULT_METRIC = "CPUUtilization"
+DEFAULT_REQUEST_METRIC = "RequestsPerMinute"
 DEFAULT_PERIOD = 10.0
 
 
@@ -130,21 +136,41 @@ class Imds:
     def lifecycle(self) -> str | None:
         return self.get(f"latest/meta-data/tags/instance/{LIFECYCLE_TAG}")
 
+    def instance_id(self) -> str | None:
+        return self.get("latest/meta-data/instance-id")
 
-def ping_ok(url: str, timeout: float = 2.0) -> bool:
-    """True when ``url`` answers 200 with body ``pong``."""
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """What the worker's ``/stats`` says: its health and how many /work requests reached it."""
+
+    healthy: bool
+    work_requests: int
+
+
+def read_stats(url: str, timeout: float = 2.0) -> WorkerStats | None:
+    """The worker's counters, None when it does not answer."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local URL
-            return bool(response.status == 200 and response.read().strip() == b"pong")
-    except (OSError, ValueError):
-        return False
+            body = json.loads(response.read())
+        return WorkerStats(healthy=bool(body["healthy"]), work_requests=int(body["work_requests"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # -- CloudWatch -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One period's figures for this host."""
+
+    cpu_percent: float
+    requests_per_minute: float
+
+
 class MetricSink(Protocol):
-    def __call__(self, value: float, timestamp: datetime) -> None: ...
+    def __call__(self, reading: Reading, timestamp: datetime) -> None: ...
 
 
 class CloudWatchSink:
@@ -153,14 +179,18 @@ class CloudWatchSink:
     def __init__(
         self,
         fleet: str,
+        instance_id: str,
         namespace: str = DEFAULT_NAMESPACE,
         metric: str = DEFAULT_METRIC,
+        request_metric: str = DEFAULT_REQUEST_METRIC,
         region: str | None = None,
         client: Any = None,
     ) -> None:
         self.fleet = fleet
+        self.instance_id = instance_id
         self.namespace = namespace
         self.metric = metric
+        self.request_metric = request_metric
         self.region = region
         self._client = client
 
@@ -174,28 +204,33 @@ class CloudWatchSink:
             self._client = session.create_client("cloudwatch", region_name=self.region)
         return self._client
 
-    def __call__(self, value: float, timestamp: datetime) -> None:
-        self._get_client().put_metric_data(
-            Namespace=self.namespace,
-            MetricData=[
-                {
-                    "MetricName": self.metric,
-                    "Dimensions": [{"Name": "Fleet", "Value": self.fleet}],
-                    "Timestamp": timestamp,
-                    "Value": round(value, 3),
-                    "Unit": "Percent",
-                    "StorageResolution": 1,
-                }
-            ],
-        )
+    def __call__(self, reading: Reading, timestamp: datetime) -> None:
+        fleet = [{"Name": "Fleet", "Value": self.fleet}]
+        host = [*fleet, {"Name": "InstanceId", "Value": self.instance_id}]
+        data = [
+            {
+                "MetricName": name,
+                "Dimensions": dimensions,
+                "Timestamp": timestamp,
+                "Value": round(value, 3),
+                "Unit": unit,
+                "StorageResolution": 1,
+            }
+            for name, value, unit in (
+                (self.metric, reading.cpu_percent, "Percent"),
+                (self.request_metric, reading.requests_per_minute, "None"),
+            )
+            for dimensions in (fleet, host)
+        ]
+        self._get_client().put_metric_data(Namespace=self.namespace, MetricData=data)
 
 
 # -- the loop ---------------------------------------------------------------------------------
 
 
-def should_publish(lifecycle: str | None, worker_pings: bool) -> bool:
-    """The contract: publish only for an in-service host whose worker answers /ping."""
-    return lifecycle == SERVICE_LIFECYCLE and worker_pings
+def should_publish(lifecycle: str | None, worker_healthy: bool) -> bool:
+    """The contract: publish only for an in-service host whose worker is healthy."""
+    return lifecycle == SERVICE_LIFECYCLE and worker_healthy
 
 
 def _utcnow() -> datetime:
@@ -204,35 +239,44 @@ def _utcnow() -> datetime:
 
 @dataclass
 class Publisher:
-    """One ``tick()`` per period: sample CPU, decide, publish. Every collaborator is injected."""
+    """One ``tick()`` per period: sample, decide, publish. Every collaborator is injected."""
 
     sink: MetricSink
     lifecycle: Callable[[], str | None]
-    ping: Callable[[], bool]
+    stats: Callable[[], WorkerStats | None]
     read_cpu: Callable[[], CpuTimes] = read_proc_stat
     now: Callable[[], datetime] = _utcnow
-    _last: CpuTimes | None = None
+    monotonic: Callable[[], float] = time.monotonic
+    _last: tuple[CpuTimes, WorkerStats | None, float] | None = None
 
-    def tick(self) -> float | None:
-        """Returns the value published, or None when nothing was published."""
-        current = self.read_cpu()
-        previous, self._last = self._last, current
+    def tick(self) -> Reading | None:
+        """Returns what was published, or None when nothing was published."""
+        cpu, stats, at = self.read_cpu(), self.stats(), self.monotonic()
+        previous, self._last = self._last, (cpu, stats, at)
         if previous is None:
             return None
-        value = cpu_percent(previous, current)
+        value = cpu_percent(previous[0], cpu)
         if value is None:
             return None
         lifecycle = self.lifecycle()
-        if not should_publish(lifecycle, lifecycle == SERVICE_LIFECYCLE and self.ping()):
-            LOG.debug("not publishing: lifecycle=%s", lifecycle)
+        healthy = stats is not None and stats.healthy
+        if not should_publish(lifecycle, healthy):
+            LOG.debug("not publishing: lifecycle=%s healthy=%s", lifecycle, healthy)
             return None
+        assert stats is not None
+        before = previous[1]
+        elapsed = at - previous[2]
+        # A restarted worker starts counting from zero: no rate for that period.
+        if before is None or stats.work_requests < before.work_requests or elapsed <= 0:
+            return None
+        reading = Reading(value, (stats.work_requests - before.work_requests) * 60.0 / elapsed)
         try:
-            self.sink(value, self.now())
+            self.sink(reading, self.now())
         except Exception as exc:  # network, throttling, credentials: log and try next period
             LOG.warning("PutMetricData failed: %s", exc)
             return None
-        LOG.debug("published %.1f%%", value)
-        return value
+        LOG.debug("published %.1f%%, %.1f requests/min", reading.cpu_percent, reading.requests_per_minute)
+        return reading
 
 
 def run_forever(
@@ -269,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--metric", default=env("CPU_METRIC_NAME", DEFAULT_METRIC), help="[CPU_METRIC_NAME]")
     parser.add_argument(
+        "--request-metric", default=env("REQUEST_METRIC_NAME", DEFAULT_REQUEST_METRIC), help="[REQUEST_METRIC_NAME]"
+    )
+    parser.add_argument(
         "--period",
         type=float,
         default=float(env("CPU_METRIC_PERIOD_SECONDS", str(DEFAULT_PERIOD))),
@@ -276,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION")), help="[AWS_REGION]")
     parser.add_argument(
-        "--ping-url", default=env("WORKER_PING_URL", "http://127.0.0.1:30001/ping"), help="[WORKER_PING_URL]"
+        "--stats-url", default=env("WORKER_STATS_URL", "http://127.0.0.1:30001/stats"), help="[WORKER_STATS_URL]"
     )
     parser.add_argument("--imds-url", default=env("IMDS_URL", IMDS_URL), help="[IMDS_URL]")
     parser.add_argument("--log-level", default=env("PUBLISHER_LOG_LEVEL", "INFO"))
@@ -291,12 +338,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     imds = Imds(args.imds_url)
     region = args.region or imds.get("latest/meta-data/placement/region")
+    instance_id = imds.instance_id()
+    if not instance_id:
+        LOG.error("cannot read this instance's id from IMDS (%s)", args.imds_url)
+        return 3  # systemd restarts the publisher (Restart=always)
     publisher = Publisher(
-        sink=CloudWatchSink(args.fleet, args.namespace, args.metric, region),
+        sink=CloudWatchSink(args.fleet, instance_id, args.namespace, args.metric, args.request_metric, region),
         lifecycle=imds.lifecycle,
-        ping=lambda: ping_ok(args.ping_url),
+        stats=lambda: read_stats(args.stats_url),
     )
-    LOG.info("publishing %s/%s Fleet=%s every %.0f s", args.namespace, args.metric, args.fleet, args.period)
+    LOG.info(
+        "publishing %s/%s and %s Fleet=%s InstanceId=%s every %.0f s",
+        args.namespace, args.metric, args.request_metric, args.fleet, instance_id, args.period,
+    )  # fmt: skip
     try:
         run_forever(publisher, args.period)
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ Layout (one supervisor process, N worker processes, N = vCPUs by default)::
 
     client ──TCP──> supervisor (owns the listen socket, one event loop, never does CPU work)
                       ├── GET /ping  -> answered here, from the live state of the workers
+                      ├── GET /stats -> counters for the local metric publisher (JSON)
                       ├── other      -> 404 / 405 / 400 answered here
                       └── GET /work  -> queued, then the accepted socket itself is handed
                                         (SCM_RIGHTS over a socketpair) to an *idle* worker,
@@ -212,6 +213,8 @@ class Supervisor:
         self.drain_deadline = 0.0
         self.served = 0
         self.replaced = 0
+        self.work_requests = 0  # /work requests that reached this host (the publisher's demand signal)
+        self.rejected = 0
         self._wake_r, self._wake_w = socket.socketpair()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -411,6 +414,18 @@ class Supervisor:
             proc.conn = conn
             proc.since = time.monotonic()
 
+    def stats(self) -> dict[str, object]:
+        """Counters for the local metric publisher (nginx does not expose /stats)."""
+        return {
+            "healthy": self.healthy() and not self.draining,
+            "work_requests": self.work_requests,
+            "served": self.served,
+            "rejected": self.rejected,
+            "in_flight": sum(1 for p in self.procs.values() if p.conn is not None),
+            "queued": len(self.pending),
+            "processes": len(self.procs),
+        }
+
     def healthy(self) -> bool:
         """At least one worker process is alive and not stuck past the request timeout."""
         now = time.monotonic()
@@ -476,10 +491,17 @@ class Supervisor:
                 self._close_reading(reading, http_response(200, b"pong", head=method == "HEAD"))
             else:
                 self._close_reading(reading, http_response(503, b"no healthy worker", head=method == "HEAD"))
+        elif path == "/stats":
+            if method != "GET":
+                self._close_reading(reading, _json(405, {"error": "method not allowed"}))
+            else:
+                self._close_reading(reading, _json(200, self.stats()))
         elif path == "/work":
+            self.work_requests += 1
             if method != "GET":
                 self._close_reading(reading, _json(405, {"error": "method not allowed"}))
             elif len(self.pending) >= self.cfg.max_queue:
+                self.rejected += 1
                 self._close_reading(reading, _json(503, {"error": "queue full"}))
             else:
                 self.reading.pop(reading.conn.fileno(), None)

@@ -134,3 +134,5 @@ def test_ping_answers_through_nginx(tmp_path: Path) -> None:
         assert status == 200
         assert b'"duration"' in body
         assert http_get(f"{url}/missing")[0] == 404
+        # The worker's counters are for the local publisher only, never through the load balancer.
+        assert http_get(f"{url}/stats")[0] == 404

@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 
 from worker import metrics_publisher as mp
-from worker.metrics_publisher import CloudWatchSink, CpuTimes, Imds, Publisher, cpu_percent, parse_proc_stat
+from worker.metrics_publisher import (
+    CloudWatchSink,
+    CpuTimes,
+    Imds,
+    Publisher,
+    Reading,
+    WorkerStats,
+    cpu_percent,
+    parse_proc_stat,
+)
 
 PROC_STAT = """cpu  100 20 30 800 50 0 0 0 7 0
 cpu0 50 10 15 400 25 0 0 0 0 0
@@ -37,7 +46,7 @@ def test_cpu_percent_from_deltas() -> None:
 
 
 @pytest.mark.parametrize(
-    ("lifecycle", "pings", "expected"),
+    ("lifecycle", "healthy", "expected"),
     [
         ("service", True, True),
         ("service", False, False),
@@ -47,8 +56,8 @@ def test_cpu_percent_from_deltas() -> None:
         (None, True, False),
     ],
 )
-def test_should_publish(lifecycle: str | None, pings: bool, expected: bool) -> None:
-    assert mp.should_publish(lifecycle, pings) is expected
+def test_should_publish(lifecycle: str | None, healthy: bool, expected: bool) -> None:
+    assert mp.should_publish(lifecycle, healthy) is expected
 
 
 class FakeCpu:
@@ -59,47 +68,64 @@ class FakeCpu:
         return self.samples.pop(0)
 
 
-def make_publisher(lifecycle: str | None, pings: bool, sent: list[float], calls: list[str]) -> Publisher:
-    def ping() -> bool:
-        calls.append("ping")
-        return pings
+class Sequence:
+    """Hands out the next value on each call."""
 
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    def __call__(self) -> Any:
+        return self.values.pop(0)
+
+
+def make_publisher(
+    lifecycle: str | None, healthy: bool, sent: list[Reading], requests: tuple[int, ...] = (0, 10, 25)
+) -> Publisher:
     return Publisher(
-        sink=lambda value, ts: sent.append(value),
+        sink=lambda reading, ts: sent.append(reading),
         lifecycle=lambda: lifecycle,
-        ping=ping,
+        stats=Sequence([WorkerStats(healthy, n) for n in requests]),
         read_cpu=FakeCpu([CpuTimes(0, 100), CpuTimes(50, 200), CpuTimes(80, 300)]),
         now=lambda: NOW,
+        monotonic=Sequence([0.0, 10.0, 20.0]),
     )
 
 
-def test_publisher_publishes_delta_only_in_service_and_healthy() -> None:
-    sent: list[float] = []
-    calls: list[str] = []
-    publisher = make_publisher("service", True, sent, calls)
+def test_publisher_publishes_cpu_and_request_rate_only_in_service_and_healthy() -> None:
+    sent: list[Reading] = []
+    publisher = make_publisher("service", True, sent)
     assert publisher.tick() is None  # first sample is the baseline
-    assert publisher.tick() == pytest.approx(50.0)
-    assert publisher.tick() == pytest.approx(30.0)
-    assert sent == [pytest.approx(50.0), pytest.approx(30.0)]
+    assert publisher.tick() == Reading(pytest.approx(50.0), pytest.approx(60.0))  # 10 requests in 10 s
+    assert publisher.tick() == Reading(pytest.approx(30.0), pytest.approx(90.0))
+    assert len(sent) == 2
 
 
-@pytest.mark.parametrize(("lifecycle", "pings"), [("pool", True), ("warming", True), ("service", False)])
-def test_publisher_stays_silent_otherwise(lifecycle: str, pings: bool) -> None:
-    sent: list[float] = []
-    calls: list[str] = []
-    publisher = make_publisher(lifecycle, pings, sent, calls)
+@pytest.mark.parametrize(("lifecycle", "healthy"), [("pool", True), ("warming", True), ("service", False)])
+def test_publisher_stays_silent_otherwise(lifecycle: str, healthy: bool) -> None:
+    sent: list[Reading] = []
+    publisher = make_publisher(lifecycle, healthy, sent)
     publisher.tick()
     assert publisher.tick() is None
     assert sent == []
-    assert calls == (["ping"] if lifecycle == "service" else [])  # no probe unless in service
+
+
+def test_publisher_skips_the_period_of_a_worker_restart() -> None:
+    sent: list[Reading] = []
+    publisher = make_publisher("service", True, sent, requests=(40, 3, 13))  # counters restarted at 0
+    publisher.tick()
+    assert publisher.tick() is None
+    assert publisher.tick() == Reading(pytest.approx(30.0), pytest.approx(60.0))
 
 
 def test_publisher_survives_cloudwatch_errors() -> None:
-    def failing(value: float, ts: datetime) -> None:
+    def failing(reading: Reading, ts: datetime) -> None:
         raise RuntimeError("throttled")
 
     publisher = Publisher(
-        sink=failing, lifecycle=lambda: "service", ping=lambda: True, read_cpu=FakeCpu([CpuTimes(0, 1), CpuTimes(1, 2)])
+        sink=failing,
+        lifecycle=lambda: "service",
+        stats=lambda: WorkerStats(True, 0),
+        read_cpu=FakeCpu([CpuTimes(0, 1), CpuTimes(1, 2)]),
     )
     publisher.tick()
     assert publisher.tick() is None
@@ -114,7 +140,7 @@ def test_run_forever_keeps_a_fixed_schedule() -> None:
         clock[0] += seconds + 0.2  # each tick overshoots a little
 
     ticks: list[int] = []
-    publisher = Publisher(sink=lambda v, t: None, lifecycle=lambda: None, ping=lambda: True)
+    publisher = Publisher(sink=lambda v, t: None, lifecycle=lambda: None, stats=lambda: None)
     publisher.tick = lambda: ticks.append(1)  # type: ignore[method-assign]
     mp.run_forever(publisher, period=10.0, sleep=sleep, monotonic=lambda: clock[0], iterations=3)
     assert len(ticks) == 4
@@ -131,21 +157,18 @@ class FakeCloudWatch:
 
 def test_cloudwatch_sink_sends_the_contract_shape() -> None:
     client = FakeCloudWatch()
-    CloudWatchSink("blue", client=client)(71.23456, NOW)
-    assert client.calls == [
-        {
-            "Namespace": "Autoscaler",
-            "MetricData": [
-                {
-                    "MetricName": "CPUUtilization",
-                    "Dimensions": [{"Name": "Fleet", "Value": "blue"}],
-                    "Timestamp": NOW,
-                    "Value": 71.235,
-                    "Unit": "Percent",
-                    "StorageResolution": 1,
-                }
-            ],
-        }
+    CloudWatchSink("blue", "i-0abc", client=client)(Reading(71.23456, 84.0), NOW)
+    assert len(client.calls) == 1  # one call per period, whatever it carries
+    call = client.calls[0]
+    assert call["Namespace"] == "Autoscaler"
+    fleet = [{"Name": "Fleet", "Value": "blue"}]
+    host = [*fleet, {"Name": "InstanceId", "Value": "i-0abc"}]
+    common = {"Timestamp": NOW, "StorageResolution": 1}
+    assert call["MetricData"] == [
+        {"MetricName": "CPUUtilization", "Dimensions": fleet, "Value": 71.235, "Unit": "Percent", **common},
+        {"MetricName": "CPUUtilization", "Dimensions": host, "Value": 71.235, "Unit": "Percent", **common},
+        {"MetricName": "RequestsPerMinute", "Dimensions": fleet, "Value": 84.0, "Unit": "None", **common},
+        {"MetricName": "RequestsPerMinute", "Dimensions": host, "Value": 84.0, "Unit": "None", **common},
     ]
 
 
@@ -157,11 +180,11 @@ def test_cloudwatch_sink_against_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     with moto.mock_aws():
         import boto3
 
-        CloudWatchSink("blue", region="eu-west-1")(42.0, datetime.now(UTC))
+        CloudWatchSink("blue", "i-0abc", region="eu-west-1")(Reading(42.0, 30.0), datetime.now(UTC))
         metrics = boto3.client("cloudwatch", region_name="eu-west-1").list_metrics(Namespace="Autoscaler")
-        assert [(m["MetricName"], m["Dimensions"]) for m in metrics["Metrics"]] == [
-            ("CPUUtilization", [{"Name": "Fleet", "Value": "blue"}])
-        ]
+        found = sorted((m["MetricName"], len(m["Dimensions"])) for m in metrics["Metrics"])
+        assert found == [("CPUUtilization", 1), ("CPUUtilization", 2), ("RequestsPerMinute", 1),
+                         ("RequestsPerMinute", 2)]  # fmt: skip
 
 
 class _FakeImds(BaseHTTPRequestHandler):
@@ -174,8 +197,8 @@ class _FakeImds(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.headers.get("X-aws-ec2-metadata-token") != "TOKEN":
             self._send(401, b"")
-        elif self.path == "/ping":
-            self._send(200, b"pong")
+        elif self.path == "/latest/meta-data/instance-id":
+            self._send(200, b"i-0abc")
         else:
             name = self.path.rsplit("/", 1)[-1]
             value = self.tags.get(name)
@@ -210,8 +233,13 @@ def test_imds_v2_reads_the_lifecycle_tag(fake_imds: str, monkeypatch: pytest.Mon
     assert Imds("http://127.0.0.1:1", timeout=0.2).lifecycle() is None  # no IMDS: never publish
 
 
-def test_ping_ok(fake_imds: str) -> None:
-    assert mp.ping_ok("http://127.0.0.1:1/ping", timeout=0.2) is False
+def test_imds_reads_the_instance_id(fake_imds: str) -> None:
+    assert Imds(fake_imds).instance_id() == "i-0abc"
+
+
+def test_read_stats_of_a_worker_that_does_not_answer(fake_imds: str) -> None:
+    assert mp.read_stats("http://127.0.0.1:1/stats", timeout=0.2) is None  # worker down: not healthy
+    assert mp.read_stats(f"{fake_imds}/missing") is None
 
 
 def test_main_requires_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:

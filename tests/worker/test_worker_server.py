@@ -19,6 +19,7 @@ from tests.helpers_worker import (
     timed_get,
     wait_until,
 )
+from worker.metrics_publisher import WorkerStats, read_stats
 from worker.server import Config, build_parser, config_from_args, http_response
 
 pytestmark = pytest.mark.server
@@ -47,6 +48,25 @@ def test_ping_404_and_405(worker: RunningWorker) -> None:
     assert http_get(f"{worker.url}/")[0] == 404
     assert http_get(f"{worker.url}/work/extra")[0] == 404
     assert http_get(f"{worker.url}/work", method="POST")[0] == 405
+
+
+def test_stats_count_the_work_requests_that_arrived() -> None:
+    with running_worker(processes=1) as worker:
+        status, body = http_get(f"{worker.url}/stats")
+        assert status == 200
+        before = json.loads(body)
+        assert before["healthy"] is True
+        assert before["work_requests"] == 0
+        assert http_get(f"{worker.url}/work")[0] == 200
+        assert http_get(f"{worker.url}/work", method="POST")[0] == 405  # arrived, refused: still demand
+        after = json.loads(http_get(f"{worker.url}/stats")[1])
+        assert after["work_requests"] == 2
+        assert after["served"] == 1
+        assert after["in_flight"] == 0
+        assert after["queued"] == 0
+        assert http_get(f"{worker.url}/stats", method="POST")[0] == 405
+        # What the metric publisher reads.
+        assert read_stats(f"{worker.url}/stats") == WorkerStats(healthy=True, work_requests=2)
 
 
 def _hammer(worker: RunningWorker, stop: threading.Event, statuses: list[int]) -> None:
