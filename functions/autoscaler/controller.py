@@ -15,10 +15,10 @@ from autoscaler.adapters.cloudwatch import FleetSignals
 from autoscaler.adapters.ec2 import Ec2Fleet
 from autoscaler.adapters.elb import TargetGroup
 from autoscaler.adapters.state import Activity, StateStore
-from autoscaler.decide import current_desired, decide, recent_recommendations
+from autoscaler.decide import current_desired, recent_recommendations, signal_recommendations
 from autoscaler.errors import LeaseBusyError, StateConflictError
 from autoscaler.execute import Executor, Result
-from autoscaler.model import Decision, Direction, Instance, Metrics, Recommendation, Snapshot, TargetHealth
+from autoscaler.model import Decision, Direction, Instance, Recommendation, Snapshot, TargetHealth
 from autoscaler.observability import logger
 from autoscaler.plan import Plan, PlanLimits, plan
 from autoscaler.runtime import Runtime
@@ -79,6 +79,7 @@ class Controller:
         self.limits = PlanLimits(
             subnet_ids=s.subnet_ids,
             warm_pool_size=s.warm_pool_size,
+            max_prepared_capacity=s.max_prepared_capacity,
             health_grace_seconds=s.health_grace_seconds,
             warmup_timeout_seconds=s.warmup_timeout_seconds,
             drain_timeout_seconds=s.drain_timeout_seconds,
@@ -126,20 +127,21 @@ class Controller:
 
         instances = self.instances()
         manual = trigger.override_desired is not None
-        metrics = Metrics(None, None) if manual else self.signals.read(now)
+        policy = self.runtime.scaling_policy()
+        in_service = [i.instance_id for i in instances if i.in_service]
+        data = {} if manual or not in_service else self.signals.read(policy.signals, in_service, now)
         active = set(trigger.directions)
         if trigger.read_alarms:
             active |= self.signals.active_directions()
-        snapshot = Snapshot(tuple(instances), metrics, state, frozenset(active))
+        snapshot = Snapshot(tuple(instances), state, data, frozenset(active), trigger.cause)
 
-        policy = self.runtime.scaling_policy()
         if manual:
             assert trigger.override_desired is not None
             previous = current_desired(state, snapshot.capacity, policy)
             target = max(policy.min_size, min(policy.max_size, trigger.override_desired))
             decision = Decision(target, previous, MANUAL, f"operator asked for {trigger.override_desired}")
         else:
-            decision = decide(snapshot, policy, now)
+            decision = self.runtime.decide(snapshot, now)
 
         recommendations = state.recommendations
         if decision.recommendation is not None:
@@ -167,7 +169,7 @@ class Controller:
                 "reason": decision.reason,
                 "desired": decision.desired,
                 "previous": decision.previous,
-                "message": decision.message,
+                "detail": decision.message,
                 "plan": actions.summary(),
                 "result": result.to_json(),
             },
@@ -193,11 +195,14 @@ class Controller:
         ]
         if not decision.changed and not touched and not result.failures and not result.capacity_errors:
             return
-        metrics = snapshot.metrics
+        policy = self.runtime.scaling_policy()
+        signals = {
+            s.name: {"up": s.up_demand, "down": s.down_demand, "target": s.target}
+            for s in signal_recommendations(snapshot, policy, decision.previous, now)
+        }
         details: dict[str, object] = {
             "message": decision.message,
-            "cpu": metrics.cpu_percent,
-            "requests_per_target": metrics.requests_per_target,
+            "signals": signals,
             "in_service": snapshot.in_service,
             "booting": snapshot.booting,
             "pool": snapshot.pool,

@@ -1,9 +1,14 @@
 """The scaling decision: a pure function of a fleet snapshot, a policy and the time.
 
-Sizing follows the Kubernetes HPA (see docs/design.md): per signal
-``ceil(in_service x value / target)``, the maximum across signals, a tolerance band,
-a per-decision scale-out limit, and scale-in only to the highest recommendation seen
-during the stabilization window. Booting instances count as capacity on the way.
+Sizing follows the Kubernetes HPA (see docs/design.md), per signal of the table
+(``signals.py``): the signal's total demand over the instances in service, divided by its target
+per instance, rounded up; neutral inside the tolerance band; the maximum across signals; a
+per-decision scale-out limit; and scale-in only to the highest recommendation seen during the
+stabilization window. Booting instances count as capacity on the way.
+
+Missing datapoints are read conservatively, as the HPA does for pods without metrics: an
+instance in service without a datapoint adds nothing to a scale-out and its full target to a
+scale-in.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from autoscaler.model import Decision, Direction, FleetState, Recommendation, ScalingPolicy, Snapshot
+from autoscaler.signals import SignalData, demand
 
 # Reasons, as they appear in logs, metrics and the activity history.
 SUSPENDED = "suspended"
@@ -28,20 +34,32 @@ OUT_NOT_ARMED = "scale-out-alarm-not-in-alarm"
 IN_NOT_ARMED = "scale-in-alarm-not-in-alarm"
 STABILIZING = "scale-in-stabilizing"
 AT_TARGET = "within-tolerance"
-AT_BOUND = "at-bound"
 SMALL_STEP = "step-below-minimum"
 REASONS = (
     SUSPENDED, BELOW_MIN, ABOVE_MAX, NO_METRICS, NOTHING_IN_SERVICE, SCALE_OUT, SCALE_IN,
-    CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, AT_BOUND, SMALL_STEP,
+    CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, SMALL_STEP,
 )  # fmt: skip
+
+
+# A fleet reading at this share of its ceiling is saturated.
+SATURATED = 0.95
 
 
 @dataclass(frozen=True)
 class SignalRecommendation:
     name: str
-    value: float
     target: float
-    desired: int
+    up_demand: float | None  # what a scale-out may act on (fresh window, missing counts 0)
+    down_demand: float | None  # what a scale-in may act on (long window, missing counts as the target)
+    up: int  # recommended capacity for a scale-out
+    level: int  # recommended capacity for the stabilization history and a scale-in
+    scale_out_only: bool
+    saturated: bool | None = None  # at its ceiling (None: the signal has no ceiling)
+
+    def describe(self) -> str:
+        up = "-" if self.up_demand is None else f"{self.up_demand:.1f}"
+        down = "-" if self.down_demand is None else f"{self.down_demand:.1f}"
+        return f"{self.name}={up}/{down} (target {self.target:g}/instance)->{self.up}/{self.level}"
 
 
 def clamp(value: int, policy: ScalingPolicy) -> int:
@@ -58,22 +76,19 @@ def scale_out_limit(current: int, policy: ScalingPolicy) -> int:
     return max(math.ceil(policy.scale_out_factor * current), current + policy.scale_out_step)
 
 
-def recommend_for_signal(
-    name: str, value: float, target: float, in_service: int, current: int, tolerance: float
-) -> SignalRecommendation:
-    """Proportional recommendation for one signal, neutral (= current) inside the tolerance band.
+def recommend(demand: float, target: float, in_service: int, current: int, tolerance: float) -> int:
+    """Proportional recommendation for one signal's total demand, neutral (= current) inside the
+    tolerance band.
 
     Outside the band the result never crosses ``current`` in the wrong direction, which keeps
-    it monotone in ``value`` when booting instances make ``current`` exceed ``in_service``.
+    it monotone in ``demand`` when booting instances make ``current`` exceed ``in_service``.
     """
-    ratio = value / target
+    ratio = demand / (in_service * target)
     if abs(ratio - 1.0) <= tolerance:
-        desired = current
-    else:
-        # The epsilon keeps exact multiples (e.g. 2 x 0.5) from rounding up through float noise.
-        proportional = math.ceil(in_service * ratio - 1e-9)
-        desired = max(proportional, current) if ratio > 1.0 else min(proportional, current)
-    return SignalRecommendation(name, value, target, desired)
+        return current
+    # The epsilon keeps exact multiples (e.g. 2 x 0.5) from rounding up through float noise.
+    proportional = math.ceil(demand / target - 1e-9)
+    return max(proportional, current) if ratio > 1.0 else min(proportional, current)
 
 
 def recent_recommendations(
@@ -89,6 +104,40 @@ def stabilized_recommendation(
 ) -> int:
     """Highest recommendation within the scale-in window, the current one included."""
     return max([recommendation, *(r.desired for r in recent_recommendations(history, now, window_seconds))])
+
+
+def signal_recommendations(
+    snapshot: Snapshot, policy: ScalingPolicy, current: int, now: datetime
+) -> list[SignalRecommendation]:
+    """Every signal of the table that has data, read as demand over the instances in service."""
+    in_service = snapshot.in_service_ids
+    out: list[SignalRecommendation] = []
+    if not in_service:
+        return out
+    for spec in policy.signals:
+        reading = demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now)
+        up_demand = reading.recent if reading.recent is not None else reading.settled
+        down_demand = None if reading.settled is None else reading.settled + reading.silent * spec.target
+        if up_demand is None and down_demand is None:
+            continue
+        n = len(in_service)
+        up = current if up_demand is None else recommend(up_demand, spec.target, n, current, policy.tolerance)
+        level = current if down_demand is None else recommend(down_demand, spec.target, n, current,
+                                                              policy.tolerance)  # fmt: skip
+        saturated = (
+            None if spec.ceiling is None or up_demand is None else up_demand >= SATURATED * spec.ceiling * n
+        )
+        out.append(SignalRecommendation(spec.name, spec.target, up_demand, down_demand, up, level,
+                                        spec.scale_out_only, saturated))  # fmt: skip
+    return out
+
+
+def saturated(per_signal: Sequence[SignalRecommendation]) -> bool:
+    """Every signal that has a ceiling reads at it: the fleet serves all it can, and how much more
+    is asked is unknown (closed-loop clients wait instead of asking). One signal below its ceiling
+    (the arrival rate, when a backlog drains) says the demand is known."""
+    flags = [s.saturated for s in per_signal if s.saturated is not None]
+    return bool(flags) and all(flags)
 
 
 def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
@@ -107,36 +156,25 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
         return Decision(policy.max_size, current, ABOVE_MAX, f"lowered to max size {policy.max_size}")
 
     in_service = snapshot.in_service
-    if policy.fixed_step is not None:
-        return _fixed_step(snapshot, policy, current)
-
-    signals = [
-        (name, value, target)
-        for name, value, target in (
-            ("cpu", snapshot.metrics.cpu_percent, policy.cpu_target),
-            ("requests_per_target", snapshot.metrics.requests_per_target, policy.requests_per_target_target),
-        )
-        if value is not None
-    ]
-    if not signals:
-        return keep(NO_METRICS, "no fleet metric had data in the decision window")
     if in_service == 0:
         return keep(NOTHING_IN_SERVICE, f"no instance in service yet ({snapshot.booting} booting)")
+    per_signal = signal_recommendations(snapshot, policy, current, now)
+    if not per_signal:
+        return keep(NO_METRICS, "no signal had data in its window")
 
-    per_signal = [
-        recommend_for_signal(name, value, target, in_service, current, policy.tolerance)
-        for name, value, target in signals
-    ]
-    recent = snapshot.metrics.cpu_recent_percent
-    if recent is not None:
-        # Scale out fast: the short window sees a load step the long one still averages away.
-        per_signal.append(
-            recommend_for_signal("cpu_recent", recent, policy.cpu_target, in_service, current, policy.tolerance)
-        )
-    # The recorded recommendation (and any scale-in) follows the long window only.
-    recommendation = clamp(max(s.desired for s in per_signal if s.name != "cpu_recent"), policy)
-    upward = clamp(max(s.desired for s in per_signal), policy)
-    detail = ", ".join(f"{s.name}={s.value:.1f}/{s.target:g}->{s.desired}" for s in per_signal)
+    # A guard's reading counts only while a scale-out alarm is armed: stale, it must not hold a
+    # scale-in back.
+    upward = max((s.up for s in per_signal if not s.scale_out_only or Direction.OUT in snapshot.active),
+                 default=current)  # fmt: skip
+    if saturated(per_signal):
+        # The demand is unknown beyond the capacity: double (the HPA's largest step) rather than
+        # creep up by a quarter per decision.
+        upward = max(upward, min(2 * in_service, scale_out_limit(current, policy)))
+    upward = clamp(upward, policy)
+    holding = [s.level for s in per_signal if not s.scale_out_only]
+    # The recorded recommendation (and any scale-in) follows the signals that may scale in.
+    recommendation = clamp(max(holding), policy) if holding else current
+    detail = "; ".join(s.describe() for s in per_signal)
     detail += f"; in service {in_service}, booting {snapshot.booting}, desired {current}"
 
     min_step = max(1, math.ceil(policy.min_step_fraction * current - 1e-9))
@@ -158,19 +196,6 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
         if max(current - min_step, policy.min_size) < stabilized:
             return keep(SMALL_STEP, f"{detail}; a step under {min_step} is noise at this size", recommendation)
         return Decision(clamp(stabilized, policy), current, SCALE_IN, detail, recommendation)
-    if snapshot.capacity < current and any(s.desired > in_service for s in per_signal):
+    if snapshot.capacity < current and any(s.up > in_service for s in per_signal):
         return keep(CAPACITY_ON_THE_WAY, detail, recommendation)
     return keep(AT_TARGET, detail, recommendation)
-
-
-def _fixed_step(snapshot: Snapshot, policy: ScalingPolicy, current: int) -> Decision:
-    """The 2013 prototype: one alarm, one instance, no sizing and no cooldown."""
-    step = policy.fixed_step or 1
-    message = f"fixed step of {step}; in service {snapshot.in_service}, desired {current}"
-    if Direction.OUT in snapshot.active and Direction.IN not in snapshot.active:
-        desired = clamp(current + step, policy)
-        return Decision(desired, current, SCALE_OUT if desired != current else AT_BOUND, message)
-    if Direction.IN in snapshot.active and Direction.OUT not in snapshot.active:
-        desired = clamp(current - step, policy)
-        return Decision(desired, current, SCALE_IN if desired != current else AT_BOUND, message)
-    return Decision(current, current, AT_TARGET, message)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from autoscaler.adapters.state import Activity
 from autoscaler.controller import Controller, Trigger
 from autoscaler.decide import current_desired
-from autoscaler.model import Direction, FleetState, Metrics, Snapshot
+from autoscaler.model import Direction, FleetState, Snapshot
 from autoscaler.observability import logger
 from autoscaler.plan import plan
 from autoscaler.runtime import Runtime
@@ -108,7 +108,7 @@ def set_capacity(runtime: Runtime, desired: int, cause: str = "manual", dry_run:
         policy = runtime.scaling_policy()
         target = max(policy.min_size, min(policy.max_size, desired))
         instances = controller.instances()
-        capacity = Snapshot(tuple(instances), Metrics(None, None), FleetState()).capacity
+        capacity = Snapshot(tuple(instances), FleetState()).capacity
         previous = current_desired(controller.store.load(), capacity, policy)
         actions = plan(instances, target, controller.limits, runtime.clock.now())
         return {"status": "dry-run", "previous": previous, "desired": target, "plan": actions.summary()}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+from autoscaler.signals import SignalData, SignalSpec
 
 
 class Lifecycle(StrEnum):
@@ -32,6 +35,13 @@ class Direction(StrEnum):
     IN = "in"
 
 
+def serving(lifecycle: str, state: str, health: str) -> bool:
+    """The one rule for "in service": meant to serve, running, and healthy in the target group.
+
+    decide, fleetctl and the twin all count with it."""
+    return lifecycle == Lifecycle.SERVICE and state == "running" and health == TargetHealth.HEALTHY
+
+
 @dataclass(frozen=True)
 class Instance:
     """One fleet instance as EC2 and the target group see it."""
@@ -53,7 +63,7 @@ class Instance:
 
     @property
     def in_service(self) -> bool:
-        return self.lifecycle is Lifecycle.SERVICE and self.state == "running" and (self.health is TargetHealth.HEALTHY)
+        return serving(self.lifecycle, self.state, self.health)
 
     @property
     def booting(self) -> bool:
@@ -63,20 +73,6 @@ class Instance:
     def pool_ready(self) -> bool:
         """A stopped, initialized instance that can be started to serve."""
         return self.lifecycle is Lifecycle.POOL and self.state == "stopped"
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """Fleet signals read from CloudWatch at decision time; None when there was no data.
-
-    ``cpu_percent`` averages the decision window (scale-in and the stabilization history use it);
-    ``cpu_recent_percent`` averages the shorter scale-out window, so a step in load is acted on
-    while the long window still holds the minute before the step.
-    """
-
-    cpu_percent: float | None
-    requests_per_target: float | None
-    cpu_recent_percent: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,14 +99,20 @@ class Snapshot:
     """Everything a decision needs, read once; the decision itself does no I/O."""
 
     instances: tuple[Instance, ...]
-    metrics: Metrics
     state: FleetState
+    # What each signal's metric query returned (signal name -> data), read at decision time.
+    signals: Mapping[str, SignalData] = field(default_factory=dict)
     # Directions whose scaling alarms are currently in ALARM (or whose notification triggered us).
     active: frozenset[Direction] = field(default_factory=frozenset)
+    cause: str = ""  # what triggered the decision: an alarm name, "schedule", "manual"
 
     @property
     def in_service(self) -> int:
         return sum(1 for i in self.instances if i.in_service)
+
+    @property
+    def in_service_ids(self) -> tuple[str, ...]:
+        return tuple(i.instance_id for i in self.instances if i.in_service)
 
     @property
     def booting(self) -> int:
@@ -128,22 +130,19 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class ScalingPolicy:
-    """How decisions are sized; built from settings, overridden by the simulator's baselines."""
+    """How decisions are sized; built from the settings (runtime.policy_from_settings) only."""
 
     min_size: int
     max_size: int
-    cpu_target: float
-    requests_per_target_target: float
-    tolerance: float = 0.1
+    signals: tuple[SignalSpec, ...]
+    tolerance: float
     # A resize must move by at least this fraction of the current capacity (never less than one
     # instance): irrelevant at 1-10 instances, it keeps noise from nudging a large fleet.
-    min_step_fraction: float = 0.0
-    scale_in_stabilization_seconds: float = 120.0
-    # Per decision, scale out to at most max(factor x current, current + step).
+    min_step_fraction: float
+    scale_in_stabilization_seconds: float
+    # Per decision, scale out to at most max(factor x current, current + step) (the HPA's limit).
     scale_out_factor: float = 2.0
     scale_out_step: int = 4
-    # When set, every decision moves by exactly this many instances (the 2013 prototype).
-    fixed_step: int | None = None
 
 
 @dataclass(frozen=True)

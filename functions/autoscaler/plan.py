@@ -28,6 +28,14 @@ class PlanLimits:
     health_grace_seconds: float
     warmup_timeout_seconds: float
     drain_timeout_seconds: float
+    # EC2 Auto Scaling's MaxGroupPreparedCapacity: at most this many instances in service and in
+    # the pool together (0: no bound, the pool holds warm_pool_size).
+    max_prepared_capacity: int = 0
+
+    def pool_size(self, desired: int) -> int:
+        if self.max_prepared_capacity <= 0:
+            return self.warm_pool_size
+        return min(self.warm_pool_size, max(0, self.max_prepared_capacity - desired))
 
 
 @dataclass(frozen=True)
@@ -113,11 +121,14 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
     to_pool: list[str] = []
     terminate: list[str] = []
     retag_pool: list[str] = []
-    size = limits.warm_pool_size
+    size = limits.pool_size(desired)
     # Seats in the warm pool go to initialized instances first (already in the pool, then drained,
     # then finished warm-ups), and only then to warm-ups still installing: reusing an instance
     # beats paying for a fresh install.
     seated = len(pool_left)
+    # Victims drained now come back to the pool like the draining ones below: hold their seats,
+    # or the pool would launch a warm-up only to terminate the surplus minutes later.
+    seated += sum(1 for i in drain if i.ready)
     reclaimed = {i.instance_id for i in reclaim}
     for instance in draining:
         if instance.instance_id in reclaimed:

@@ -1,13 +1,22 @@
-"""What an invocation runs with: settings, AWS clients, a clock and (optionally) a policy override."""
+"""What an invocation runs with: settings, AWS clients, a clock, and the decision strategy.
+
+The strategy is production's ``decide`` unless someone injects another one: the local twin runs
+its baseline policies (simulator/policies.py) through the same controller this way.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from autoscaler.clock import Clock, SystemClock
-from autoscaler.model import ScalingPolicy
+from autoscaler.model import Decision, ScalingPolicy, Snapshot
 from autoscaler.settings import Settings
+from autoscaler.signals import signal_table
+
+Decider = Callable[[Snapshot, ScalingPolicy, datetime], Decision]
 
 # Standard retry mode retries throttling (RequestLimitExceeded, Throttling) and transient
 # errors with exponential backoff and jitter; eight attempts ride out an EC2 throttle burst
@@ -42,20 +51,27 @@ class Runtime:
     clients: AwsClients
     clock: Clock = field(default_factory=SystemClock)
     policy: ScalingPolicy | None = None
+    decider: Decider | None = None
     # A powertools Metrics instance inside Lambda; None where nobody flushes metrics.
     metrics: Any = None
 
     def scaling_policy(self) -> ScalingPolicy:
         return self.policy if self.policy is not None else policy_from_settings(self.settings)
 
+    def decide(self, snapshot: Snapshot, now: datetime) -> Decision:
+        if self.decider is not None:
+            return self.decider(snapshot, self.scaling_policy(), now)
+        from autoscaler.decide import decide
+
+        return decide(snapshot, self.scaling_policy(), now)
+
 
 def policy_from_settings(settings: Settings) -> ScalingPolicy:
-    """The deployed sizing rules; the simulator's baselines start from these and override some."""
+    """The deployed sizing rules, every value from the settings (the template's)."""
     return ScalingPolicy(
         min_size=settings.min_size,
         max_size=settings.max_size,
-        cpu_target=settings.cpu_target,
-        requests_per_target_target=settings.requests_per_target_target,
+        signals=signal_table(settings),
         tolerance=settings.tolerance,
         min_step_fraction=settings.min_step_fraction,
         scale_in_stabilization_seconds=settings.scale_in_stabilization_seconds,

@@ -34,9 +34,13 @@ class Settings:
     target_group_arn: str
     # "targetgroup/<name>/<id>", the dimension value of AWS/ApplicationELB metrics.
     target_group_dimension: str
+    # "app/<name>/<id>": with the target group, the dimensions of the ALB's RequestCount.
+    load_balancer_dimension: str = ""
     min_size: int = 1
     max_size: int = 10
     warm_pool_size: int = 1
+    # At most this many instances in service and in the pool together; 0 = no bound.
+    max_prepared_capacity: int = 0
     launch_template_version: str = "$Latest"
     # Scaling targets: fleet CPU (%) and requests per target per minute.
     cpu_target: float = 70.0
@@ -50,6 +54,8 @@ class Settings:
     scale_out_window_seconds: int = 30
     cpu_metric_namespace: str = "Autoscaler"
     cpu_metric_name: str = "CPUUtilization"
+    # Published by every host beside its CPU (same namespace, dimensions and period).
+    request_metric_name: str = "RequestsPerMinute"
     cpu_metric_period_seconds: int = 10
     # Scaling alarms; the reconcile re-evaluates while any of them stays in ALARM.
     scale_out_alarm_names: tuple[str, ...] = ()
@@ -109,6 +115,10 @@ class Settings:
         ):
             if not (math.isfinite(target) and target > 0):
                 problems.append(f"{name} must be a finite number > 0, got {target}")
+        if self.cpu_target >= 95:
+            # decide.SATURATED: a fleet read at 95 % of its ceiling is saturated, so a target there
+            # would make every reading on target look saturated.
+            problems.append(f"CPU_TARGET must be below 95 (the saturation line), got {self.cpu_target}")
         if not 0 <= self.tolerance < 1:
             problems.append("TOLERANCE must be in [0, 1)")
         if not 0 <= self.min_step_fraction < 1:

@@ -1,8 +1,16 @@
-"""Small builders for the pure unit tests: instances, snapshots, policies (events: tests/support/events.py)."""
+"""Small builders for the pure unit tests: settings, policies, instances, snapshots
+(events: tests/support/events.py).
+
+Settings and policies start from the template's own defaults (``template.yaml`` resolved the way
+CloudFormation would), so a test never runs with values nobody deploys.
+"""
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from autoscaler.model import (
@@ -10,15 +18,49 @@ from autoscaler.model import (
     FleetState,
     Instance,
     Lifecycle,
-    Metrics,
     Recommendation,
     ScalingPolicy,
     Snapshot,
     TargetHealth,
 )
+from autoscaler.runtime import policy_from_settings
+from autoscaler.settings import Settings
+from autoscaler.signals import Point, SignalData
+
+from tools.cfn_template import function_environment, load_template, parameter_values
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 """A fixed, aware UTC origin; every test time is an offset from it."""
+DECIDED_AT = T0 + timedelta(seconds=600)
+"""When the snapshots' metric windows end (the unit tests decide at this time)."""
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+REQUIRED = {
+    "VpcId": "vpc-0123456789abcdef0",
+    "SubnetIds": "subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb",
+    "AmiId": "ami-0123456789abcdef0",
+}
+
+
+@cache
+def template_settings() -> Settings:
+    """The reconcile function's settings with every template parameter at its default."""
+    template = load_template(TEMPLATE)
+    env = function_environment(template, "ReconcileFunction", parameter_values(template, REQUIRED))
+    return Settings.from_env(env)
+
+
+_SETTINGS_FIELDS = {f.name for f in fields(Settings)}
+
+
+def settings(**overrides: Any) -> Settings:
+    return replace(template_settings(), **overrides)
+
+
+def policy(**overrides: Any) -> ScalingPolicy:
+    """The deployed policy (template defaults); settings fields and policy fields may be overridden."""
+    own = {k: v for k, v in overrides.items() if k in _SETTINGS_FIELDS}
+    rest = {k: v for k, v in overrides.items() if k not in _SETTINGS_FIELDS}
+    return replace(policy_from_settings(settings(**own)), **rest)
 
 
 # --- domain objects ---------------------------------------------------------------------------
@@ -76,21 +118,28 @@ def pool(count: int, *, zones: str = "ab", prefix: str = "i-pool") -> list[Insta
     ]
 
 
-def policy(**overrides: Any) -> ScalingPolicy:
-    """The template defaults: 1..10 instances, CPU 70 %, 84 requests per target, 10 % tolerance."""
-    values: dict[str, Any] = {
-        "min_size": 1,
-        "max_size": 10,
-        "cpu_target": 70.0,
-        "requests_per_target_target": 84.0,
-    }
-    values.update(overrides)
-    return ScalingPolicy(**values)
-
-
 def recommendations(*pairs: tuple[float, int]) -> tuple[Recommendation, ...]:
     """``(seconds after T0, desired)`` pairs."""
     return tuple(Recommendation(T0 + timedelta(seconds=at), desired) for at, desired in pairs)
+
+
+def series(value: float, recent: float | None = None, *, at: datetime = DECIDED_AT, seconds: int = 60,
+           period: int = 10, recent_seconds: int = 30) -> tuple[Point, ...]:  # fmt: skip
+    """One instance's datapoints, oldest first, over the ``seconds`` before ``at``: ``value``, and
+    ``recent`` in the last ``recent_seconds`` when given."""
+    points = []
+    for k in range(seconds // period, 0, -1):
+        stamp = at - timedelta(seconds=k * period)
+        fresh = recent is not None and k * period <= recent_seconds
+        points.append((stamp, recent if fresh and recent is not None else value))
+    return tuple(points)
+
+
+def per_instance(ids: list[str], value: float | None, recent: float | None = None) -> SignalData:
+    """Every instance in ``ids`` reporting ``value`` per period (``recent`` in the newest periods)."""
+    if value is None:
+        return SignalData()
+    return SignalData(per_instance={i: series(value, recent) for i in ids})
 
 
 def snapshot(
@@ -99,17 +148,30 @@ def snapshot(
     cpu: float | None = None,
     requests: float | None = None,
     recent_cpu: float | None = None,
+    alb_requests: float | None = None,
     booting_count: int = 0,
     desired: int | None = None,
     active: frozenset[Direction] | set[Direction] = frozenset(),
     suspended: bool = False,
     history: tuple[Recommendation, ...] = (),
     extra: tuple[Instance, ...] = (),
+    cause: str = "",
 ) -> Snapshot:
-    """A fleet of ``in_service`` serving and ``booting_count`` booting instances and its metrics."""
+    """A fleet of ``in_service`` serving and ``booting_count`` booting instances, every serving one
+    reporting ``cpu`` and ``requests`` per period (per host, as the hosts publish them)."""
+    hosts = serving(in_service)
+    ids = [i.instance_id for i in hosts]
+    signals: dict[str, SignalData] = {
+        "cpu": per_instance(ids, cpu, recent_cpu),
+        "requests": per_instance(ids, requests),
+    }
+    if alb_requests is not None:
+        minute = DECIDED_AT.replace(second=0) - timedelta(minutes=2)
+        signals["alb_requests"] = SignalData(fleet=((minute, alb_requests),))
     return Snapshot(
-        instances=(*serving(in_service), *booting(booting_count), *extra),
-        metrics=Metrics(cpu_percent=cpu, requests_per_target=requests, cpu_recent_percent=recent_cpu),
+        instances=(*hosts, *booting(booting_count), *extra),
         state=FleetState(desired=desired, suspended=suspended, recommendations=history),
+        signals=signals,
         active=frozenset(active),
+        cause=cause,
     )

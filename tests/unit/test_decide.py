@@ -12,64 +12,85 @@ from autoscaler import decide as d
 from autoscaler.decide import (
     clamp,
     decide,
-    recommend_for_signal,
+    recommend,
     scale_out_limit,
     stabilized_recommendation,
 )
-from autoscaler.model import Direction, FleetState, Metrics, ScalingPolicy, Snapshot
+from autoscaler.model import Direction, FleetState, ScalingPolicy, Snapshot
+from autoscaler.signals import SignalData
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.builders import T0, booting, policy, recommendations, serving, snapshot
+from tests.unit.builders import (
+    DECIDED_AT,
+    T0,
+    booting,
+    per_instance,
+    policy,
+    recommendations,
+    series,
+    serving,
+    snapshot,
+)
 
-NOW = T0 + timedelta(seconds=600)
+NOW = DECIDED_AT
 OUT = frozenset({Direction.OUT})
 IN = frozenset({Direction.IN})
 BOTH = frozenset({Direction.OUT, Direction.IN})
 
-# id, snapshot arguments, policy overrides, expected desired, expected reason
+# id, snapshot arguments (per-host values), policy overrides, expected desired, expected reason.
+# Template defaults: CPU target 80 %, 95 requests per minute per host, tolerance 3 %, min step 10 %,
+# scale-in stabilization 90 s.
 CASES = [
-    # --- CPU, target 70 %, tolerance 10 %
-    ("1-at-60-stays-1", {"in_service": 1, "cpu": 60.0, "active": OUT}, {}, 1, d.AT_TARGET),
-    ("1-at-75-within-tolerance", {"in_service": 1, "cpu": 75.0, "active": OUT}, {}, 1, d.AT_TARGET),
-    ("1-at-79-to-2", {"in_service": 1, "cpu": 79.0, "active": OUT}, {}, 2, d.SCALE_OUT),
-    ("2-at-48-stays-2", {"in_service": 2, "cpu": 48.0, "active": IN}, {}, 2, d.AT_TARGET),
-    ("2-at-33-to-1", {"in_service": 2, "cpu": 33.0, "active": IN}, {}, 1, d.SCALE_IN),
+    # --- CPU
+    ("1-at-70-stays-1", {"in_service": 1, "cpu": 70.0, "active": OUT}, {}, 1, d.AT_TARGET),
+    ("1-at-82-within-tolerance", {"in_service": 1, "cpu": 82.0, "active": OUT}, {}, 1, d.AT_TARGET),
+    ("1-at-90-to-2", {"in_service": 1, "cpu": 90.0, "active": OUT}, {}, 2, d.SCALE_OUT),
+    ("2-at-55-stays-2", {"in_service": 2, "cpu": 55.0, "active": IN}, {}, 2, d.AT_TARGET),
+    ("2-at-35-to-1", {"in_service": 2, "cpu": 35.0, "active": IN}, {}, 1, d.SCALE_IN),
     (
-        "2-at-33-held-by-window",
-        {"in_service": 2, "cpu": 33.0, "active": IN, "history": recommendations((550, 2))},
+        "2-at-35-held-by-window",
+        {"in_service": 2, "cpu": 35.0, "active": IN, "history": recommendations((550, 2))},
         {},
         2,
         d.STABILIZING,
     ),
     (
-        "2-at-33-old-recommendation-expired",
-        {"in_service": 2, "cpu": 33.0, "active": IN, "history": recommendations((400, 2), (480, 2))},
+        "2-at-35-old-recommendation-expired",
+        {"in_service": 2, "cpu": 35.0, "active": IN, "history": recommendations((400, 2), (500, 2))},
         {},
         1,
         d.SCALE_IN,
     ),
     (
         "4-at-10-scales-to-window-max",
-        {"in_service": 4, "cpu": 10.0, "active": IN, "history": recommendations((500, 3), (590, 2))},
+        {"in_service": 4, "cpu": 10.0, "active": IN, "history": recommendations((520, 3), (590, 2))},
         {},
         3,
         d.SCALE_IN,
     ),
-    ("2-at-33-in-not-armed", {"in_service": 2, "cpu": 33.0, "active": OUT}, {}, 2, d.IN_NOT_ARMED),
-    ("4-at-35-to-2", {"in_service": 4, "cpu": 35.0, "active": IN}, {}, 2, d.SCALE_IN),
-    ("exact-multiple-no-float-roundup", {"in_service": 2, "cpu": 35.0, "active": IN}, {}, 1, d.SCALE_IN),
-    # --- requests per target, target 84
-    ("requests-2-at-168-to-4", {"in_service": 2, "requests": 168.0, "active": OUT}, {}, 4, d.SCALE_OUT),
-    ("requests-3-at-84-stays", {"in_service": 3, "requests": 84.0, "active": OUT}, {}, 3, d.AT_TARGET),
+    ("2-at-35-in-not-armed", {"in_service": 2, "cpu": 35.0, "active": OUT}, {}, 2, d.IN_NOT_ARMED),
+    ("4-at-40-to-2", {"in_service": 4, "cpu": 40.0, "active": IN}, {}, 2, d.SCALE_IN),
+    ("exact-multiple-no-float-roundup", {"in_service": 2, "cpu": 40.0, "active": IN}, {}, 1, d.SCALE_IN),
+    # --- requests per host (per minute)
+    ("requests-2-at-190-to-4", {"in_service": 2, "requests": 190.0, "active": OUT}, {}, 4, d.SCALE_OUT),
+    ("requests-3-at-95-stays", {"in_service": 3, "requests": 95.0, "active": OUT}, {}, 3, d.AT_TARGET),
     ("requests-4-at-20-to-1", {"in_service": 4, "requests": 20.0, "active": IN}, {}, 1, d.SCALE_IN),
     # --- max across signals
-    ("max-cpu-wins", {"in_service": 2, "cpu": 140.0, "requests": 100.0, "active": OUT}, {}, 4, d.SCALE_OUT),
-    ("max-requests-wins", {"in_service": 2, "cpu": 80.0, "requests": 210.0, "active": OUT}, {}, 5, d.SCALE_OUT),
-    ("low-cpu-high-requests-no-scale-in", {"in_service": 3, "cpu": 10.0, "requests": 84.0, "active": BOTH}, {}, 3,
+    ("max-cpu-wins", {"in_service": 2, "cpu": 160.0, "requests": 100.0, "active": OUT}, {}, 4, d.SCALE_OUT),
+    ("max-requests-wins", {"in_service": 2, "cpu": 85.0, "requests": 230.0, "active": OUT}, {}, 5, d.SCALE_OUT),
+    ("low-cpu-high-requests-no-scale-in", {"in_service": 3, "cpu": 10.0, "requests": 95.0, "active": BOTH}, {}, 3,
      d.AT_TARGET),
     ("cpu-alone-when-requests-missing", {"in_service": 1, "cpu": 100.0, "active": OUT}, {}, 2, d.SCALE_OUT),
     ("requests-alone-when-cpu-missing", {"in_service": 1, "requests": 200.0, "active": OUT}, {}, 3, d.SCALE_OUT),
+    # --- the load balancer's count is a guard: it may scale out, never holds a scale-in
+    ("alb-guard-scales-out", {"in_service": 1, "alb_requests": 300.0, "active": OUT}, {}, 4, d.SCALE_OUT),
+    ("alb-guard-never-holds-scale-in", {"in_service": 2, "cpu": 35.0, "requests": 40.0, "alb_requests": 500.0,
+     "active": IN}, {}, 1, d.SCALE_IN),
+    # --- saturated: every signal with a ceiling at it, the demand beyond is unknown: double
+    ("saturated-doubles", {"in_service": 2, "cpu": 100.0, "requests": 118.0, "active": OUT}, {}, 4, d.SCALE_OUT),
+    ("backlog-is-not-saturation", {"in_service": 4, "cpu": 100.0, "requests": 75.0, "active": OUT}, {}, 5,
+     d.SCALE_OUT),
     # --- nothing to act on
     ("no-metrics", {"in_service": 2, "active": BOTH}, {}, 2, d.NO_METRICS),
     ("nothing-in-service", {"in_service": 0, "booting_count": 2, "cpu": 90.0, "active": OUT}, {}, 2,
@@ -81,7 +102,7 @@ CASES = [
     ("below-min", {"in_service": 1, "desired": 1, "cpu": 10.0}, {"min_size": 3}, 3, d.BELOW_MIN),
     ("below-min-raise-beyond-out-limit", {"in_service": 1, "desired": 1}, {"min_size": 8}, 8, d.BELOW_MIN),
     ("above-max", {"in_service": 6, "desired": 6, "cpu": 99.0, "active": OUT}, {"max_size": 4}, 4, d.ABOVE_MAX),
-    ("capacity-clamped-when-no-desired", {"in_service": 6, "cpu": 70.0}, {"max_size": 4}, 4, d.AT_TARGET),
+    ("capacity-clamped-when-no-desired", {"in_service": 6, "cpu": 80.0}, {"max_size": 4}, 4, d.AT_TARGET),
     ("scale-out-clamped-to-max", {"in_service": 3, "cpu": 200.0, "active": OUT}, {"max_size": 4}, 4, d.SCALE_OUT),
     ("scale-in-clamped-to-min", {"in_service": 4, "cpu": 5.0, "active": IN}, {"min_size": 2}, 2, d.SCALE_IN),
     ("at-max-stays", {"in_service": 4, "cpu": 200.0, "active": OUT}, {"max_size": 4}, 4, d.AT_TARGET),
@@ -92,28 +113,18 @@ CASES = [
     ("custom-limit", {"in_service": 2, "cpu": 1000.0, "active": OUT},
      {"scale_out_factor": 1.5, "scale_out_step": 1}, 3, d.SCALE_OUT),
     # --- booting capacity
-    ("second-notification-during-boot", {"in_service": 1, "booting_count": 1, "desired": 2, "cpu": 79.0,
+    ("second-notification-during-boot", {"in_service": 1, "booting_count": 1, "desired": 2, "cpu": 90.0,
      "active": OUT}, {}, 2, d.AT_TARGET),
-    ("booting-counted-when-no-desired", {"in_service": 1, "booting_count": 1, "cpu": 79.0, "active": OUT}, {}, 2,
+    ("booting-counted-when-no-desired", {"in_service": 1, "booting_count": 1, "cpu": 90.0, "active": OUT}, {}, 2,
      d.AT_TARGET),
     ("boot-plus-more-load", {"in_service": 1, "booting_count": 1, "desired": 2, "cpu": 200.0, "active": OUT}, {},
      3, d.SCALE_OUT),
     ("desired-ahead-of-capacity", {"in_service": 1, "desired": 2, "cpu": 100.0, "active": OUT}, {}, 2,
      d.CAPACITY_ON_THE_WAY),
     # --- direction not armed
-    ("out-not-armed", {"in_service": 1, "cpu": 79.0}, {}, 1, d.OUT_NOT_ARMED),
+    ("out-not-armed", {"in_service": 1, "cpu": 90.0}, {}, 1, d.OUT_NOT_ARMED),
     ("out-not-armed-in-active", {"in_service": 1, "cpu": 200.0, "active": IN}, {}, 1, d.OUT_NOT_ARMED),
     ("in-not-armed", {"in_service": 3, "cpu": 10.0}, {}, 3, d.IN_NOT_ARMED),
-    # --- fixed step (the 2013 prototype)
-    ("fixed-out", {"in_service": 2, "cpu": 10.0, "active": OUT}, {"fixed_step": 1}, 3, d.SCALE_OUT),
-    ("fixed-in", {"in_service": 2, "cpu": 99.0, "active": IN}, {"fixed_step": 1}, 1, d.SCALE_IN),
-    ("fixed-out-by-3", {"in_service": 2, "active": OUT}, {"fixed_step": 3}, 5, d.SCALE_OUT),
-    ("fixed-both-active", {"in_service": 2, "active": BOTH}, {"fixed_step": 1}, 2, d.AT_TARGET),
-    ("fixed-none-active", {"in_service": 2}, {"fixed_step": 1}, 2, d.AT_TARGET),
-    ("fixed-at-max", {"in_service": 4, "active": OUT}, {"fixed_step": 1, "max_size": 4}, 4, d.AT_BOUND),
-    ("fixed-at-min", {"in_service": 1, "active": IN}, {"fixed_step": 1}, 1, d.AT_BOUND),
-    ("fixed-no-metrics-needed", {"in_service": 0, "booting_count": 1, "active": OUT}, {"fixed_step": 1}, 2,
-     d.SCALE_OUT),
 ]  # fmt: skip
 
 
@@ -127,28 +138,28 @@ def test_decide_table(fleet, overrides, desired, reason):
 def test_scale_out_reports_the_unlimited_recommendation():
     decision = decide(snapshot(1, cpu=1000.0, active=OUT), policy(), NOW)
     assert decision.desired == 5
-    assert decision.recommendation == 10  # ceil(1000 / 70) = 15, clamped to max 10
+    assert decision.recommendation == 10  # ceil(1000 / 80) = 13, clamped to max 10
     assert decision.direction is Direction.OUT
     assert decision.changed
 
 
 def test_not_armed_keeps_the_recommendation_for_the_window():
-    decision = decide(snapshot(1, cpu=79.0), policy(), NOW)
+    decision = decide(snapshot(1, cpu=90.0), policy(), NOW)
     assert not decision.changed
     assert decision.direction is None
     assert decision.recommendation == 2
 
 
 def test_scale_in_decision_direction():
-    decision = decide(snapshot(2, cpu=33.0, active=IN), policy(), NOW)
+    decision = decide(snapshot(2, cpu=35.0, active=IN), policy(), NOW)
     assert decision.direction is Direction.IN
     assert decision.previous == 2
 
 
-def test_message_names_each_signal():
-    decision = decide(snapshot(2, cpu=140.0, requests=100.0, active=OUT), policy(), NOW)
-    assert "cpu=140.0/70->4" in decision.message
-    assert "requests_per_target=100.0/84->3" in decision.message
+def test_message_names_each_signal_with_its_demand_and_target():
+    decision = decide(snapshot(2, cpu=160.0, requests=100.0, active=OUT), policy(), NOW)
+    assert "cpu=320.0/320.0 (target 80/instance)->4/4" in decision.message
+    assert "requests=200.0/200.0 (target 95/instance)->3/3" in decision.message
 
 
 def test_stabilization_window_boundary_is_exclusive():
@@ -169,8 +180,57 @@ def test_scale_out_limit(current, expected):
     ids=["on-target", "top-of-band", "above-band", "bottom-of-band", "below-band-rounds-back", "half",
          "above-never-below-current", "below-never-above-current"],
 )  # fmt: skip
-def test_recommend_for_signal(value, in_service, current, expected):
-    assert recommend_for_signal("cpu", value, 70.0, in_service, current, 0.1).desired == expected
+def test_recommend(value, in_service, current, expected):
+    """``value`` per instance; recommend() takes the total demand."""
+    assert recommend(value * in_service, 70.0, in_service, current, 0.1) == expected
+
+
+# --- the overshoot a fleet-wide average made ----------------------------------------------------
+
+
+def test_a_host_that_just_joined_does_not_multiply_an_old_reading():
+    # One host carried 3 clients (98 %) for the whole window; a second is in service since a
+    # moment and has not published yet. The demand is 98, one host and a bit: two, not three.
+    hosts = serving(2)
+    snap = Snapshot(
+        instances=tuple(hosts),
+        state=FleetState(desired=2),
+        signals={"cpu": SignalData(per_instance={hosts[0].instance_id: series(98.0)})},
+        active=OUT,
+    )
+    decision = decide(snap, policy(), NOW)
+    assert decision.desired == 2, decision.message
+
+
+def test_periods_before_a_host_served_count_it_as_zero():
+    # The new host's first datapoints (50 %) arrive in the last 30 s, when the load split.
+    hosts = serving(2)
+    a, b = hosts[0].instance_id, hosts[1].instance_id
+    old = series(98.0, recent=50.0)
+    new = tuple(p for p in series(50.0) if p[0] >= NOW - timedelta(seconds=30))
+    snap = Snapshot(tuple(hosts), FleetState(desired=2), {"cpu": SignalData(per_instance={a: old, b: new})}, OUT)
+    decision = decide(snap, policy(), NOW)
+    assert decision.desired == 2, decision.message
+    assert "cpu=100.0/99.0" in decision.message  # (98 x 3 + 100 x 3) / 6: every period complete
+
+
+def test_a_late_datapoint_does_not_lower_the_reading():
+    # Both hosts serve; the newest period has host B's datapoint only (A's is still on its way).
+    hosts = serving(2)
+    a, b = hosts[0].instance_id, hosts[1].instance_id
+    late = series(60.0)[:-1]
+    snap = Snapshot(tuple(hosts), FleetState(desired=2), {"cpu": SignalData(per_instance={a: late, b: series(60.0)})},
+                    IN)  # fmt: skip
+    decision = decide(snap, policy(), NOW)
+    assert "cpu=120.0/120.0" in decision.message  # the incomplete newest period is left out
+
+
+def test_a_silent_host_counts_as_its_target_for_a_scale_in():
+    hosts = serving(2)
+    snap = Snapshot(tuple(hosts), FleetState(desired=2),
+                    {"cpu": SignalData(per_instance={hosts[0].instance_id: series(30.0)})}, IN)  # fmt: skip
+    decision = decide(snap, policy(), NOW)
+    assert decision.desired == 2  # 30 + 80 for the silent one: two instances' worth
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -180,25 +240,29 @@ METRIC = st.one_of(st.none(), st.floats(min_value=0.0, max_value=2000.0, allow_n
 
 
 @st.composite
-def policies(draw, fixed: bool = True) -> ScalingPolicy:
+def policies(draw) -> ScalingPolicy:
     min_size = draw(st.integers(0, 5))
     max_size = draw(st.integers(max(min_size, 1), 25))
-    return ScalingPolicy(
+    return policy(
         min_size=min_size,
         max_size=max_size,
-        cpu_target=draw(st.floats(10.0, 95.0)),
+        cpu_target=draw(st.floats(10.0, 90.0)),
         requests_per_target_target=draw(st.floats(1.0, 500.0)),
         tolerance=draw(st.sampled_from([0.0, 0.05, 0.1, 0.2])),
-        scale_in_stabilization_seconds=draw(st.sampled_from([0.0, 60.0, 120.0, 300.0])),
+        scale_in_stabilization_seconds=draw(st.sampled_from([0, 60, 120, 300])),
         scale_out_factor=draw(st.sampled_from([1.0, 1.5, 2.0, 3.0])),
         scale_out_step=draw(st.integers(0, 6)),
-        fixed_step=draw(st.one_of(st.none(), st.integers(1, 3))) if fixed else None,
     )
 
 
 @cache
 def _fleet(in_service: int, boot: int) -> tuple:
     return (*serving(in_service), *booting(boot))
+
+
+def _signals(snap: Snapshot, cpu: float | None, requests: float | None) -> dict[str, SignalData]:
+    ids = list(snap.in_service_ids)
+    return {"cpu": per_instance(ids, cpu), "requests": per_instance(ids, requests)}
 
 
 @st.composite
@@ -210,9 +274,8 @@ def snapshots(draw, suspended: bool | None = False) -> Snapshot:
             st.lists(st.tuples(st.integers(0, 700), st.integers(0, 30)), max_size=5).map(lambda p: recommendations(*p))
         )
     )
-    return Snapshot(
+    snap = Snapshot(
         instances=_fleet(in_service, boot),
-        metrics=Metrics(cpu_percent=draw(METRIC), requests_per_target=draw(METRIC)),
         state=FleetState(
             desired=draw(st.one_of(st.none(), st.integers(0, 30))),
             suspended=draw(st.booleans()) if suspended is None else suspended,
@@ -220,6 +283,7 @@ def snapshots(draw, suspended: bool | None = False) -> Snapshot:
         ),
         active=draw(DIRECTIONS),
     )
+    return replace(snap, signals=_signals(snap, draw(METRIC), draw(METRIC)))
 
 
 def _current(snap: Snapshot, pol: ScalingPolicy) -> int:
@@ -244,7 +308,7 @@ def test_suspended_never_changes_anything(snap, pol):
 
 
 @settings(max_examples=200, deadline=None)
-@given(snap=snapshots(), pol=policies(fixed=False))
+@given(snap=snapshots(), pol=policies())
 def test_never_above_the_scale_out_limit(snap, pol):
     decision = decide(snap, pol, NOW)
     current = _current(snap, pol)
@@ -252,20 +316,25 @@ def test_never_above_the_scale_out_limit(snap, pol):
         assert decision.desired <= max(current, scale_out_limit(current, pol))
 
 
+def _target(pol: ScalingPolicy, name: str) -> float:
+    return next(s.target for s in pol.signals if s.name == name)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     snap=snapshots(),
-    pol=policies(fixed=False),
+    pol=policies(),
     cpu_position=st.floats(-0.999, 0.999),
     requests_position=st.floats(-0.999, 0.999),
     which=st.sampled_from(["cpu", "requests", "both"]),
 )
 def test_no_change_inside_the_tolerance_band(snap, pol, cpu_position, requests_position, which):
-    assume(pol.min_size <= _current(snap, pol) <= pol.max_size)
-    cpu = pol.cpu_target * (1 + cpu_position * pol.tolerance) if which != "requests" else None
-    requests = pol.requests_per_target_target * (1 + requests_position * pol.tolerance) if which != "cpu" else None
-    snap = replace(snap, metrics=Metrics(cpu_percent=cpu, requests_per_target=requests))
-    decision = decide(snap, pol, NOW)
+    # Only serving capacity (booting instances would make a signal recommend less than desired).
+    snap = replace(snap, instances=tuple(serving(snap.in_service)), state=replace(snap.state, desired=snap.in_service))
+    assume(pol.min_size <= snap.in_service <= pol.max_size)
+    cpu = _target(pol, "cpu") * (1 + cpu_position * pol.tolerance) if which != "requests" else None
+    requests = _target(pol, "requests") * (1 + requests_position * pol.tolerance) if which != "cpu" else None
+    decision = decide(replace(snap, signals=_signals(snap, cpu, requests)), pol, NOW)
     assert not decision.changed, decision
 
 
@@ -273,26 +342,25 @@ def test_no_change_inside_the_tolerance_band(snap, pol, cpu_position, requests_p
 @given(
     snap=snapshots(suspended=None),
     pol=policies(),
-    signal=st.sampled_from(["cpu_percent", "requests_per_target"]),
+    signal=st.sampled_from(["cpu", "requests"]),
     low=st.floats(0.0, 2000.0, allow_nan=False),
     high=st.floats(0.0, 2000.0, allow_nan=False),
 )
-@example(
-    snap=snapshot(2, cpu=33.0, requests=None, active=IN),
-    pol=policy(),
-    signal="cpu_percent",
-    low=33.0,
-    high=48.0,
-)
+@example(snap=snapshot(2, cpu=35.0, active=IN), pol=policy(), signal="cpu", low=35.0, high=55.0)
 def test_raising_a_metric_never_lowers_desired(snap, pol, signal, low, high):
     low, high = min(low, high), max(low, high)
-    lower = decide(replace(snap, metrics=replace(snap.metrics, **{signal: low})), pol, NOW)
-    higher = decide(replace(snap, metrics=replace(snap.metrics, **{signal: high})), pol, NOW)
+    ids = list(snap.in_service_ids)
+
+    def with_value(value: float) -> Snapshot:
+        return replace(snap, signals={**snap.signals, signal: per_instance(ids, value)})
+
+    lower = decide(with_value(low), pol, NOW)
+    higher = decide(with_value(high), pol, NOW)
     assert higher.desired >= lower.desired, (lower, higher)
 
 
 @settings(max_examples=200, deadline=None)
-@given(snap=snapshots(), pol=policies(fixed=False))
+@given(snap=snapshots(), pol=policies())
 def test_scale_in_never_below_the_window_maximum(snap, pol):
     decision = decide(snap, pol, NOW)
     if decision.direction is Direction.IN and decision.reason == d.SCALE_IN:
@@ -304,7 +372,7 @@ def test_scale_in_never_below_the_window_maximum(snap, pol):
 
 
 @settings(max_examples=200, deadline=None)
-@given(snap=snapshots(), pol=policies(fixed=False))
+@given(snap=snapshots(), pol=policies())
 def test_not_armed_means_unchanged(snap, pol):
     decision = decide(replace(snap, active=frozenset()), pol, NOW)
     if decision.reason not in {d.BELOW_MIN, d.ABOVE_MAX}:
@@ -318,65 +386,64 @@ def test_not_armed_means_unchanged(snap, pol):
     target=st.floats(1.0, 500.0),
     tolerance=st.sampled_from([0.0, 0.1]),
 )
-def test_signal_recommendation_is_proportional_outside_the_band(in_service, value, target, tolerance):
-    result = recommend_for_signal("cpu", value, target, in_service, in_service, tolerance)
+def test_recommendation_is_proportional_outside_the_band(in_service, value, target, tolerance):
+    result = recommend(value * in_service, target, in_service, in_service, tolerance)
     ratio = value / target
     if abs(ratio - 1) > tolerance:
-        assert result.desired == math.ceil(in_service * ratio - 1e-9)
+        assert result == math.ceil(value * in_service / target - 1e-9)
     else:
-        assert result.desired == in_service
+        assert result == in_service
 
 
 # --- the short scale-out window ---------------------------------------------------------------
 
 
 def test_short_window_scales_out_while_the_long_window_still_averages_the_step_away():
-    # 30 s after 2 -> 3 clients: the last 30 s read 80 %, the last minute only 70 %.
-    snap = snapshot(1, cpu=70.0, recent_cpu=80.0, desired=1, active={Direction.OUT})
-    decision = decide(snap, policy(tolerance=0.03), T0)
+    # 30 s after 2 -> 3 clients: the last 30 s read 90 %, the minute before 70 %.
+    snap = snapshot(1, cpu=70.0, recent_cpu=90.0, desired=1, active={Direction.OUT})
+    decision = decide(snap, policy(), NOW)
     assert (decision.desired, decision.reason) == (2, "scale-out")
     assert decision.recommendation == 2  # remembered, so the stabilization window holds it
 
 
 def test_short_window_never_causes_a_scale_in():
-    snap = snapshot(2, cpu=48.0, recent_cpu=20.0, desired=2, active={Direction.IN})
-    decision = decide(snap, policy(tolerance=0.03), T0)
-    assert decision.desired == 2
+    snap = snapshot(2, cpu=80.0, recent_cpu=20.0, desired=2, active={Direction.IN})
+    assert decide(snap, policy(), NOW).desired == 2
 
 
 def test_short_window_does_not_bypass_the_alarm_gate():
     snap = snapshot(1, cpu=60.0, recent_cpu=90.0, desired=1, active=set())
-    assert decide(snap, policy(), T0).reason == "scale-out-alarm-not-in-alarm"
+    assert decide(snap, policy(), NOW).reason == "scale-out-alarm-not-in-alarm"
 
 
 # --- minimum step at large sizes ----------------------------------------------------------------
 
 
 def test_small_step_on_a_large_fleet_is_ignored_as_noise():
-    # 40 instances at 74 %: ceil(40 x 74 / 70) = 43, three instances, under 10 % of 40.
-    snap = snapshot(40, cpu=74.0, desired=40, active={Direction.OUT})
-    decision = decide(snap, policy(max_size=100, tolerance=0.03, min_step_fraction=0.1), T0)
+    # 40 instances at 84 %: ceil(40 x 84 / 80) = 42, two instances, under 10 % of 40.
+    snap = snapshot(40, cpu=84.0, desired=40, active={Direction.OUT})
+    decision = decide(snap, policy(max_size=100), NOW)
     assert (decision.desired, decision.reason) == (40, "step-below-minimum")
 
 
 def test_large_step_on_a_large_fleet_goes_ahead():
-    snap = snapshot(40, cpu=84.0, desired=40, active={Direction.OUT})
-    decision = decide(snap, policy(max_size=100, tolerance=0.03, min_step_fraction=0.1), T0)
-    assert (decision.desired, decision.reason) == (48, "scale-out")
+    snap = snapshot(40, cpu=92.0, desired=40, active={Direction.OUT})
+    decision = decide(snap, policy(max_size=100), NOW)
+    assert (decision.desired, decision.reason) == (46, "scale-out")
 
 
 def test_min_step_never_blocks_the_last_instances_to_a_bound():
-    snap = snapshot(48, cpu=75.0, desired=48, active={Direction.OUT})
-    decision = decide(snap, policy(max_size=50, tolerance=0.03, min_step_fraction=0.1), T0)
+    snap = snapshot(48, cpu=85.0, desired=48, active={Direction.OUT})
+    decision = decide(snap, policy(max_size=50), NOW)
     assert decision.desired == 50
 
 
 def test_min_step_is_one_instance_on_small_fleets():
-    snap = snapshot(1, cpu=79.0, desired=1, active={Direction.OUT})
-    assert decide(snap, policy(tolerance=0.03, min_step_fraction=0.1), T0).desired == 2
+    snap = snapshot(1, cpu=90.0, desired=1, active={Direction.OUT})
+    assert decide(snap, policy(), NOW).desired == 2
 
 
 def test_small_scale_in_on_a_large_fleet_is_ignored():
-    snap = snapshot(40, cpu=66.0, requests=70.0, desired=40, active={Direction.IN})
-    decision = decide(snap, policy(max_size=100, tolerance=0.03, min_step_fraction=0.1), T0)
+    snap = snapshot(40, cpu=76.0, requests=80.0, desired=40, active={Direction.IN})
+    decision = decide(snap, policy(max_size=100), NOW)
     assert (decision.desired, decision.reason) == (40, "step-below-minimum")

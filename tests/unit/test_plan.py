@@ -216,6 +216,22 @@ def test_draining_in_progress_is_left_alone():
     assert p.launch_warming == ()  # it will most likely return to the pool
 
 
+def test_a_scale_in_victim_holds_its_pool_seat():
+    # The pool is short by one and an initialized instance is drained now: it will refill the pool
+    # after draining, so no warm-up is launched (it would be terminated as surplus minutes later).
+    p = plan(serving(2), 1, limits(warm_pool_size=1), NOW)
+    assert len(p.drain) == 1
+    assert p.launch_warming == ()
+
+
+def test_pool_size_shrinks_with_the_fleet_under_a_prepared_capacity_bound():
+    bounded = limits(warm_pool_size=2, max_prepared_capacity=3)
+    assert [bounded.pool_size(d) for d in (0, 1, 2, 3, 4)] == [2, 2, 1, 0, 0]
+    assert limits(warm_pool_size=2).pool_size(10) == 2  # no bound
+    p = plan([*serving(2), *pool(2)], 2, bounded, NOW)
+    assert len(p.terminate) == 1  # 2 serving + 1 in the pool = 3 prepared
+
+
 def test_draining_finished_goes_to_pool_when_there_is_room():
     p = plan([*serving(1), draining("i-drain", health=TargetHealth.UNUSED)], 1, limits(warm_pool_size=1), NOW)
     assert p.to_pool == ("i-drain",)

@@ -194,6 +194,9 @@ def test_every_environment_variable_is_read():
         MIN_SIZE="2",
         MAX_SIZE="7",
         WARM_POOL_SIZE="3",
+        MAX_PREPARED_CAPACITY="5",
+        LOAD_BALANCER_DIMENSION="app/lb/1",
+        REQUEST_METRIC_NAME="Rate",
         LAUNCH_TEMPLATE_VERSION="4",
         CPU_TARGET="60",
         REQUESTS_PER_TARGET_TARGET="100",
@@ -230,6 +233,11 @@ def test_os_environ_is_the_default_source(monkeypatch):
     for key, value in env(MAX_SIZE="6").items():
         monkeypatch.setenv(key, value)
     assert Settings.from_env().max_size == 6
+
+
+def test_cpu_target_must_stay_below_the_saturation_line():
+    with pytest.raises(SettingsError, match="CPU_TARGET must be below 95"):
+        Settings.from_env(env(CPU_TARGET="96"))
 
 
 @pytest.mark.parametrize("raw", ["nan", "inf"])

@@ -1,15 +1,17 @@
-"""CloudWatch adapter: fleet metrics at decision time and the scaling alarms' states."""
+"""CloudWatch adapter: the signals' metric data at decision time and the scaling alarms' states."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from autoscaler.model import Direction, Metrics
+from autoscaler.model import Direction
 from autoscaler.settings import Settings
+from autoscaler.signals import Point, SignalData, SignalSpec
 
-# ALB request metrics exist only at one-minute resolution (notes: "RequestCountPerTarget").
-ELB_PERIOD_SECONDS = 60
+# GetMetricData takes at most 500 queries per call (API reference, MetricDataQueries).
+MAX_QUERIES = 500
 
 
 class FleetSignals:
@@ -17,52 +19,66 @@ class FleetSignals:
         self._cw = client
         self._settings = settings
 
-    def read(self, now: datetime) -> Metrics:
-        """Both signals in one GetMetricData call.
+    def read(self, signals: Sequence[SignalSpec], in_service: Sequence[str], now: datetime) -> dict[str, SignalData]:
+        """Every signal's datapoints in one GetMetricData call (one more per 500 queries).
 
-        CPU is the mean of the fleet metric's datapoints over the decision window (and over the
-        shorter scale-out window, from the same datapoints). Requests use the latest complete
-        minute: a minute still in progress would under-count.
+        Per-instance signals are asked for each instance in service (the InstanceId dimension);
+        the others once for the fleet. The range covers the longest window.
         """
-        s = self._settings
-        window = timedelta(seconds=s.metric_window_seconds)
-        response = self._cw.get_metric_data(
-            MetricDataQueries=[
-                {
-                    "Id": "cpu",
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": s.cpu_metric_namespace,
-                            "MetricName": s.cpu_metric_name,
-                            "Dimensions": [{"Name": "Fleet", "Value": s.fleet_name}],
+        queries: list[dict[str, Any]] = []
+        owners: dict[str, tuple[str, str | None]] = {}  # query id -> (signal, instance or None)
+        for s_index, spec in enumerate(signals):
+            q = spec.query
+            targets: list[str | None] = list(in_service) if q.per_instance else [None]
+            for i_index, instance in enumerate(targets):
+                dimensions = [{"Name": k, "Value": v} for k, v in q.dimensions]
+                if instance is not None:
+                    dimensions.append({"Name": "InstanceId", "Value": instance})
+                query_id = f"s{s_index}_{i_index}"
+                owners[query_id] = (spec.name, instance)
+                queries.append(
+                    {
+                        "Id": query_id,
+                        "MetricStat": {
+                            "Metric": {"Namespace": q.namespace, "MetricName": q.metric, "Dimensions": dimensions},
+                            "Period": q.period,
+                            "Stat": q.stat,
                         },
-                        "Period": s.cpu_metric_period_seconds,
-                        "Stat": "Average",
-                    },
-                },
-                {
-                    "Id": "requests",
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": "AWS/ApplicationELB",
-                            "MetricName": "RequestCountPerTarget",
-                            "Dimensions": [{"Name": "TargetGroup", "Value": s.target_group_dimension}],
-                        },
-                        "Period": ELB_PERIOD_SECONDS,
-                        "Stat": "Sum",
-                    },
-                },
-            ],
-            StartTime=now - max(window, timedelta(seconds=3 * ELB_PERIOD_SECONDS)),
-            EndTime=now,
-            ScanBy="TimestampDescending",
-        )
-        series = {r["Id"]: r for r in response.get("MetricDataResults", [])}
-        return Metrics(
-            cpu_percent=_mean_since(series.get("cpu"), now - window),
-            requests_per_target=_latest_complete(series.get("requests"), now, ELB_PERIOD_SECONDS),
-            cpu_recent_percent=_mean_since(series.get("cpu"), now - timedelta(seconds=s.scale_out_window_seconds)),
-        )
+                        "ReturnData": True,
+                    }
+                )
+        if not queries:
+            return {}
+        longest = max(max(s.window_seconds, s.scale_out_window_seconds, s.query.period) for s in signals)
+        start = now - timedelta(seconds=longest)
+        per_instance: dict[str, dict[str, list[Point]]] = {s.name: {} for s in signals}
+        fleet: dict[str, list[Point]] = {s.name: [] for s in signals}
+        for chunk in range(0, len(queries), MAX_QUERIES):
+            for result in self._get(queries[chunk : chunk + MAX_QUERIES], start, now):
+                name, instance = owners[result["Id"]]
+                points = list(zip(result.get("Timestamps", []), result.get("Values", []), strict=False))
+                if instance is None:
+                    fleet[name].extend(points)
+                else:
+                    per_instance[name].setdefault(instance, []).extend(points)
+        return {
+            s.name: SignalData(per_instance={i: tuple(p) for i, p in per_instance[s.name].items()},
+                               fleet=tuple(fleet[s.name]))  # fmt: skip
+            for s in signals
+        }
+
+    def _get(self, queries: list[dict[str, Any]], start: datetime, end: datetime) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            extra = {"NextToken": token} if token else {}
+            response = self._cw.get_metric_data(
+                MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampDescending", **extra
+            )
+            results.extend(response.get("MetricDataResults", []))
+            token = response.get("NextToken")
+            if not token:
+                return results
 
     def active_directions(self) -> frozenset[Direction]:
         """Directions whose scaling alarms are in ALARM now (one DescribeAlarms call)."""
@@ -83,19 +99,3 @@ class FleetSignals:
         if in_alarm & set(s.scale_in_alarm_names):
             active.add(Direction.IN)
         return frozenset(active)
-
-
-def _points(result: dict[str, Any] | None) -> list[tuple[datetime, float]]:
-    if not result:
-        return []
-    return list(zip(result.get("Timestamps", []), result.get("Values", []), strict=False))
-
-
-def _mean_since(result: dict[str, Any] | None, start: datetime) -> float | None:
-    values = [v for t, v in _points(result) if t >= start]
-    return sum(values) / len(values) if values else None
-
-
-def _latest_complete(result: dict[str, Any] | None, now: datetime, period: int) -> float | None:
-    complete = [(t, v) for t, v in _points(result) if t + timedelta(seconds=period) <= now]
-    return max(complete)[1] if complete else None

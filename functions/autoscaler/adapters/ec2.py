@@ -46,7 +46,12 @@ class Ec2Fleet:
     def running(self, instance_ids: Sequence[str]) -> set[str]:
         if not instance_ids:
             return set()
-        response = self._ec2.describe_instances(InstanceIds=list(instance_ids))
+        try:
+            response = self._ec2.describe_instances(InstanceIds=list(instance_ids))
+        except ClientError as exc:
+            if _code(exc) in NOT_FOUND_CODES:
+                return set()  # just launched: not visible yet (EC2 eventual consistency)
+            raise
         return {
             raw["InstanceId"]
             for reservation in response.get("Reservations", [])

@@ -1,0 +1,161 @@
+"""The scaling signals: one table row per signal, and the demand each one measures.
+
+Like the Kubernetes HPA's replica calculator (a table of metric types, each turned into a
+replica count), every signal names its metric query, its target per in-service instance, its
+windows, and whether it may only scale out (a guard). ``decide`` takes the maximum across them.
+
+Per-instance signals are read for the instances in service only, and measured as *demand*: the
+sum over those instances, period by period. Summing per period is what keeps a reading taken
+while one host carried the load from being multiplied by a larger fleet: before a new host
+served, its share of every period was zero, and that is exactly what it contributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from autoscaler.settings import Settings
+
+Point = tuple[datetime, float]  # (period start, value)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    namespace: str
+    metric: str
+    dimensions: tuple[tuple[str, str], ...]
+    stat: str
+    period: int
+    # One series per in-service instance, with the InstanceId dimension added.
+    per_instance: bool = False
+    # A fleet series that is an average per instance (demand = value x instances in service),
+    # rather than a fleet total.
+    fleet_average: bool = False
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    name: str
+    query: MetricQuery
+    target: float  # per in-service instance, in the metric's unit
+    window_seconds: int  # scale-in and the stabilization history read this long window
+    scale_out_window_seconds: int  # a scale-out is confirmed on this shorter, fresher window
+    # A guard may raise the capacity but never holds a scale-in back (it is slow or coarse).
+    scale_out_only: bool = False
+    # The most one instance can report (CPU: 100 %). At it, the reading is censored: the demand
+    # is at least what the fleet serves, by an unknown amount.
+    ceiling: float | None = None
+
+
+@dataclass(frozen=True)
+class SignalData:
+    """What GetMetricData returned for one signal: a series per instance, or one for the fleet."""
+
+    per_instance: Mapping[str, Sequence[Point]] = field(default_factory=dict)
+    fleet: Sequence[Point] = ()
+
+
+@dataclass(frozen=True)
+class Demand:
+    """A signal's reading in the metric's unit, summed over the instances in service."""
+
+    recent: float | None  # the latest complete periods, as many as the scale-out window holds
+    settled: float | None  # every complete period of the long window
+    silent: int = 0  # instances in service without a single datapoint in the long window
+
+
+def signal_table(settings: Settings) -> tuple[SignalSpec, ...]:
+    """The deployed signals. Adding one is a row here plus its template parameters."""
+    s = settings
+    fleet = (("Fleet", s.fleet_name),)
+    long, short = s.metric_window_seconds, s.scale_out_window_seconds
+    table = (
+        SignalSpec(
+            "cpu",
+            MetricQuery(s.cpu_metric_namespace, s.cpu_metric_name, fleet, "Average", s.cpu_metric_period_seconds,
+                        per_instance=True),  # fmt: skip
+            s.cpu_target,
+            long,
+            short,
+            ceiling=100.0,
+        ),
+        SignalSpec(
+            "requests",
+            MetricQuery(s.cpu_metric_namespace, s.request_metric_name, fleet, "Average",
+                        s.cpu_metric_period_seconds, per_instance=True),  # fmt: skip
+            s.requests_per_target_target,
+            long,
+            short,
+            # What one host serves at full CPU, from the two targets (the same fact twice).
+            ceiling=s.requests_per_target_target * 100.0 / s.cpu_target,
+        ),
+        # The load balancer's own count: independent of the hosts' publishers, but one minute
+        # coarse and minutes late, so it may only push capacity up.
+        SignalSpec(
+            "alb_requests",
+            MetricQuery("AWS/ApplicationELB", "RequestCount",
+                        (("TargetGroup", s.target_group_dimension), ("LoadBalancer", s.load_balancer_dimension)),
+                        "Sum", 60),  # fmt: skip
+            s.requests_per_target_target,
+            window_seconds=180,
+            scale_out_window_seconds=180,
+            scale_out_only=True,
+        ),
+    )
+    return tuple(row for row in table if row.name != "alb_requests" or s.load_balancer_dimension)
+
+
+def demand(spec: SignalSpec, data: SignalData, in_service: Sequence[str], now: datetime) -> Demand:
+    """Total demand for ``spec`` (see the module docstring); None where nothing was read."""
+    if not spec.query.per_instance:
+        latest = _latest_complete(data.fleet, now, spec.query.period)
+        if latest is not None and spec.query.fleet_average:
+            latest *= len(in_service)
+        return Demand(latest, latest)
+    series = {i: data.per_instance.get(i, ()) for i in in_service}
+    start = now - timedelta(seconds=spec.window_seconds)
+    silent = sum(1 for points in series.values() if not any(t >= start for t, _ in points))
+    complete, partial = _period_sums(series, start, now)
+    recent_periods = max(1, spec.scale_out_window_seconds // spec.query.period)
+    if complete:
+        return Demand(_mean(complete[-recent_periods:]), _mean(complete), silent)
+    # No complete period yet (every one still misses a late datapoint): the partial sums are
+    # the best, lower, estimate there is.
+    return Demand(_mean(partial[-recent_periods:]), _mean(partial), silent)
+
+
+def _period_sums(
+    series: Mapping[str, Sequence[Point]], start: datetime, now: datetime
+) -> tuple[list[float], list[float]]:
+    """Per-period sums across instances over [start, now], oldest first: the complete ones and all.
+
+    A period is *complete* when every instance that had reported by then reported in it. A later
+    period missing an instance's datapoint is one still on its way to CloudWatch (the metric
+    arrives seconds late), and summing it would under-count.
+    """
+    first = {i: min(t for t, _ in points) for i, points in series.items() if points}
+    by_period: dict[datetime, dict[str, float]] = {}
+    for instance, points in series.items():
+        for t, value in points:
+            if start <= t <= now:
+                by_period.setdefault(t, {})[instance] = value
+    complete: list[float] = []
+    partial: list[float] = []
+    for t in sorted(by_period):
+        values = by_period[t]
+        total = sum(values.values())
+        partial.append(total)
+        if all(i in values for i, since in first.items() if since <= t):
+            complete.append(total)
+    return complete, partial
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _latest_complete(points: Sequence[Point], now: datetime, period: int) -> float | None:
+    complete = [(t, v) for t, v in points if t + timedelta(seconds=period) <= now]
+    return max(complete)[1] if complete else None
