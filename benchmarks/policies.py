@@ -14,7 +14,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
-from simulator.cli import _environment, run_scenario  # noqa: E402
+from simulator.cli import environment, run_scenario  # noqa: E402
 from simulator.policies import POLICIES  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 
@@ -83,7 +83,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "out" / "bench"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "policies.md"))
     args = parser.parse_args()
-    _environment()
+    environment()
     rows = []
     for path in args.scenarios:
         scenario = load_scenario(path)

@@ -1,27 +1,34 @@
-"""moto for what it models (EC2 API state, ELB registration, DynamoDB), botocore hooks for the rest.
+"""moto for what it models (EC2 bookkeeping, ELB registration, DynamoDB), botocore hooks for the rest.
 
-Hooks on the very clients the control plane uses: before-call answers that short-circuit moto
-(DescribeTargetHealth, GetMetricData, DescribeAlarms, capacity errors), after-call observers
-that start the physical models (boots, stops, registrations, lifecycle tags).
+Hooks on the very clients the control plane uses:
+- every call first costs its service's latency in virtual time (the invocation sleeps);
+- before-call checks that answer the way AWS does when moto would not: instances that are not
+  visible yet (eventual consistency), calls in the wrong instance state, registering a target
+  that is not running, capacity errors;
+- before-call answers from the models (DescribeInstances, DescribeTargetHealth, GetMetricData,
+  DescribeAlarms);
+- after-call observers that start the physical models (boots, stops, registrations, tags).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import boto3
 from autoscaler.runtime import AwsClients
 from botocore.awsrequest import AWSResponse
 
+from simulator.alarms import AlarmEngine
 from simulator.balancer import Balancer
-from simulator.cloudwatch import MetricStore, metric_key
-from simulator.ec2 import Ec2Model
+from simulator.cloudwatch import MetricStore, get_metric_data
+from simulator.ec2 import RUNNING, Ec2Model
 from tools.cfn_template import Template
 
 REGION = "eu-west-1"
+ACCOUNT = "123456789012"
 FLEET_TAG = "AutoscalerFleet"
 LIFECYCLE_TAG = "AutoscalerLifecycle"
 
@@ -32,15 +39,14 @@ class Twin(Protocol):
     ec2_model: Ec2Model
     balancer: Balancer
     store: MetricStore
+    alarms: AlarmEngine
     target_group_arn: str
 
-    def offset(self) -> float: ...
-    def current(self) -> float: ...
+    def now(self) -> float: ...
     def sim_time(self, when: datetime) -> float: ...
     def wall(self, t: float) -> datetime: ...
-    def capacity_error(self) -> bool: ...
-    def alarm_descriptions(self, names: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
     def advance_traffic(self) -> None: ...
+    def api_latency(self, service: str, operation: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ def provision(template: Template) -> Provisioned:
 
 
 def create_table(dynamodb: Any, name: str) -> None:
+    """The state table's key schema, as template.yaml declares it."""
     dynamodb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -123,13 +130,13 @@ def create_table(dynamodb: Any, name: str) -> None:
     )
 
 
-def _ok() -> AWSResponse:
-    return AWSResponse("https://twin.invalid", 200, {}, None)
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"Error": {"Code": code, "Message": message}}
 
 
-def _answer(client: Any, operation: str, respond: Callable[[dict[str, Any]], Any]) -> None:
-    """Answer ``service-id.Operation`` with ``respond(api_params)`` (a dict) instead of moto;
-    ``respond`` returns None to let moto answer."""
+def _answer(client: Any, operation: str, respond: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+    """Answer ``service-id.Operation`` with ``respond(api_params)`` instead of moto (None: let
+    moto answer; a dict with "Error": fail the call with that error)."""
 
     def call(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         result = respond(context.get("twin_params", {}))
@@ -138,7 +145,7 @@ def _answer(client: Any, operation: str, respond: Callable[[dict[str, Any]], Any
         if "Error" in result:
             return AWSResponse("https://twin.invalid", 400, {}, None), result
         result.setdefault("ResponseMetadata", {"HTTPStatusCode": 200})
-        return _ok(), result
+        return AWSResponse("https://twin.invalid", 200, {}, None), result
 
     client.meta.events.register(f"before-call.{operation}", call)
 
@@ -151,119 +158,43 @@ def _observe(client: Any, operation: str, seen: Callable[[dict[str, Any], dict[s
     client.meta.events.register(f"after-call.{operation}", after)
 
 
+SERVICES = {"ec2": "ec2", "elbv2": "elb", "cloudwatch": "cloudwatch", "dynamodb": "dynamodb"}
+
+
 def install_hooks(clients: AwsClients, twin: Twin) -> None:
     def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["twin_params"] = dict(params)
 
+    def latency(model: Any, **_: Any) -> None:
+        twin.api_latency(SERVICES[model.service_model.service_name], model.name)
+
     for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
         client.meta.events.register("before-parameter-build.*.*", stash)
+        client.meta.events.register_first("before-call.*.*", latency)
 
-    # -- EC2 ------------------------------------------------------------------------------------
-    def capacity(_: dict[str, Any]) -> dict[str, Any] | None:
-        if twin.capacity_error():
-            return {
-                "Error": {
-                    "Code": "InsufficientInstanceCapacity",
-                    "Message": "We currently do not have "
-                    "sufficient capacity in the Availability Zone you requested (simulated).",
-                }
-            }
-        return None
+    _install_ec2(clients.ec2, twin)
+    _install_elb(clients.elbv2, twin)
 
-    _answer(clients.ec2, "ec2.RunInstances", capacity)
-    _answer(clients.ec2, "ec2.StartInstances", capacity)
-
-    def launched(params: dict[str, Any], parsed: dict[str, Any]) -> None:
-        lifecycle = "service"
-        for spec in params.get("TagSpecifications") or ():
-            for tag in spec.get("Tags") or ():
-                if tag.get("Key") == LIFECYCLE_TAG:
-                    lifecycle = str(tag["Value"])
-        for instance in parsed.get("Instances", []):
-            twin.ec2_model.launched(instance["InstanceId"], lifecycle, twin.offset())
-
-    def each(action: Callable[[str, float], None]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
-        def seen(params: dict[str, Any], _: dict[str, Any]) -> None:
-            for instance_id in params.get("InstanceIds") or ():
-                action(instance_id, twin.offset())
-
-        return seen
-
-    def tagged(params: dict[str, Any], _: dict[str, Any]) -> None:
-        for tag in params.get("Tags") or ():
-            if tag.get("Key") == LIFECYCLE_TAG:
-                for instance_id in params.get("Resources") or ():
-                    twin.ec2_model.set_lifecycle(instance_id, str(tag["Value"]))
-
-    _answer(clients.ec2, "ec2.DescribeInstances", lambda params: describe_instances(params, twin))
-    _observe(clients.ec2, "ec2.RunInstances", launched)
-    _observe(clients.ec2, "ec2.StartInstances", each(twin.ec2_model.started))
-    _observe(clients.ec2, "ec2.StopInstances", each(twin.ec2_model.stopped))
-    _observe(clients.ec2, "ec2.TerminateInstances", each(twin.ec2_model.terminated))
-    _observe(clients.ec2, "ec2.CreateTags", tagged)
-
-    # -- ELBv2 ----------------------------------------------------------------------------------
-    def targets(action: Callable[[str, float], None]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
-        def seen(params: dict[str, Any], _: dict[str, Any]) -> None:
-            if params.get("TargetGroupArn") == twin.target_group_arn:
-                for target in params.get("Targets") or ():
-                    action(str(target["Id"]), twin.offset())
-
-        return seen
-
-    _observe(
-        clients.elbv2,
-        "elastic-load-balancing-v2.RegisterTargets",
-        targets(lambda i, d: twin.balancer.register(i, 30000, d)),
-    )
-    _observe(clients.elbv2, "elastic-load-balancing-v2.DeregisterTargets", targets(twin.balancer.deregister))
-
-    def target_health(params: dict[str, Any]) -> dict[str, Any] | None:
-        if params.get("TargetGroupArn") != twin.target_group_arn:
-            return None
-        twin.advance_traffic()
-        asked = params.get("Targets")
-        ids = None if asked is None else [str(t["Id"]) for t in asked]
-        return {"TargetHealthDescriptions": twin.balancer.describe(ids)}
-
-    _answer(clients.elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", target_health)
-
-    # -- CloudWatch -----------------------------------------------------------------------------
     def metric_data(params: dict[str, Any]) -> dict[str, Any]:
         twin.advance_traffic()
-        start = twin.sim_time(params["StartTime"])
-        end = twin.sim_time(params["EndTime"])
-        current = twin.current()
-        results = []
-        for query in params.get("MetricDataQueries") or ():
-            stat = query.get("MetricStat")
-            if stat is None:
-                results.append({"Id": query["Id"], "Timestamps": [], "Values": [], "StatusCode": "Complete"})
-                continue
-            metric = stat["Metric"]
-            key = metric_key(
-                metric["Namespace"],
-                metric["MetricName"],
-                ((str(d["Name"]), str(d["Value"])) for d in metric.get("Dimensions") or ()),
-            )
-            points = twin.store.query(key, start, end, float(stat["Period"]), current, str(stat["Stat"]))
-            if params.get("ScanBy") == "TimestampAscending":
-                points.reverse()
-            results.append(
-                {
-                    "Id": query["Id"],
-                    "Label": metric["MetricName"],
-                    "Timestamps": [twin.wall(t) for t, _ in points],
-                    "Values": [v for _, v in points],
-                    "StatusCode": "Complete",
-                }
-            )
-        return {"MetricDataResults": results, "Messages": []}
+        return get_metric_data(twin.store, params, twin.now(), twin.sim_time, twin.wall)
 
     def describe_alarms(params: dict[str, Any]) -> dict[str, Any]:
         names = params.get("AlarmNames")
-        metric, composite = twin.alarm_descriptions(None if names is None else list(names))
         types = params.get("AlarmTypes") or ["MetricAlarm"]
+        metric: list[dict[str, Any]] = []
+        composite: list[dict[str, Any]] = []
+        for name, state in twin.alarms.states.items():
+            if names is not None and name not in names:
+                continue
+            entry = {
+                "AlarmName": name,
+                "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
+                "StateValue": state.value,
+                "StateReason": state.reason,
+                "StateUpdatedTimestamp": twin.wall(state.changed_at),
+            }
+            (composite if name in twin.alarms.composites else metric).append(entry)
         return {
             "MetricAlarms": metric if "MetricAlarm" in types else [],
             "CompositeAlarms": composite if "CompositeAlarm" in types else [],
@@ -273,16 +204,119 @@ def install_hooks(clients: AwsClients, twin: Twin) -> None:
     _answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
 
 
+def _install_ec2(ec2: Any, twin: Twin) -> None:
+    model = twin.ec2_model
+
+    def not_found(ids: list[str]) -> dict[str, Any] | None:
+        unknown = model.unknown(ids)
+        if unknown:
+            return _error("InvalidInstanceID.NotFound", f"The instance ID '{unknown[0]}' does not exist")
+        return None
+
+    def capacity() -> dict[str, Any] | None:
+        if model.capacity_error():
+            return _error(
+                "InsufficientInstanceCapacity",
+                "We currently do not have sufficient capacity in the Availability Zone you requested (simulated).",
+            )
+        return None
+
+    def check(operation: str) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+        def respond(params: dict[str, Any]) -> dict[str, Any] | None:
+            ids = [str(i) for i in params.get("InstanceIds") or ()]
+            refused = model.refuse(operation, ids)
+            failure = not_found(ids) or (capacity() if operation == "start" else None)
+            if failure is None and refused:
+                failure = _error("IncorrectInstanceState", refused)
+            return failure
+
+        return respond
+
+    def launched(params: dict[str, Any], parsed: dict[str, Any]) -> None:
+        lifecycle = "service"
+        for spec in params.get("TagSpecifications") or ():
+            for tag in spec.get("Tags") or ():
+                if tag.get("Key") == LIFECYCLE_TAG:
+                    lifecycle = str(tag["Value"])
+        for instance in parsed.get("Instances", []):
+            model.launched(instance["InstanceId"], lifecycle)
+
+    def each(action: Callable[[str], None]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+        def seen(params: dict[str, Any], _: dict[str, Any]) -> None:
+            for instance_id in params.get("InstanceIds") or ():
+                action(str(instance_id))
+
+        return seen
+
+    def tagged(params: dict[str, Any], _: dict[str, Any]) -> None:
+        for tag in params.get("Tags") or ():
+            if tag.get("Key") == LIFECYCLE_TAG:
+                for instance_id in params.get("Resources") or ():
+                    model.set_lifecycle(str(instance_id), str(tag["Value"]))
+
+    _answer(ec2, "ec2.RunInstances", lambda _: capacity())
+    _answer(ec2, "ec2.StartInstances", check("start"))
+    _answer(ec2, "ec2.StopInstances", check("stop"))
+    _answer(ec2, "ec2.TerminateInstances", check("terminate"))
+    _answer(ec2, "ec2.CreateTags", lambda params: not_found([str(r) for r in params.get("Resources") or ()
+                                                              if str(r).startswith("i-")]))  # fmt: skip
+    _answer(ec2, "ec2.DescribeInstances", lambda params: describe_instances(params, twin))
+    _observe(ec2, "ec2.RunInstances", launched)
+    _observe(ec2, "ec2.StartInstances", each(model.started))
+    _observe(ec2, "ec2.StopInstances", each(model.stopped))
+    _observe(ec2, "ec2.TerminateInstances", each(model.terminated))
+    _observe(ec2, "ec2.CreateTags", tagged)
+
+
+def _install_elb(elbv2: Any, twin: Twin) -> None:
+    def ours(params: dict[str, Any]) -> list[str]:
+        if params.get("TargetGroupArn") != twin.target_group_arn:
+            return []
+        return [str(t["Id"]) for t in params.get("Targets") or ()]
+
+    def register_check(params: dict[str, Any]) -> dict[str, Any] | None:
+        machines = twin.ec2_model.machines
+        stopped = [i for i in ours(params) if i in machines and machines[i].state != RUNNING]
+        if stopped:
+            return _error(
+                "InvalidTarget",
+                "The following targets are not in a running state and cannot be registered: "
+                + ", ".join(f"'{i}'" for i in stopped),
+            )
+        return None
+
+    def registered(params: dict[str, Any], _: dict[str, Any]) -> None:
+        for instance_id in ours(params):
+            twin.balancer.register(instance_id, 30000)
+
+    def deregistered(params: dict[str, Any], _: dict[str, Any]) -> None:
+        for instance_id in ours(params):
+            twin.balancer.deregister(instance_id)
+
+    def target_health(params: dict[str, Any]) -> dict[str, Any] | None:
+        if params.get("TargetGroupArn") != twin.target_group_arn:
+            return None
+        twin.advance_traffic()
+        asked = params.get("Targets")
+        ids = None if asked is None else [str(t["Id"]) for t in asked]
+        return {"TargetHealthDescriptions": twin.balancer.describe(ids)}
+
+    _answer(elbv2, "elastic-load-balancing-v2.RegisterTargets", register_check)
+    _observe(elbv2, "elastic-load-balancing-v2.RegisterTargets", registered)
+    _observe(elbv2, "elastic-load-balancing-v2.DeregisterTargets", deregistered)
+    _answer(elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", target_health)
+
+
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 SUPPORTED_FILTERS = ("instance-state-name", "instance-id")
 
 
 def describe_instances(params: dict[str, Any], twin: Twin) -> dict[str, Any] | None:
-    """DescribeInstances from moto's own EC2 state, without moto's (slow) serializer.
+    """DescribeInstances as EC2 would answer now: the model's states, moto's tags and placement.
 
-    moto's answer costs ~0.2 s with 40 instances, and the reconcile asks every minute; the state
-    is moto's all the same. Launch times are the virtual ones. Unknown filters fall back to moto.
-    """
+    Instances launched a moment ago are not visible yet (eventual consistency): asking for one
+    by id fails with InvalidInstanceID.NotFound, a filtered listing leaves it out. Unknown
+    filters fall back to moto."""
     from moto.backends import get_backend
 
     filters = {str(f["Name"]): {str(v) for v in f.get("Values") or ()} for f in params.get("Filters") or ()}
@@ -290,22 +324,29 @@ def describe_instances(params: dict[str, Any], twin: Twin) -> dict[str, Any] | N
         return None
     if params.get("NextToken"):
         return {"Reservations": []}
-    backend = get_backend("ec2")["123456789012"][REGION]
-    wanted_ids = set(params.get("InstanceIds") or ()) | filters.get("instance-id", set())
+    wanted = [str(i) for i in params.get("InstanceIds") or ()]
+    unknown = twin.ec2_model.unknown(wanted)
+    if unknown:
+        return _error("InvalidInstanceID.NotFound", f"The instance ID '{unknown[0]}' does not exist")
+    wanted_ids = set(wanted) | filters.get("instance-id", set())
+    backend = get_backend("ec2")[ACCOUNT][REGION]
+    machines = twin.ec2_model.machines
     reservations = []
     for reservation in backend.reservations.values():
         found = []
         for instance in reservation.instances:
             if wanted_ids and instance.id not in wanted_ids:
                 continue
-            state = instance._state.name  # moto's model is the source of truth
+            machine = machines.get(instance.id)
+            if machine is not None and not twin.ec2_model.visible(instance.id):
+                continue
+            state = machine.state if machine is not None else instance._state.name
             if "instance-state-name" in filters and state not in filters["instance-state-name"]:
                 continue
             tags: dict[str, str] = backend.tags.get(instance.id, {})
             if any(tags.get(name[4:]) not in values for name, values in filters.items() if name.startswith("tag:")):
                 continue
-            machine = twin.ec2_model.machines.get(instance.id)
-            launched = twin.wall(machine.history[0][0]) if machine and machine.history else instance.launch_time
+            launched = twin.wall(machine.launched_at) if machine is not None else instance.launch_time
             found.append(
                 {
                     "InstanceId": instance.id,
@@ -319,11 +360,7 @@ def describe_instances(params: dict[str, Any], twin: Twin) -> dict[str, Any] | N
                 }
             )
         if found:
-            reservations.append({"ReservationId": reservation.id, "OwnerId": "123456789012", "Instances": found})
-    if wanted_ids and not reservations and params.get("InstanceIds"):
+            reservations.append({"ReservationId": reservation.id, "OwnerId": ACCOUNT, "Instances": found})
+    if wanted and not reservations:
         return None  # let moto raise InvalidInstanceID.NotFound
     return {"Reservations": reservations}
-
-
-def to_wall(epoch: datetime, t: float) -> datetime:
-    return epoch + timedelta(seconds=t)

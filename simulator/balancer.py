@@ -1,9 +1,19 @@
-"""The load balancer's target group: registration, health checks, draining, routing set.
+"""The load balancer's target group: registration, health checks, draining, the routing set.
 
-Health checks follow the template's interval and thresholds: a newly registered target is
-``initial`` until it passes ``initial_health_checks`` checks (or fails ``unhealthy`` ones);
-afterwards ``healthy``/``unhealthy`` flip after the consecutive thresholds. The ALB routes only
-to healthy targets and fails open (to every registered target) when none is healthy.
+Sources: ELB user guide "Register targets with your target group", "Health checks for your
+target groups" and "Deregistration delay".
+
+- RegisterTargets accepts only running instances; a new target stays ``initial``
+  (Elb.RegistrationInProgress) for a registration delay, then must pass
+  ``initial_health_checks`` checks to be ``healthy`` (or fail ``UnhealthyThresholdCount`` to be
+  ``unhealthy``); afterwards the consecutive thresholds flip it.
+- The ALB routes only to healthy targets, and fails open (to every registered target that is not
+  draining) when none is healthy.
+- A deregistered target drains: no new requests; deregistration completes when it has no
+  request in flight *and no open connection*, or after the deregistration delay. The ALB keeps
+  connections to a target alive between requests until an idle timeout closes them (the ALB's
+  idle timeout, or nginx's keepalive_timeout if shorter), so a target that served recently
+  drains for the full delay unless the delay is longer than that idle time.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ REASONS = {
     "unhealthy": "Target.FailedHealthChecks",
     "draining": "Target.DeregistrationInProgress",
 }
+DRAIN_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -35,6 +46,7 @@ class Target:
     fails: int = 0
     generation: int = 0
     since: float = 0.0
+    checking: bool = False  # registration done: health checks run
 
 
 class Balancer:
@@ -46,6 +58,7 @@ class Balancer:
         params: ModelParams,
         rng: random.Random,
         worker_up: Callable[[str], bool],
+        on_change: Callable[[], None],
     ) -> None:
         self.env = env
         self.engine = engine
@@ -53,6 +66,7 @@ class Balancer:
         self.params = params
         self.rng = rng
         self.worker_up = worker_up
+        self.on_change = on_change
         self.targets: dict[str, Target] = {}
 
     def healthy_count(self) -> int:
@@ -67,6 +81,7 @@ class Balancer:
         if not healthy:  # fail open
             healthy = [i for i, t in self.targets.items() if t.state != "draining"]
         self.engine.set_routable(self.env.now, sorted(healthy))
+        self.on_change()
 
     def _set(self, target: Target, state: str) -> None:
         if target.state != state:
@@ -74,34 +89,22 @@ class Balancer:
             target.since = self.env.now
             self._routing_changed()
 
-    def _at(self, delay: float, action: Callable[[], None]) -> None:
-        """Run ``action`` now, or ``delay`` seconds later (an API call made after a Lambda's sleeps)."""
-        if delay <= 0:
-            action()
-            return
-
-        def later() -> Generator[Any, Any, None]:
-            yield self.env.timeout(delay)
-            action()
-
-        self.env.process(later())
-
-    def register(self, instance_id: str, port: int, delay: float) -> None:
-        def body() -> None:
-            target = self.targets.get(instance_id)
-            if target is not None and target.state != "draining":
-                return
-            target = Target(instance_id, port, since=self.env.now)
-            if instance_id in self.targets:
-                target.generation = self.targets[instance_id].generation + 1
-            self.targets[instance_id] = target
-            self._routing_changed()
-            self.env.process(self._checks(target, target.generation))
-
-        self._at(delay, body)
+    def register(self, instance_id: str, port: int) -> None:
+        target = self.targets.get(instance_id)
+        if target is not None and target.state != "draining":
+            return  # registering a registered target changes nothing
+        target = Target(instance_id, port, since=self.env.now)
+        if instance_id in self.targets:
+            target.generation = self.targets[instance_id].generation + 1
+        self.targets[instance_id] = target
+        self._routing_changed()
+        self.env.process(self._checks(target, target.generation))
 
     def _checks(self, target: Target, generation: int) -> Generator[Any, Any, None]:
         h = self.health
+        yield self.env.timeout(self.params.registration_seconds.sample(self.rng))
+        target.checking = True
+        # The first check comes at a random point of the interval after registration completes.
         yield self.env.timeout(self.rng.uniform(0.0, h.interval))
         while self.targets.get(target.instance_id) is target and target.generation == generation:
             if target.state == "draining":
@@ -122,24 +125,23 @@ class Balancer:
                 self._set(target, "healthy")
             yield self.env.timeout(h.interval)
 
-    def deregister(self, instance_id: str, delay: float) -> None:
-        def body() -> None:
-            target = self.targets.get(instance_id)
-            if target is None or target.state == "draining":
-                return
-            target.generation += 1
-            self._set(target, "draining")
-            self.env.process(self._drain(instance_id, target))
-
-        self._at(delay, body)
+    def deregister(self, instance_id: str) -> None:
+        target = self.targets.get(instance_id)
+        if target is None or target.state == "draining":
+            return
+        target.generation += 1
+        self._set(target, "draining")
+        self.env.process(self._drain(instance_id, target))
 
     def _drain(self, instance_id: str, target: Target) -> Generator[Any, Any, None]:
         deadline = self.env.now + self.health.deregistration_delay
+        idle_close = min(self.health.idle_timeout, self.params.target_keepalive_seconds)
         while self.env.now < deadline:
             self.engine.advance_to(self.env.now)
-            if self.params.drain_early_when_idle and self.engine.in_flight(instance_id) == 0:
+            quiet = self.engine.outstanding(instance_id) == 0
+            if quiet and self.env.now >= self.engine.last_active(instance_id) + idle_close:
                 break
-            yield self.env.timeout(min(1.0, deadline - self.env.now))
+            yield self.env.timeout(min(DRAIN_POLL_SECONDS, deadline - self.env.now))
         if self.targets.get(instance_id) is target:
             del self.targets[instance_id]
             self._routing_changed()

@@ -17,9 +17,9 @@ STATE_LEVEL = {"OK": 0, "INSUFFICIENT_DATA": 0.5, "ALARM": 1}
 
 
 def _p95_per_minute(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
-    sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.warmup
+    sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.start
     latency = np.frombuffer(result.log.latency, dtype=np.float64)
-    keep = (latency >= 0) & (sent >= 0)
+    keep = (np.frombuffer(result.log.status, dtype=np.int16) == 200) & (sent >= 0)
     sent, latency = sent[keep], latency[keep]
     if sent.size == 0:
         return np.array([]), np.array([])

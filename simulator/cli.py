@@ -1,4 +1,9 @@
-"""``python -m simulator run SCENARIO.yaml [--template T] [--param K=V ...] [--policy P] --out DIR``."""
+"""The local twin's command line.
+
+``python -m simulator run SCENARIO.yaml [--template T] [--param K=V ...] [--policy P] --out DIR``
+runs one scenario; ``python -m simulator sweep SCENARIO.yaml --runs N [--jobs J] ... --out DIR``
+runs its robustness envelope (every modelled parameter and phase drawn afresh per run).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,17 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from simulator.policies import POLICIES
-from simulator.scenario import ScenarioError, load_scenario
+from simulator.scenario import Scenario, ScenarioError, load_scenario
 from tools.cfn_template import TemplateError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _environment() -> None:
-    """Fake credentials and quiet powertools: the twin never reaches AWS."""
+def environment() -> None:
+    """Fake credentials: the twin never reaches AWS."""
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -26,8 +32,6 @@ def _environment() -> None:
         "AWS_DEFAULT_REGION": "eu-west-1",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "POWERTOOLS_SERVICE_NAME": "autoscaler-twin",
     }.items():
         os.environ[key] = value
     os.environ.pop("AWS_PROFILE", None)
@@ -47,44 +51,78 @@ def _params(values: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario against the template")
-    run.add_argument("scenario")
-    run.add_argument("--template", default="template.yaml")
-    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    run.add_argument("--policy", default="ours", choices=POLICIES)
-    run.add_argument("--out", required=True)
-    run.add_argument("--quiet", action="store_true", help="no table, no progress bar")
+    envelope = sub.add_parser("sweep", help="run a scenario many times, every modelled parameter drawn afresh")
+    for command in (run, envelope):
+        command.add_argument("scenario")
+        command.add_argument("--template", default="template.yaml")
+        command.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                             help="template parameter override")  # fmt: skip
+        command.add_argument("--policy", default="ours", choices=POLICIES)
+        command.add_argument("--out", required=True)
+        command.add_argument("--quiet", action="store_true", help="no table, no progress bar")
+    run.add_argument("--sweep-run", type=int, metavar="K", help="reproduce run K of a sweep (its seed and parameters)")
+    envelope.add_argument("--runs", type=int, default=50)
+    envelope.add_argument("--jobs", type=int, default=0, help="parallel processes (0: one per CPU)")
+    envelope.add_argument("--min-pass-rate", type=float, default=0.95, help="exit 0 at or above this share")
     args = parser.parse_args(argv)
-    _environment()
+    environment()
     try:
         scenario = load_scenario(args.scenario)
         overrides = _params(args.param)
         if not Path(args.template).is_file():
             raise TemplateError(f"{args.template}: no such template")
+        if args.command == "sweep" and args.runs < 1:
+            raise ValueError(f"--runs must be at least 1, got {args.runs}")
     except (ScenarioError, TemplateError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        report = run_scenario(scenario, args.template, overrides, args.policy, Path(args.out), quiet=args.quiet)
+        if args.command == "sweep":
+            doc = run_sweep(scenario, args.template, overrides, args.policy, Path(args.out), args.runs,
+                            args.jobs or None, quiet=args.quiet)  # fmt: skip
+            rate = doc["summary"]["pass_rate"] or 0.0
+            return EXIT_PASSED if rate >= args.min_pass_rate else EXIT_FAILED
+        report = run_scenario(scenario, args.template, overrides, args.policy, Path(args.out), quiet=args.quiet,
+                              sweep_run=args.sweep_run)  # fmt: skip
     except (TemplateError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_PASSED if report["passed"] else EXIT_FAILED
 
 
+def run_sweep(
+    scenario: Scenario, template: str, overrides: dict[str, str], policy: str, out: Path, runs: int,
+    jobs: int | None, *, quiet: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    from simulator.sweep import draw_sweep, summary_table, sweep
+
+    def progress(done: int, total: int) -> None:
+        if not quiet and sys.stderr.isatty():
+            print(f"\r{done}/{total} runs", end="", file=sys.stderr, flush=True)
+
+    doc = sweep(scenario, template, overrides, policy, runs, jobs, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    draw_sweep(doc, out / "sweep.png")
+    if not quiet:
+        print(("\r" if sys.stderr.isatty() else "") + summary_table(doc))
+        print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
+    return doc
+
+
 def run_scenario(
-    scenario: object, template: str, overrides: dict[str, str], policy: str, out: Path, *, quiet: bool = False
-) -> dict[str, object]:
+    scenario: Scenario, template: str, overrides: dict[str, str], policy: str, out: Path, *, quiet: bool = False,
+    sweep_run: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
     from tqdm import tqdm
 
     from simulator.chart import draw_timeline
     from simulator.harness import Simulation
     from simulator.report import build_report, stage_table
-    from simulator.scenario import Scenario
-
-    assert isinstance(scenario, Scenario)
     bar = (
         None
         if quiet
@@ -104,11 +142,16 @@ def run_scenario(
             bar.update(int(now - last[0]))
             last[0] = now
 
-    result = Simulation(scenario, template, overrides, policy, progress).run()
+    from simulator.sweep import sweep_case
+
+    scenario, params = sweep_case(scenario, sweep_run) if sweep_run is not None else (scenario, None)
+    out.mkdir(parents=True, exist_ok=True)
+    result = Simulation(
+        scenario, template, overrides, policy, params=params, progress=progress, function_log=out / "functions.log"
+    ).run()
     if bar is not None:
         bar.close()
     report = build_report(result)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     draw_timeline(result, report, out / "timeline.png")
     if not quiet:

@@ -109,6 +109,8 @@ class FunctionSpec:
     topics: tuple[str, ...]  # topic ARNs it subscribes to
     schedules: tuple[float, ...]  # periods in seconds of its schedules
     memory_mb: int = 128
+    timeout: float = 3.0  # seconds; Lambda's default
+    maximum_event_age: float = 21600.0  # EventInvokeConfig.MaximumEventAgeInSeconds; 6 h by default
 
     @property
     def role(self) -> str:
@@ -125,6 +127,7 @@ class HealthCheck:
     unhealthy_threshold: int = 2
     deregistration_delay: float = 300.0
     algorithm: str = "round_robin"
+    idle_timeout: float = 60.0  # the load balancer's idle_timeout.timeout_seconds
 
 
 @dataclass(frozen=True)
@@ -275,6 +278,11 @@ def build_deployment(template: Template) -> Deployment:
                 topics=tuple(topics),
                 schedules=tuple(schedules),
                 memory_mb=int(props.get("MemorySize") or globals_fn.get("MemorySize") or 128),
+                timeout=float(props.get("Timeout") or globals_fn.get("Timeout") or 3),
+                maximum_event_age=float(
+                    ((props.get("EventInvokeConfig") or globals_fn.get("EventInvokeConfig") or {}).get(
+                        "MaximumEventAgeInSeconds")) or 21600
+                ),
             )
         )
 
@@ -291,6 +299,11 @@ def build_deployment(template: Template) -> Deployment:
             deregistration_delay=float(attributes.get("deregistration_delay.timeout_seconds", 300)),
             algorithm=attributes.get("load_balancing.algorithm.type", "round_robin"),
         )
+    for raw in template.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values():
+        props = template.resolve(raw.get("Properties") or {})
+        attributes = {str(a["Key"]): str(a["Value"]) for a in props.get("LoadBalancerAttributes") or ()}
+        if "idle_timeout.timeout_seconds" in attributes:
+            health = replace(health, idle_timeout=float(attributes["idle_timeout.timeout_seconds"]))
     instance_type = "c7g.medium"
     for raw in template.resources("AWS::EC2::LaunchTemplate").values():
         props = template.resolve(raw.get("Properties") or {})

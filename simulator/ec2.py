@@ -1,13 +1,19 @@
-"""EC2 as the hosts live it: boot, user-data install, worker start, stop, terminate, failure.
+"""EC2 as the hosts live it, and as the EC2 API reports it.
 
-moto keeps the API's view (states, tags); this model keeps the physical one: when the worker
-on an instance answers, and which instance-seconds are billed.
+moto keeps the API's bookkeeping (ids, subnets, tags). This model owns what moto cannot: states
+that take time (``pending``, ``stopping``, ``shutting-down``), the API's eventual consistency
+right after RunInstances, the errors a call in the wrong state gets, boot, the user-data install,
+the worker, and billing. The twin answers DescribeInstances from here.
+
+Sources: EC2 user guide "Amazon EC2 instance state changes" (states; only ``running`` is billed);
+EC2 developer guide "Eventual consistency in the Amazon EC2 API"; StartInstances / StopInstances
+API reference (IncorrectInstanceState).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,20 +22,29 @@ import simpy
 from simulator.params import ModelParams
 from simulator.traffic import TrafficEngine
 
+PENDING, RUNNING, STOPPING, STOPPED = "pending", "running", "stopping", "stopped"
+SHUTTING_DOWN, TERMINATED = "shutting-down", "terminated"
+
 
 @dataclass
 class Machine:
     instance_id: str
     lifecycle: str
-    state: str = "pending"  # physical: pending, running, stopping, stopped, terminated
+    visible_at: float  # DescribeInstances / CreateTags know the instance from then on
+    state: str = PENDING
     installed: bool = False
+    booted: bool = False  # the OS is up (user-data / systemd ran)
     worker_up: bool = False
     failed: bool = False
-    generation: int = 0
+    generation: int = 0  # bumped by every state change; stale processes stop
     billed_from: float | None = None
     billed_seconds: float = 0.0
     ready_tagged: bool = False
     history: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def launched_at(self) -> float:
+        return self.history[0][0] if self.history else 0.0
 
 
 class Ec2Model:
@@ -41,7 +56,7 @@ class Ec2Model:
         rng: random.Random,
         vcpus: int,
         on_ready: Callable[[str], None],
-        on_worker: Callable[[str, bool], None],
+        on_boot: Callable[[Machine], None],
     ) -> None:
         self.env = env
         self.engine = engine
@@ -49,107 +64,122 @@ class Ec2Model:
         self.rng = rng
         self.vcpus = vcpus
         self.on_ready = on_ready
-        self.on_worker = on_worker
+        self.on_boot = on_boot  # the host's services start: the metric publisher begins
         self.machines: dict[str, Machine] = {}
+        self.capacity_until = -1.0
 
-    # -- billing --------------------------------------------------------------------------------
-    def _bill(self, machine: Machine, now: float, billed: bool) -> None:
-        if billed and machine.billed_from is None:
-            machine.billed_from = now
-        elif not billed and machine.billed_from is not None:
-            machine.billed_seconds += now - machine.billed_from
-            machine.billed_from = None
-
+    # -- billing (only ``running`` is billed) ------------------------------------------------
     def billed_seconds(self, now: float) -> float:
         return sum(
             m.billed_seconds + (now - m.billed_from if m.billed_from is not None else 0.0)
             for m in self.machines.values()
         )
 
-    def _state(self, machine: Machine, state: str, now: float) -> None:
+    def _state(self, machine: Machine, state: str) -> None:
+        now = self.env.now
         machine.state = state
-        machine.history.append((now, state))
-        self._bill(machine, now, state in {"pending", "running", "stopping"})
-
-    def _worker(self, machine: Machine, up: bool, now: float) -> None:
-        up = up and not machine.failed
-        if machine.worker_up == up:
-            return
-        machine.worker_up = up
-        self.engine.set_worker_up(now, machine.instance_id, up)
-        self.on_worker(machine.instance_id, up)
-
-    def _spawn(self, machine: Machine, delay: float, body: Callable[[Machine, int], Generator[Any, Any, None]]) -> None:
         machine.generation += 1
+        machine.history.append((now, state))
+        if state == RUNNING and machine.billed_from is None:
+            machine.billed_from = now
+        elif state != RUNNING and machine.billed_from is not None:
+            machine.billed_seconds += now - machine.billed_from
+            machine.billed_from = None
+
+    def _worker(self, machine: Machine, up: bool) -> None:
+        up = up and not machine.failed
+        if machine.worker_up != up:
+            machine.worker_up = up
+            self.engine.set_host_up(self.env.now, machine.instance_id, up)
+
+    def _wait(self, machine: Machine, seconds: float) -> Generator[Any, Any, bool]:
+        """Sleep; False when the machine changed state meanwhile (the process must stop)."""
         generation = machine.generation
+        yield self.env.timeout(seconds)
+        return machine.generation == generation
 
-        def run() -> Generator[Any, Any, None]:
-            if delay > 0:
-                yield self.env.timeout(delay)
-            if machine.generation == generation:
-                yield from body(machine, generation)
-
-        self.env.process(run())
-
-    # -- API-driven transitions (called from botocore hooks; ``delay`` = the caller's clock offset) ----
-    def launched(self, instance_id: str, lifecycle: str, delay: float) -> None:
-        machine = Machine(instance_id, lifecycle)
-        self.machines[instance_id] = machine
-        self.engine.add_worker(instance_id, self.vcpus)
-        self._state(machine, "pending", self.env.now + delay)
-        self._spawn(machine, delay, lambda m, g: self._boot(m, g, self.params.launch_seconds))
-
-    def started(self, instance_id: str, delay: float) -> None:
+    # -- what the API sees --------------------------------------------------------------------
+    def visible(self, instance_id: str) -> bool:
         machine = self.machines.get(instance_id)
-        if machine is None or machine.state == "terminated":
-            return
-        self._spawn(machine, delay, self._start)
+        return machine is None or machine.visible_at <= self.env.now
 
-    def _start(self, machine: Machine, generation: int) -> Generator[Any, Any, None]:
-        self._state(machine, "pending", self.env.now)
-        yield from self._boot(machine, generation, self.params.start_seconds)
+    def unknown(self, instance_ids: Sequence[str]) -> list[str]:
+        """Ids the API does not know yet (eventual consistency after RunInstances)."""
+        return [i for i in instance_ids if not self.visible(i)]
 
-    def _boot(self, machine: Machine, generation: int, boot_seconds: float) -> Generator[Any, Any, None]:
-        yield self.env.timeout(boot_seconds)
-        if machine.generation != generation:
+    def refuse(self, operation: str, instance_ids: Sequence[str]) -> str | None:
+        """The IncorrectInstanceState message for a call in the wrong state, or None."""
+        allowed = {
+            "start": {STOPPED, PENDING, RUNNING},
+            "stop": {RUNNING, STOPPING, STOPPED},
+            "terminate": {PENDING, RUNNING, STOPPING, STOPPED, SHUTTING_DOWN, TERMINATED},
+        }[operation]
+        for instance_id in instance_ids:
+            machine = self.machines.get(instance_id)
+            if machine is not None and machine.state not in allowed:
+                return f"The instance '{instance_id}' is not in a state from which it can be {operation}ed."
+        return None
+
+    def capacity_error(self) -> bool:
+        return self.env.now < self.capacity_until
+
+    # -- API-driven transitions -----------------------------------------------------------------
+    def launched(self, instance_id: str, lifecycle: str) -> None:
+        now = self.env.now
+        machine = Machine(instance_id, lifecycle, now + self.params.ec2_consistency_seconds.sample(self.rng))
+        self.machines[instance_id] = machine
+        self.engine.add_host(instance_id, self.vcpus, self.params.background_cpu_percent / 100.0 / self.vcpus)
+        self._state(machine, PENDING)
+        self.env.process(self._boot(machine, self.params.launch_pending_seconds.sample(self.rng)))
+
+    def started(self, instance_id: str) -> None:
+        machine = self.machines.get(instance_id)
+        if machine is None or machine.state != STOPPED:
+            return  # pending or running already: StartInstances changes nothing
+        self._state(machine, PENDING)
+        self.env.process(self._boot(machine, self.params.start_pending_seconds.sample(self.rng)))
+
+    def _boot(self, machine: Machine, pending: float) -> Generator[Any, Any, None]:
+        p = self.params
+        if not (yield from self._wait(machine, pending)):
             return
-        self._state(machine, "running", self.env.now)
+        self._state(machine, RUNNING)
+        if not (yield from self._wait(machine, p.boot_seconds.sample(self.rng))):
+            return
+        machine.booted = True
+        self.on_boot(machine)
         if not machine.installed:
-            p = self.params
-            yield self.env.timeout(self.rng.uniform(p.install_min_seconds, p.install_max_seconds))
-            if machine.generation != generation:
+            if not (yield from self._wait(machine, p.install_seconds.sample(self.rng))):
                 return
             machine.installed = True
-        else:
-            yield self.env.timeout(self.params.worker_start_seconds)
-            if machine.generation != generation:
-                return
-        self._worker(machine, True, self.env.now)
+        elif not (yield from self._wait(machine, p.worker_start_seconds.sample(self.rng))):
+            return
+        self._worker(machine, True)
         if not machine.ready_tagged:
             machine.ready_tagged = True
             self.on_ready(machine.instance_id)
 
-    def stopped(self, instance_id: str, delay: float) -> None:
-        self._halt(instance_id, delay, "stopped", self.params.stop_seconds)
+    def stopped(self, instance_id: str) -> None:
+        self._halt(instance_id, STOPPING, STOPPED, self.params.stop_seconds.sample(self.rng))
 
-    def terminated(self, instance_id: str, delay: float) -> None:
-        self._halt(instance_id, delay, "terminated", self.params.terminate_seconds)
+    def terminated(self, instance_id: str) -> None:
+        self._halt(instance_id, SHUTTING_DOWN, TERMINATED, self.params.terminate_seconds.sample(self.rng))
 
-    def _halt(self, instance_id: str, delay: float, final: str, seconds: float) -> None:
+    def _halt(self, instance_id: str, going: str, final: str, seconds: float) -> None:
         machine = self.machines.get(instance_id)
-        if machine is None or machine.state == "terminated":
+        if machine is None or machine.state in {final, TERMINATED} or machine.state == going:
             return
+        if final == STOPPED and machine.state == STOPPED:
+            return
+        self._worker(machine, False)
+        machine.booted = False
+        self._state(machine, going)
 
-        def body(m: Machine, generation: int) -> Generator[Any, Any, None]:
-            self._worker(m, False, self.env.now)
-            self._state(m, "stopping", self.env.now)
-            yield self.env.timeout(seconds)
-            if m.generation == generation:
-                self._state(m, final, self.env.now)
-                if final == "terminated":
-                    m.generation += 1
+        def body() -> Generator[Any, Any, None]:
+            if (yield from self._wait(machine, seconds)):
+                self._state(machine, final)
 
-        self._spawn(machine, delay, body)
+        self.env.process(body())
 
     def set_lifecycle(self, instance_id: str, lifecycle: str) -> None:
         machine = self.machines.get(instance_id)
@@ -159,5 +189,5 @@ class Ec2Model:
     def fail(self, instance_id: str) -> None:
         """The worker stops answering (process crash, disk full ...); the instance keeps running."""
         machine = self.machines[instance_id]
-        self._worker(machine, False, self.env.now)
+        self._worker(machine, False)
         machine.failed = True

@@ -2,59 +2,44 @@
 
 from __future__ import annotations
 
-import math
+import logging
 import os
 import random
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import simpy
 
-from simulator.alarms import AlarmEngine
+from simulator.alarms import AlarmEngine, Transition
 from simulator.aws import Provisioned, create_table, install_hooks, provision
 from simulator.balancer import Balancer
-from simulator.cloudwatch import MetricStore, metric_key
-from simulator.deployment import Deployment, build_deployment, load_template
-from simulator.ec2 import Ec2Model
-from simulator.lambdas import LambdaModel, direct_alarm_event, sns_alarm_event
+from simulator.cloudwatch import MetricStore
+from simulator.deployment import AlarmSpec, Deployment, build_deployment, load_template
+from simulator.ec2 import Ec2Model, Machine
+from simulator.lambdas import LambdaModel, VirtualClock, direct_alarm_event, sns_alarm_event
 from simulator.params import ModelParams, vcpus_for
-from simulator.policies import apply_policy
+from simulator.policies import Strategy, strategy_for, template_overrides
 from simulator.scenario import Scenario
+from simulator.telemetry import (
+    SAMPLE_SECONDS,
+    Ec2Metrics,
+    HostMetricNames,
+    HostPublishers,
+    LoadBalancerMetrics,
+    Observer,
+    Sample,
+)
 from simulator.traffic import RequestLog, TrafficEngine
 
-SCENARIO_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-SAMPLE_SECONDS = 10.0
-
-
-class VirtualClock:
-    """The control plane's clock: scenario epoch + SimPy time; ``sleep`` advances an offset."""
-
-    def __init__(self, env: simpy.Environment, epoch: datetime) -> None:
-        self.env = env
-        self.epoch = epoch
-        self.offset = 0.0
-
-    def now(self) -> datetime:
-        return self.epoch + timedelta(seconds=self.env.now + self.offset)
-
-    def sleep(self, seconds: float) -> None:
-        self.offset += max(0.0, seconds)
-
-
-@dataclass
-class Sample:
-    t: float  # scenario seconds (negative during warm-up)
-    load: float
-    in_service: int
-    booting: int
-    pool: int
-    warming: int
-    cpu: float | None
-    alarms: dict[str, str]
+# Simulation time 0 is a whole hour of wall-clock time, so CloudWatch's period boundaries fall
+# on round simulation times; the scenario starts ``warmup + phase`` seconds later.
+SIM_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+API_SPANS = {"ec2": "ec2_api_seconds", "elb": "elb_api_seconds", "cloudwatch": "cloudwatch_api_seconds",
+             "dynamodb": "dynamodb_api_seconds"}  # fmt: skip
 
 
 @dataclass
@@ -65,23 +50,55 @@ class Action:
     after: int
 
 
+@dataclass(frozen=True)
+class Phases:
+    """Where the run sits against the wall-clock minute, drawn from the seed."""
+
+    start: float  # the scenario's start within its minute
+    schedule: float  # the EventBridge schedule's second within the minute
+    alarms: dict[str, float]  # each alarm's evaluation offset within its cadence
+
+    @classmethod
+    def draw(cls, rng: random.Random, alarm_intervals: dict[str, float]) -> Phases:
+        return cls(
+            start=rng.uniform(0.0, 60.0),
+            schedule=rng.uniform(0.0, 60.0),
+            alarms={name: rng.uniform(0.0, interval) for name, interval in sorted(alarm_intervals.items())},
+        )
+
+
 @dataclass
 class RunResult:
     scenario: Scenario
     deployment: Deployment
     params: ModelParams
     policy: str
+    phases: Phases
     samples: list[Sample]
+    timeline: list[tuple[float, int]]
     log: RequestLog
+    start: float  # simulation time of scenario time 0
     actions: list[Action]
     alarm_history: list[tuple[str, str, str, float]]
     invocations: list[dict[str, Any]]
     instance_seconds: float
-    warmup: float
     vcpus: int
     wall_seconds: float = 0.0
     thresholds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _entry_points() -> dict[str, Callable[[dict[str, Any], Any], Any]]:
+    """What each function role runs (docs/contracts.md), as the handlers would call it."""
+    from autoscaler import entrypoints
+    from autoscaler.model import Direction
+
+    return {
+        "scale_out": lambda event, runtime: entrypoints.handle_alarm_event(event, runtime, Direction.OUT),
+        "scale_in": lambda event, runtime: entrypoints.handle_alarm_event(event, runtime, Direction.IN),
+        "reconcile": lambda _event, runtime: entrypoints.reconcile(runtime),
+        "lifecycle": lambda _event, runtime: entrypoints.create_fleet(runtime),
+    }
 
 
 class Simulation:
@@ -91,64 +108,61 @@ class Simulation:
         template_path: str | Path,
         overrides: dict[str, str] | None = None,
         policy: str = "ours",
+        params: ModelParams | None = None,
         progress: Callable[[float, float], None] | None = None,
+        function_log: Path | None = None,
     ) -> None:
         self.scenario = scenario
         self.template_path = Path(template_path)
-        self.overrides = {**scenario.parameters, **(overrides or {})}
+        # A baseline's own fleet shape wins over the scenario's and the command line's.
+        self.overrides = {**scenario.parameters, **(overrides or {}), **template_overrides(policy)}
         self.policy_name = policy
         self.progress = progress
-        self.params = ModelParams().with_overrides(scenario.model)
-        self.rng = random.Random(scenario.seed)
+        self.function_log = function_log
+        self.params = params if params is not None else ModelParams().with_overrides(scenario.model)
+        self.seed = scenario.seed
         self.env = simpy.Environment()
-        self.warmup = scenario.warmup
-        self.epoch = SCENARIO_EPOCH - timedelta(seconds=self.warmup)
-        self.clock = VirtualClock(self.env, self.epoch)
+        self.clock = VirtualClock(self.env, SIM_EPOCH)
         self.store = MetricStore()
-        self.capacity_until = -1.0
-        self.samples: list[Sample] = []
         self.actions: list[Action] = []
-        self.outcomes: list[tuple[float, str, Any]] = []
+        self.desired: int | None = None
+        self.api_rng = self._rng("api")
+        # Set in _setup (the template decides most of it).
+        self.start = float(scenario.warmup)
+        self.billed_at_start = 0.0
+
+    def _rng(self, stream: str) -> random.Random:
+        """One independent, reproducible random stream per model, from the scenario seed."""
+        return random.Random(f"{self.seed}:{stream}")
 
     # -- Twin protocol (hooks) ----------------------------------------------------------------
-    def offset(self) -> float:
-        return self.clock.offset
-
-    def current(self) -> float:
-        return self.env.now + self.clock.offset
+    def now(self) -> float:
+        return self.env.now
 
     def sim_time(self, when: datetime) -> float:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return (when - self.epoch).total_seconds()
+        return (when - SIM_EPOCH).total_seconds()
 
     def wall(self, t: float) -> datetime:
-        return self.epoch + timedelta(seconds=t)
-
-    def capacity_error(self) -> bool:
-        return self.current() < self.capacity_until
+        return SIM_EPOCH + timedelta(seconds=t)
 
     def advance_traffic(self) -> None:
         self.engine.advance_to(self.env.now)
 
-    def alarm_descriptions(self, names: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        metric: list[dict[str, Any]] = []
-        composite: list[dict[str, Any]] = []
-        for name, state in self.alarms.states.items():
-            if names is not None and name not in names:
-                continue
-            entry = {
-                "AlarmName": name,
-                "AlarmArn": f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}",
-                "StateValue": state.value,
-                "StateReason": state.reason,
-                "StateUpdatedTimestamp": self.wall(state.changed_at),
-            }
-            (composite if name in self.alarms.composites else metric).append(entry)
-        return metric, composite
+    def api_latency(self, service: str, operation: str) -> None:
+        name = "run_instances_api_seconds" if operation == "RunInstances" else API_SPANS[service]
+        self.clock.sleep(getattr(self.params, name).sample(self.api_rng))
+
+    def to_scenario(self, t: float) -> float:
+        return t - self.start
 
     # -- setup --------------------------------------------------------------------------------
     def _setup(self) -> None:
+        from autoscaler.model import serving
+        from autoscaler.runtime import Runtime
+        from autoscaler.settings import Settings
+
         template = load_template(self.template_path, self.overrides, supplied=_placeholders(self.template_path))
         prov: Provisioned = provision(template)
         for name, value in prov.supplied.items():
@@ -157,95 +171,126 @@ class Simulation:
         template.physical.update(prov.physical)
         template.attributes.update(prov.attributes)
         deployment = build_deployment(template)
-        deployment, policy = apply_policy(deployment, self.policy_name)
+        self.strategy: Strategy = strategy_for(self.policy_name, deployment)
+        deployment = self.strategy.deployment
         self.deployment = deployment
         self.target_group_arn = prov.target_group_arn
         self.vcpus = vcpus_for(deployment.instance_type, self.params.vcpus)
         p = self.params
         self.engine = TrafficEngine(
-            random.Random(self.rng.random()), p.work_min_seconds, p.work_max_seconds,
-            deployment.health.algorithm, p.request_timeout_seconds,
+            self._rng("traffic"), p.work_seconds.sample, p.request_overhead_ms / 1000.0,
+            deployment.health.algorithm, deployment.health.idle_timeout,
         )  # fmt: skip
-        self.ec2_model = Ec2Model(
-            self.env, self.engine, p, random.Random(self.rng.random()), self.vcpus, self._ready, lambda i, u: None
-        )
-        self.balancer = Balancer(
-            self.env, self.engine, deployment.health, p, random.Random(self.rng.random()),
-            lambda i: (m := self.ec2_model.machines.get(i)) is not None and m.worker_up,
-        )  # fmt: skip
-        self.alarms = AlarmEngine(deployment.alarms, deployment.composites, self.store)
-        self.lambdas = LambdaModel(self.env, p, random.Random(self.rng.random()))
         self.raw = prov.raw
+        self.ec2_model = Ec2Model(self.env, self.engine, p, self._rng("ec2"), self.vcpus, self._ready, self._booted)
+        self.balancer = Balancer(
+            self.env, self.engine, deployment.health, p, self._rng("balancer"),
+            lambda i: (m := self.ec2_model.machines.get(i)) is not None and m.worker_up, self._changed,
+        )  # fmt: skip
+        self.alarms = AlarmEngine.create(
+            deployment.alarms, deployment.composites, self.store, int(p.alarm_evaluation_range_extra)
+        )
+        self.lambdas = LambdaModel(self.env, p, self._rng("lambda"))
         install_hooks(prov.clients, self)
 
-        from autoscaler.runtime import Runtime
-        from autoscaler.settings import Settings
-
+        entry_points = _entry_points()
         tables: set[str] = set()
-        self.settings: Settings | None = None
+        settings: Settings | None = None
         for fn in deployment.functions:
-            settings = Settings.from_env(fn.environment)
-            if settings.table_name not in tables:
-                create_table(prov.raw.dynamodb, settings.table_name)
-                tables.add(settings.table_name)
-            runtime = Runtime(settings=settings, clients=prov.clients, clock=self.clock, policy=policy)
-            self.lambdas.add(fn, self._handler(fn.role, runtime))
-            if fn.role in {"scale_out", "reconcile"} or self.settings is None:
-                self.settings = settings
-        if self.settings is None:
+            fn_settings = Settings.from_env({**fn.environment, **self.strategy.environment})
+            if fn_settings.table_name not in tables:
+                create_table(prov.raw.dynamodb, fn_settings.table_name)
+                tables.add(fn_settings.table_name)
+            runtime = Runtime(settings=fn_settings, clients=prov.clients, clock=self.clock,
+                              policy=self.strategy.policy, decider=self.strategy.decider)  # fmt: skip
+            self.lambdas.add(fn, self._handler(fn.role, entry_points[fn.role], runtime))
+            if fn.role in {"scale_out", "reconcile"} or settings is None:
+                settings = fn_settings
+        if settings is None:
             raise ValueError("the template defines no function")
-        self.fleet_name = self.settings.fleet_name
-        self.cpu_key = metric_key(
-            self.settings.cpu_metric_namespace, self.settings.cpu_metric_name, [("Fleet", self.fleet_name)]
-        )
-        self.alb_key = metric_key(
-            "AWS/ApplicationELB", "RequestCountPerTarget", [("TargetGroup", self.settings.target_group_dimension)]
-        )
+        self.settings = settings
+        from autoscaler.adapters.state import StateStore
+
+        self.state_store = StateStore(prov.raw.dynamodb, settings.table_name, settings.fleet_name)
+        self._configure_logging(deployment)
+        self.observer = Observer(self.env, self.ec2_model, self.balancer, serving, self.to_scenario)
+        names = HostMetricNames(settings.cpu_metric_namespace, settings.cpu_metric_name,
+                                settings.request_metric_name, settings.fleet_name)  # fmt: skip
+        self.publishers = HostPublishers(self.env, self.engine, self.ec2_model, self.store, p,
+                                         self._rng("metrics"), names)  # fmt: skip
+        self.alb_metrics = LoadBalancerMetrics(
+            self.env, self.engine, self.balancer, self.store, p, self._rng("alb-metrics"),
+            settings.target_group_dimension, settings.load_balancer_dimension,
+        )  # fmt: skip
+        self.phases = Phases.draw(self._rng("phases"), {n: self.alarms.interval(n) for n in self.alarms.alarms})
+        self.start = float(self.scenario.warmup) + self.phases.start
+
+    def add_alarm(self, spec: AlarmSpec) -> None:
+        """A metric alarm created during the run (PutMetricAlarm), evaluated from then on."""
+        self.alarms.add(spec)
+        phase = self._rng(f"phase:{spec.name}").uniform(0.0, self.alarms.interval(spec.name))
+        self.phases.alarms[spec.name] = phase
+        self.env.process(self._alarm_loop(spec.name))
+
+    def _configure_logging(self, deployment: Deployment) -> None:
+        """The functions log at the template's LOG_LEVEL, to a file beside the report (or nowhere)."""
+        from autoscaler.observability import logger
+
+        level = next((fn.environment.get("LOG_LEVEL") for fn in deployment.functions if fn.environment), None)
+        logger.setLevel(level or "INFO")
+        handler = logger.registered_handler
+        if isinstance(handler, logging.StreamHandler):
+            target = self.function_log.open("w", encoding="utf-8") if self.function_log else open(os.devnull, "w")  # noqa: SIM115, PTH123
+            handler.setStream(target)
+        clock = self.clock
+
+        def virtual_time(record: logging.LogRecord) -> bool:
+            record.created = clock.now().timestamp()
+            record.msecs = (record.created % 1) * 1000
+            return True
+
+        handler.filters = [virtual_time]
 
     def _ready(self, instance_id: str) -> None:
         """The instance's user-data tags itself ready once /ping answers (contracts.md)."""
         self.raw.ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "AutoscalerReady", "Value": "true"}])
 
-    def _handler(self, role: str, runtime: Any) -> Callable[[dict[str, Any]], float]:
-        from autoscaler import entrypoints
-        from autoscaler.model import Direction
+    def _booted(self, machine: Machine) -> None:
+        self.publishers.start(machine)
+        self._changed()
 
-        def run(event: dict[str, Any]) -> float:
-            self.clock.offset = 0.0
+    def _changed(self) -> None:
+        observer = getattr(self, "observer", None)
+        if observer is not None:
+            observer.changed()
+
+    def _handler(self, role: str, entry: Callable[[dict[str, Any], Any], Any], runtime: Any) -> Callable[
+            [dict[str, Any]], Any]:  # fmt: skip
+        def run(event: dict[str, Any]) -> Any:
             self.engine.advance_to(self.env.now)
             try:
-                outcome: Any = None
-                if role == "scale_out":
-                    outcome = entrypoints.handle_alarm_event(event, runtime, Direction.OUT)
-                elif role == "scale_in":
-                    outcome = entrypoints.handle_alarm_event(event, runtime, Direction.IN)
-                elif role == "reconcile":
-                    outcome = entrypoints.reconcile(runtime)
-                elif role == "lifecycle":
-                    outcome = entrypoints.create_fleet(runtime)
-                self.outcomes.append((self.env.now - self.warmup, role, outcome))
-                self._count_actions(outcome)
-                return self.clock.offset
+                return entry(event, runtime)
             finally:
-                self.clock.offset = 0.0
+                self._count_action()
+                self._changed()
 
         return run
 
-    def _count_actions(self, outcome: Any) -> None:
-        """A scaling action is a change of the desired capacity the control plane decided, not a
-        change in the instance count: replacing a failed instance is neither a scale-out nor a flap."""
-        results = outcome.get("results", [outcome]) if isinstance(outcome, dict) else []
-        for result in results:
-            before, after = result.get("previous"), result.get("desired")
-            if isinstance(before, int) and isinstance(after, int) and before != after and self.env.now >= self.warmup:
-                direction = "out" if after > before else "in"
-                self.actions.append(Action(self.env.now - self.warmup, direction, before, after))
+    def _count_action(self) -> None:
+        """A scaling action is a change of the desired capacity the control plane decided and
+        remembered (its state item), not a change in the instance count: replacing a failed
+        instance is neither a scale-out nor a flap, and a duplicate delivery answered from the
+        idempotency store is not a second action."""
+        desired = self.state_store.load().desired
+        before, self.desired = self.desired, desired
+        if before is not None and desired is not None and desired != before and self.env.now >= self.start:
+            direction = "out" if desired > before else "in"
+            self.actions.append(Action(self.to_scenario(self.env.now), direction, before, desired))
 
     # -- processes ------------------------------------------------------------------------------
     def _drive(self) -> Generator[Any, Any, None]:
-        yield self.env.timeout(self.warmup)
         for stage in self.scenario.stages:
-            start = self.warmup + stage.start
+            start = self.start + stage.start
             if self.env.now < start:
                 yield self.env.timeout(start - self.env.now)
             if stage.clients is not None:
@@ -255,108 +300,83 @@ class Simulation:
                 self.engine.set_clients(self.env.now, 0, stage.think)
                 rate = stage.rate or 0.0
                 end_rate = stage.rate_end if stage.rate_end is not None else rate
-                self.engine.set_rate(self.env.now, rate, self.warmup + stage.end, end_rate)
+                self.engine.set_rate(self.env.now, rate, self.start + stage.end, end_rate)
 
     def _events(self) -> Generator[Any, Any, None]:
+        rng = self._rng("events")
         for event in sorted(self.scenario.events, key=lambda e: e.at):
-            at = self.warmup + event.at
+            at = self.start + event.at
             if self.env.now < at:
                 yield self.env.timeout(at - self.env.now)
             if event.action == "capacity_error":
-                self.capacity_until = self.env.now + event.seconds
+                self.ec2_model.capacity_until = self.env.now + event.seconds
             elif event.action == "fail_instance":
                 healthy = sorted(
                     i for i, t in self.balancer.targets.items()
                     if t.state == "healthy" and self.ec2_model.machines[i].worker_up
                 )  # fmt: skip
                 if healthy:
-                    self.ec2_model.fail(self.rng.choice(healthy))
+                    self.ec2_model.fail(rng.choice(healthy))
 
-    def _alarm_loop(self, interval: float, names: list[str]) -> Generator[Any, Any, None]:
-        offset = self.params.alarm_eval_offset_seconds
-        yield self.env.timeout(interval + offset)
+    def _alarm_loop(self, name: str) -> Generator[Any, Any, None]:
+        interval = self.alarms.interval(name)
+        now = self.env.now
+        yield self.env.timeout((self.phases.alarms[name] - now) % interval)
         while True:
-            for name in names:
-                for alarm, old, new, at in self.alarms.evaluate(name, self.env.now):
-                    self._notify(alarm, old, new, at)
+            if name in self.alarms.alarms:
+                for transition in self.alarms.evaluate(name, self.env.now):
+                    self._notify(transition)
             yield self.env.timeout(interval)
 
-    def _notify(self, name: str, old: str, new: str, at: float) -> None:
-        when = self.wall(at)
+    def _notify(self, transition: Transition) -> None:
+        name, old, new = transition.alarm, transition.old, transition.new
+        when = self.wall(transition.at)
         spec = self.alarms.alarms.get(name)
         reason = self.alarms.states[name].reason
+        rng = self._rng(f"notify:{name}:{transition.at}")
+        copies = 2 if rng.random() < self.params.duplicate_notification_probability else 1
         for arn in self.alarms.actions(name, new):
             for fn in self.deployment.functions:
                 if arn in fn.topics:
                     event = sns_alarm_event(spec, name, old, new, when, arn, reason)
-                    self.lambdas.invoke_async(fn.arn, event, self.params.sns_delay_seconds)
                 elif arn == fn.arn:
-                    self.lambdas.invoke_async(fn.arn, direct_alarm_event(name, old, new, when, reason))
+                    event = direct_alarm_event(name, old, new, when, reason)
+                else:
+                    continue
+                for _ in range(copies):
+                    self.lambdas.invoke_async(fn.arn, event, self.params.sns_delay_seconds.sample(rng))
 
     def _schedule(self, arn: str, period: float) -> Generator[Any, Any, None]:
-        yield self.env.timeout(period)
+        yield self.env.timeout(self.phases.schedule % period)
         while True:
-            self.lambdas.invoke_async(arn, {"source": "aws.events", "detail-type": "Scheduled Event"})
+            self.lambdas.invoke_async(arn, {"source": "aws.events", "detail-type": "Scheduled Event",
+                                            "time": self.wall(self.env.now).isoformat()})  # fmt: skip
             yield self.env.timeout(period)
 
-    def _telemetry(self) -> Generator[Any, Any, None]:
-        last_busy: dict[str, float] = {}
-        healthy_samples: list[int] = []
-        p = self.params
+    def _observe(self) -> Generator[Any, Any, None]:
+        """A sample every 10 s of scenario time, from the scenario's start."""
+        yield self.env.timeout(self.start % SAMPLE_SECONDS)
+        published = self.publishers.published
+        seen = 0
         while True:
             yield self.env.timeout(SAMPLE_SECONDS)
             now = self.env.now
             self.engine.advance_to(now)
-            values = []
-            for instance_id, machine in self.ec2_model.machines.items():
-                busy = self.engine.cpu_seconds(now, instance_id)
-                previous = last_busy.get(instance_id, busy)
-                last_busy[instance_id] = busy
-                if machine.lifecycle == "service" and machine.worker_up:
-                    cpu = min(100.0, (busy - previous) / (SAMPLE_SECONDS * self.vcpus) * 100.0 + p.idle_cpu_percent)
-                    self.store.put(self.cpu_key, now, cpu, now + p.cpu_publish_delay_seconds)
-                    values.append(cpu)
-            healthy_samples.append(self.balancer.healthy_count())
-            if now % 60 == 0:
-                minute = int(now // 60) - 1
-                count = self.engine.log.per_minute.get(minute, 0)
-                targets = sum(healthy_samples) / len(healthy_samples) if healthy_samples else 0
-                healthy_samples = []
-                if count and targets:
-                    self.store.put(self.alb_key, minute * 60.0, count / targets, now + p.alb_metric_delay_seconds)
-            self._sample(now, values)
-            if self.progress is not None:
-                self.progress(now, self.warmup + self.scenario.duration)
-
-    def _sample(self, now: float, cpu_values: list[float]) -> None:
-        t = now - self.warmup
-        stage = self.scenario.stage_at(t)
-        in_service = booting = pool = warming = 0
-        for instance_id, m in self.ec2_model.machines.items():
-            if m.state == "terminated":
-                continue
-            if m.lifecycle == "service":
-                if self.balancer.state_of(instance_id) == "healthy":
-                    in_service += 1
-                elif m.state != "stopping":
-                    booting += 1
-            elif m.lifecycle == "pool":
-                pool += 1
-            elif m.lifecycle == "warming":
-                warming += 1
-        cpu = sum(cpu_values) / len(cpu_values) if cpu_values else None
-        self.samples.append(
-            Sample(
-                t,
+            fresh = [cpu for t, cpu in published[seen:] if t <= now]
+            seen = len(published)
+            stage = self.scenario.stage_at(self.to_scenario(now))
+            self.observer.sample(
                 stage.load if stage is not None else 0.0,
-                in_service,
-                booting,
-                pool,
-                warming,
-                cpu,
+                sum(fresh) / len(fresh) if fresh else None,
                 {name: s.value for name, s in self.alarms.states.items()},
             )
-        )
+            if self.progress is not None:
+                self.progress(now, self.start + self.scenario.duration)
+
+    def _mark_start(self) -> Generator[Any, Any, None]:
+        yield self.env.timeout(self.start)
+        self.billed_at_start = self.ec2_model.billed_seconds(self.env.now)
+        self.observer.changed()
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -365,61 +385,59 @@ class Simulation:
         from moto.moto_api._internal import mock_random
 
         started = time.perf_counter()
-        mock_random.seed(self.scenario.seed)  # moto's resource ids, hence routing order: deterministic
+        mock_random.seed(self.seed)  # moto's resource ids, hence routing order: deterministic
         with mock_aws():
             self._setup()
             env = self.env
             lifecycle = self.deployment.function("lifecycle")
             if lifecycle is not None:
                 self.lambdas.invoke_async(lifecycle.arn, {"RequestType": "Create"})
+            self.alarms.evaluate_composites(0.0)
             env.process(self._drive())
             env.process(self._events())
-            env.process(self._mark_warmup())
-            env.process(self._telemetry())
-            by_interval: dict[float, list[str]] = {}
-            for name in self.alarms.alarms:
-                by_interval.setdefault(self.alarms.interval(name), []).append(name)
-            for interval, names in sorted(by_interval.items()):
-                env.process(self._alarm_loop(interval, names))
+            env.process(self._mark_start())
+            env.process(self._observe())
+            env.process(self.alb_metrics.run())
+            if self.strategy.ec2_monitoring_period:
+                ec2_metrics = Ec2Metrics(env, self.engine, self.ec2_model, self.store, self.params,
+                                         self._rng("ec2-metrics"), self.strategy.ec2_monitoring_period,
+                                         self.settings.fleet_name)  # fmt: skip
+                env.process(ec2_metrics.run())
+            for name in sorted(self.alarms.alarms):
+                env.process(self._alarm_loop(name))
+            self.strategy.start(self)
             for fn in self.deployment.functions:
+                if fn.role == "reconcile" and not self.strategy.reconcile:
+                    continue
                 for period in fn.schedules:
                     env.process(self._schedule(fn.arn, period))
-            end = self.warmup + self.scenario.duration
+            end = self.start + self.scenario.duration
             env.run(until=end + 1e-6)
             self.engine.advance_to(end)
-            instance_seconds = self.ec2_model.billed_seconds(end) - self._billed_at_warmup
+            instance_seconds = self.ec2_model.billed_seconds(end) - self.billed_at_start
         return RunResult(
             scenario=self.scenario,
             deployment=self.deployment,
             params=self.params,
             policy=self.policy_name,
-            samples=self.samples,
+            phases=self.phases,
+            samples=self.observer.samples,
+            timeline=self.observer.timeline,
             log=self.engine.log,
+            start=self.start,
             actions=self.actions,
-            alarm_history=[(n, o, s, at - self.warmup) for n, o, s, at in self.alarms.history],
+            alarm_history=[(t.alarm, t.old, t.new, self.to_scenario(t.at)) for t in self.alarms.history],
             invocations=[
-                {
-                    "function": i.function,
-                    "t": round(i.at - self.warmup, 3),
-                    "cold": i.cold,
-                    "ok": i.ok,
-                    "error": i.error,
-                }
+                {"function": i.function, "t": round(self.to_scenario(i.at), 3), "cold": i.cold, "ok": i.ok,
+                 "error": i.error, "seconds": round(i.seconds, 3), "attempt": i.attempt}
                 for i in self.lambdas.invocations
-            ],
+            ],  # fmt: skip
             instance_seconds=instance_seconds,
-            warmup=self.warmup,
             vcpus=self.vcpus,
             wall_seconds=time.perf_counter() - started,
-            thresholds=_cpu_thresholds(self.deployment, self.cpu_key),
+            thresholds=self.strategy.cpu_thresholds(self.settings),
             settings=_settings_json(self.settings),
         )
-
-    _billed_at_warmup = 0.0
-
-    def _mark_warmup(self) -> Generator[Any, Any, None]:
-        yield self.env.timeout(self.warmup)
-        self._billed_at_warmup = self.ec2_model.billed_seconds(self.env.now)
 
 
 def _placeholders(path: Path) -> dict[str, Any]:
@@ -434,20 +452,5 @@ def _placeholders(path: Path) -> dict[str, Any]:
     return out
 
 
-def _cpu_thresholds(deployment: Deployment, key: Any) -> dict[str, float]:
-    return {a.name: a.threshold for a in deployment.alarms if a.metric.key() == key}
-
-
 def _settings_json(settings: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
-
-
-def oracle_instances(
-    load: float, closed: bool, think: float, params: ModelParams, vcpus: int, target: float, minimum: int
-) -> int:
-    """Instances that exactly carry ``load`` at the CPU target (demand in vCPU-seconds per second)."""
-    work = (params.work_min_seconds + params.work_max_seconds) / 2
-    demand = load * work / (work + think) if closed else load * work
-    return max(minimum, math.ceil(demand / (vcpus * target / 100.0) - 1e-9))

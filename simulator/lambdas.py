@@ -1,4 +1,16 @@
-"""SNS delivery and Lambda invocation: delay, cold and warm starts, reserved concurrency, retries."""
+"""SNS delivery and Lambda invocations that take time: cold starts, API latency, sleeps, timeouts.
+
+Each invocation runs the real handler code in its own greenlet. Whenever the code waits (its
+own ``clock.sleep``, or an AWS call's latency, see ``aws.py``) the greenlet hands control back
+to SimPy, which lets virtual time pass and other processes run: two invocations interleave at
+their API calls as they would in AWS, so the DynamoDB lease, DescribeTargetHealth and the
+metrics all see the world as it is at that moment.
+
+Sources: Lambda developer guide "Invoking a Lambda function asynchronously" (two retries on
+error, 1 and 2 minutes apart; events older than MaximumEventAgeInSeconds are dropped; throttled
+events retried with backoff up to 5 minutes) and "Configure Lambda function timeout" (an
+invocation running longer is stopped, wherever it is).
+"""
 
 from __future__ import annotations
 
@@ -7,26 +19,60 @@ import random
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import simpy
+from greenlet import greenlet
 
 from simulator.deployment import AlarmSpec, FunctionSpec
 from simulator.params import ModelParams
 
-Handler = Callable[[dict[str, Any]], float]  # runs the function body, returns virtual seconds it slept
+Handler = Callable[[dict[str, Any]], Any]  # runs the function body, returns its result
+
+
+class LambdaTimeout(BaseException):  # noqa: N818 - mirrors Lambda's "Task timed out"
+    """The invocation ran past its function timeout: Lambda stops it where it is."""
+
+
+class Invocation(greenlet):
+    """The greenlet of one invocation; ``killed`` once Lambda stopped it."""
+
+    killed = False
+
+
+class VirtualClock:
+    """The control plane's clock: SimPy time on a wall-clock epoch; ``sleep`` yields to SimPy."""
+
+    def __init__(self, env: simpy.Environment, epoch: datetime) -> None:
+        self.env = env
+        self.epoch = epoch
+
+    def now(self) -> datetime:
+        return self.epoch + timedelta(seconds=self.env.now)
+
+    def sleep(self, seconds: float) -> None:
+        current = greenlet.getcurrent()
+        if not isinstance(current, Invocation):
+            raise RuntimeError("the twin's clock can only sleep inside an invocation")
+        if current.killed:
+            raise LambdaTimeout
+        assert current.parent is not None
+        current.parent.switch(max(0.0, seconds))
+        if current.killed:
+            raise LambdaTimeout
 
 
 @dataclass
-class Invocation:
+class InvocationRecord:
     function: str
     at: float
     cold: bool
-    seconds: float
-    ok: bool
+    seconds: float = 0.0
+    ok: bool = True
     result: Any = None
     error: str | None = None
+    attempt: int = 0
 
 
 @dataclass
@@ -46,7 +92,7 @@ class LambdaModel:
         self.params = params
         self.rng = rng
         self.functions: dict[str, FunctionModel] = {}
-        self.invocations: list[Invocation] = []
+        self.invocations: list[InvocationRecord] = []
 
     def add(self, spec: FunctionSpec, handler: Handler) -> None:
         capacity = spec.reserved_concurrency if spec.reserved_concurrency else 1000
@@ -58,6 +104,7 @@ class LambdaModel:
     def _invoke(self, fn: FunctionModel, event: dict[str, Any], delay: float) -> Generator[Any, Any, None]:
         if delay > 0:
             yield self.env.timeout(delay)
+        queued_at = self.env.now
         for attempt in range(len(self.ASYNC_RETRY_DELAYS) + 1):
             backoff = 1.0
             while fn.slots.count >= fn.slots.capacity:  # throttled: async retries with backoff
@@ -65,27 +112,50 @@ class LambdaModel:
                 backoff = min(self.MAX_THROTTLE_BACKOFF, backoff * 2)
             with fn.slots.request() as slot:
                 yield slot
-                now = self.env.now
-                fn.warm_until = [t for t in fn.warm_until if t > now]
-                cold = not fn.warm_until
-                if not cold:
-                    fn.warm_until.pop()
-                p = self.params
-                yield self.env.timeout(p.lambda_cold_seconds if cold else p.lambda_warm_seconds)
-                record = Invocation(fn.spec.name, self.env.now, cold, 0.0, True)
-                try:
-                    record.seconds = fn.handler(event)
-                except Exception as exc:  # a function error: Lambda retries async events
-                    record.ok = False
-                    record.error = f"{type(exc).__name__}: {exc}"
-                self.invocations.append(record)
-                if record.seconds > 0:
-                    yield self.env.timeout(record.seconds)
-                fn.warm_until.append(self.env.now + p.lambda_keepalive_seconds)
+                record = yield from self._run(fn, event, attempt)
             if record.ok:
                 return
             if attempt < len(self.ASYNC_RETRY_DELAYS):
                 yield self.env.timeout(self.ASYNC_RETRY_DELAYS[attempt])
+                if self.env.now - queued_at > fn.spec.maximum_event_age:
+                    return  # Lambda drops it (then the on-failure destination gets it)
+
+    def _run(self, fn: FunctionModel, event: dict[str, Any], attempt: int) -> Generator[Any, Any, InvocationRecord]:
+        now = self.env.now
+        fn.warm_until = [t for t in fn.warm_until if t > now]
+        cold = not fn.warm_until
+        if not cold:
+            fn.warm_until.pop()
+        p = self.params
+        yield self.env.timeout((p.lambda_cold_seconds if cold else p.lambda_warm_seconds).sample(self.rng))
+        record = InvocationRecord(fn.spec.name, self.env.now, cold, attempt=attempt)
+        started = self.env.now
+        deadline = started + fn.spec.timeout
+        task = Invocation(lambda: fn.handler(event))
+        try:
+            value = task.switch()
+            while not task.dead:
+                if self.env.now + value > deadline:
+                    yield self.env.timeout(max(0.0, deadline - self.env.now))
+                    task.killed = True
+                    try:
+                        task.throw(LambdaTimeout)
+                    except LambdaTimeout:
+                        pass
+                    raise LambdaTimeout
+                yield self.env.timeout(value)
+                value = task.switch()
+            record.result = value
+        except LambdaTimeout:
+            record.ok = False
+            record.error = f"Task timed out after {fn.spec.timeout:.0f} seconds"
+        except Exception as exc:  # a function error: Lambda retries async events
+            record.ok = False
+            record.error = f"{type(exc).__name__}: {exc}"
+        record.seconds = self.env.now - started
+        self.invocations.append(record)
+        fn.warm_until.append(self.env.now + p.lambda_keepalive_seconds)
+        return record
 
 
 def alarm_time(when: datetime) -> str:
@@ -129,7 +199,7 @@ def sns_alarm_event(
             "TreatMissingData": alarm.treat_missing_data,
             "EvaluateLowSampleCountPercentile": "",
         }
-    message_id = str(uuid.UUID(int=random.Random(f"{name}{when.isoformat()}").getrandbits(128)))
+    message_id = str(uuid.UUID(int=random.Random(f"{name}{when.isoformat()}{topic_arn}").getrandbits(128)))
     return {
         "Records": [
             {
@@ -140,7 +210,7 @@ def sns_alarm_event(
                     "Type": "Notification",
                     "MessageId": message_id,
                     "TopicArn": topic_arn,
-                    "Subject": f'ALARM: "{name}" in EU (Ireland)',
+                    "Subject": f'{new}: "{name}" in EU (Ireland)',
                     "Message": json.dumps(message),
                     "Timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                     "SignatureVersion": "1",

@@ -1,67 +1,206 @@
 """Scaling policies to compare: ours (the template as deployed) and two baselines.
 
-A baseline keeps the template's alarm *names* (so the functions' settings still match) and
-replaces what they measure and how they decide:
+A baseline is a *strategy* the twin injects through the functions' Runtime into the same
+controller (the production ``decide`` knows nothing of them), with the alarms it needs.
 
-- ``prototype``: the 2013 design. 5-minute CPU alarms (high >= 65 %, low <= 20 %, one datapoint,
-  as listed in the prototype's notes), one instance per notification, no cooldown. The
-  prototype's per-instance alarms are approximated by the fleet average.
-- ``target-tracking``: EC2 Auto Scaling's defaults at the template's CPU target: high alarm 3 of 3
-  one-minute datapoints above the target, low alarm 15 of 15 below 0.9 x target; proportional
-  sizing without a scale-in stabilization window.
+- ``prototype``: the 2013 design as its public wiki describes it ("Sample Run", "Sample run 2"
+  of miraculixx/ec2autoscaler): one base instance that never stops plus one stopped spare, no
+  launches; per-instance alarms on EC2's own 5-minute CPUUtilization (basic monitoring):
+  ``cpuhigh`` at 65 % on the base and 85 % on the spare starts the spare, ``cpulow`` going back to
+  OK below 20 % on the spare stops it (modelled as an "idle" alarm below 20 %, whose ALARM is that
+  OK). Decisions are taken only on notifications, one start or stop each; the every-minute run
+  only finishes what a decision started (the 2013 handler registered and stopped in the same call).
+- ``target-tracking``: EC2 Auto Scaling target tracking on the group's average CPU (detailed
+  monitoring, 1-minute): AlarmHigh 3 of 3 one-minute datapoints above the target, AlarmLow 15 of
+  15 below 0.9 x the target (the factor AWS's console shows; the documentation gives none),
+  proportional sizing on the group average, no scale-in stabilization beyond its alarm; the
+  alarm re-invokes its action every minute while in ALARM ("Using Amazon CloudWatch alarms":
+  Auto Scaling actions repeat once per minute), which the every-minute run provides.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from simulator.deployment import AlarmSpec, CompositeSpec, Deployment, MetricSpec
 
+if TYPE_CHECKING:
+    from autoscaler.model import Decision, ScalingPolicy, Snapshot
+    from autoscaler.runtime import Decider
+    from autoscaler.settings import Settings
+
 POLICIES = ("ours", "prototype", "target-tracking")
+TARGET_TRACKING_LOW_FACTOR = 0.9
+PROTOTYPE_HIGH_BASE, PROTOTYPE_HIGH_SPARE, PROTOTYPE_IDLE = 65.0, 85.0, 20.0
+# The prototype's fleet: a base instance and one stopped spare, never more.
+PROTOTYPE_PARAMETERS = {"MinSize": "1", "MaxSize": "2", "WarmPoolSize": "1", "WarmPoolMaxPreparedCapacity": "2"}
 
 
-def _actions(deployment: Deployment, name: str) -> dict[str, tuple[str, ...]]:
-    for alarm in deployment.alarms:
-        if alarm.name == name:
-            return dict(alarm.actions)
-    for composite in deployment.composites:
-        if composite.name == name:
-            return dict(composite.actions)
-    return {}
+@dataclass
+class Strategy:
+    name: str
+    deployment: Deployment
+    policy: ScalingPolicy | None = None  # None: the functions' own settings
+    decider: Decider | None = None  # None: production decide
+    environment: dict[str, str] = field(default_factory=dict)  # overrides of the functions' environment
+    reconcile: bool = True  # the every-minute schedule runs
+    ec2_monitoring_period: int = 0  # EC2 publishes its own CPUUtilization at this period (0: not needed)
+    starter: Callable[[Any], None] | None = None
+
+    def start(self, sim: Any) -> None:
+        if self.starter is not None:
+            self.starter(sim)
+
+    def cpu_thresholds(self, settings: Settings) -> dict[str, float]:
+        if self.name == "prototype":
+            return {"cpuhigh (base)": PROTOTYPE_HIGH_BASE, "cpuhigh (spare)": PROTOTYPE_HIGH_SPARE,
+                    "cpulow": PROTOTYPE_IDLE}  # fmt: skip
+        if self.name == "target-tracking":
+            return {"AlarmHigh": settings.cpu_target, "AlarmLow": TARGET_TRACKING_LOW_FACTOR * settings.cpu_target}
+        return {
+            a.name: a.threshold
+            for a in self.deployment.alarms
+            if a.metric.namespace == settings.cpu_metric_namespace and a.metric.name == settings.cpu_metric_name
+        }
 
 
-def apply_policy(deployment: Deployment, policy: str) -> tuple[Deployment, Any]:
-    """The deployment and the ScalingPolicy override (None = the settings' own) for ``policy``."""
-    if policy == "ours":
-        return deployment, None
+def template_overrides(policy: str) -> dict[str, str]:
+    """Template parameters a policy fixes before the template is read."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r} (choose from {', '.join(POLICIES)})")
-    from autoscaler.runtime import policy_from_settings
+    return dict(PROTOTYPE_PARAMETERS) if policy == "prototype" else {}
+
+
+def strategy_for(policy: str, deployment: Deployment) -> Strategy:
+    if policy == "ours":
+        return Strategy("ours", deployment)
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r} (choose from {', '.join(POLICIES)})")
     from autoscaler.settings import Settings
 
     env: dict[str, str] = next((fn.environment for fn in deployment.functions if fn.environment), {})
     settings = Settings.from_env(env)
-    fleet = settings.fleet_name
-    cpu_target = settings.cpu_target
-    outs, ins = settings.scale_out_alarm_names, settings.scale_in_alarm_names
-    if not outs or not ins:
+    if not settings.scale_out_alarm_names or not settings.scale_in_alarm_names:
         raise ValueError("baselines need SCALE_OUT_ALARM_NAMES and SCALE_IN_ALARM_NAMES in the template")
-    namespace, metric_name = settings.cpu_metric_namespace, settings.cpu_metric_name
-
-    def alarm(name: str, period: int, n: int, threshold: float, comparison: str) -> AlarmSpec:
-        metric = MetricSpec(namespace, metric_name, (("Fleet", fleet),), "Average", period)
-        return AlarmSpec(name, metric, threshold, comparison, n, n, "missing", _actions(deployment, name))
-
-    high, low = "GreaterThanOrEqualToThreshold", "LessThanOrEqualToThreshold"
     if policy == "prototype":
-        alarms = [alarm(n, 300, 1, 65.0, high) for n in outs] + [alarm(n, 300, 1, 20.0, low) for n in ins]
-        extra: dict[str, Any] = {"fixed_step": 1, "scale_in_stabilization_seconds": 0.0}
-    else:
-        alarms = [alarm(n, 60, 3, cpu_target, "GreaterThanThreshold") for n in outs]
-        alarms += [alarm(n, 60, 15, 0.9 * cpu_target, "LessThanThreshold") for n in ins]
-        extra = {"scale_in_stabilization_seconds": 0.0, "requests_per_target_target": 1e12}
-    # Same targets and bounds as deployed; neither baseline has our minimum step.
-    scaling = replace(policy_from_settings(settings), min_step_fraction=0.0, **extra)
-    composites: tuple[CompositeSpec, ...] = ()
-    return deployment.with_alarms(tuple(alarms), composites), scaling
+        return _prototype(deployment, settings)
+    return _target_tracking(deployment, settings)
+
+
+def _actions(deployment: Deployment, names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The notification targets of the template's alarms called ``names`` (to reuse them)."""
+    specs: list[AlarmSpec | CompositeSpec] = [*deployment.alarms, *deployment.composites]
+    for alarm in specs:
+        if alarm.name in names and alarm.actions.get("ALARM"):
+            return dict(alarm.actions)
+    return {}
+
+
+def _ec2_cpu(dimension: tuple[str, str], period: int) -> MetricSpec:
+    return MetricSpec("AWS/EC2", "CPUUtilization", (dimension,), "Average", period)
+
+
+# -- target tracking ------------------------------------------------------------------------------
+def _target_tracking(deployment: Deployment, settings: Settings) -> Strategy:
+    from autoscaler.runtime import policy_from_settings
+    from autoscaler.signals import MetricQuery, SignalSpec
+
+    target = settings.cpu_target
+    group = ("AutoScalingGroupName", settings.fleet_name)
+    high, low = settings.scale_out_alarm_names[0], settings.scale_in_alarm_names[0]
+    alarms = (
+        AlarmSpec(high, _ec2_cpu(group, 60), target, "GreaterThanThreshold", 3, 3, "missing",
+                  _actions(deployment, settings.scale_out_alarm_names)),
+        AlarmSpec(low, _ec2_cpu(group, 60), TARGET_TRACKING_LOW_FACTOR * target, "LessThanThreshold", 15, 15,
+                  "missing", _actions(deployment, settings.scale_in_alarm_names)),
+    )  # fmt: skip
+    signal = SignalSpec(
+        "group_cpu",
+        MetricQuery("AWS/EC2", "CPUUtilization", (group,), "Average", 60, fleet_average=True),
+        target,
+        window_seconds=180,
+        scale_out_window_seconds=180,
+    )
+    policy = replace(
+        policy_from_settings(settings),
+        signals=(signal,),
+        tolerance=0.0,
+        min_step_fraction=0.0,
+        scale_in_stabilization_seconds=0.0,
+    )
+    return Strategy(
+        "target-tracking",
+        replace(deployment, alarms=alarms, composites=()),
+        policy=policy,
+        environment={"SCALE_OUT_ALARM_NAMES": high, "SCALE_IN_ALARM_NAMES": low},
+        ec2_monitoring_period=60,
+    )
+
+
+# -- the 2013 prototype ---------------------------------------------------------------------------
+def _prototype(deployment: Deployment, settings: Settings) -> Strategy:
+    fleet = settings.fleet_name
+    out_actions = _actions(deployment, settings.scale_out_alarm_names)
+    in_actions = _actions(deployment, settings.scale_in_alarm_names)
+    state: dict[str, str] = {}
+
+    def decider(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
+        return _prototype_decide(snapshot, policy, state.get("base", ""), fleet)
+
+    def starter(sim: Any) -> None:
+        sim.env.process(_create_alarms(sim, fleet, out_actions, in_actions, state))
+
+    return Strategy(
+        "prototype",
+        replace(deployment, alarms=(), composites=()),
+        decider=decider,
+        # Its alarms are created per instance; the names are not known to the settings.
+        environment={"SCALE_OUT_ALARM_NAMES": "", "SCALE_IN_ALARM_NAMES": ""},
+        ec2_monitoring_period=300,
+        starter=starter,
+    )
+
+
+def _create_alarms(
+    sim: Any, fleet: str, out_actions: dict[str, tuple[str, ...]], in_actions: dict[str, tuple[str, ...]],
+    state: dict[str, str],
+) -> Generator[Any, Any, None]:  # fmt: skip
+    """At the end of the warm-up: alarms for the base (in service) and the spare (in the pool)."""
+    yield sim.env.timeout(max(0.0, sim.start - 1.0))
+    machines = sim.ec2_model.machines
+    base = next((i for i, m in sorted(machines.items(), key=lambda kv: kv[1].launched_at)
+                 if m.lifecycle == "service"), "")  # fmt: skip
+    state["base"] = base
+    for instance_id, machine in sorted(machines.items()):
+        if machine.lifecycle not in {"service", "pool"}:
+            continue
+        cpu = _ec2_cpu(("InstanceId", instance_id), 300)
+        high = PROTOTYPE_HIGH_BASE if instance_id == base else PROTOTYPE_HIGH_SPARE
+        sim.add_alarm(AlarmSpec(f"{fleet}-cpuhigh-{instance_id}", cpu, high, "GreaterThanOrEqualToThreshold", 1, 1,
+                                "missing", out_actions))  # fmt: skip
+        sim.add_alarm(AlarmSpec(f"{fleet}-cpuidle-{instance_id}", cpu, PROTOTYPE_IDLE, "LessThanThreshold", 1, 1,
+                                "missing", in_actions))  # fmt: skip
+
+
+def _prototype_decide(snapshot: Snapshot, policy: ScalingPolicy, base: str, fleet: str) -> Decision:
+    """One instance more on a cpuhigh notification, one less on the spare's idle one; nothing else."""
+    from autoscaler.decide import current_desired
+    from autoscaler.model import Decision
+
+    current = current_desired(snapshot.state, snapshot.capacity, policy)
+    cause = snapshot.cause
+    if cause.startswith(f"{fleet}-cpuhigh-"):
+        if current >= policy.max_size:
+            return Decision(current, current, "no-instance-available", "no instance available to start")
+        return Decision(current + 1, current, "scale-out", f"{cause}: start the spare")
+    if cause.startswith(f"{fleet}-cpuidle-"):
+        instance = cause.removeprefix(f"{fleet}-cpuidle-")
+        serving = {i.instance_id for i in snapshot.instances if i.in_service}
+        if instance == base or instance not in serving or current <= policy.min_size:
+            return Decision(current, current, "base-never-stops", f"{cause}: nothing to stop")
+        return Decision(current - 1, current, "scale-in", f"{cause}: stop the spare")
+    return Decision(current, current, "finish-pending", "the prototype decides on notifications only")
+

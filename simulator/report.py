@@ -7,11 +7,42 @@ from typing import Any
 
 import numpy as np
 
-from simulator.harness import RunResult, oracle_instances
+from simulator.harness import RunResult
+from simulator.params import ModelParams
 from simulator.scenario import Stage
 
 SLO_SECONDS = 1.2
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+
+
+def oracle_instances(
+    load: float, closed: bool, think: float, params: ModelParams, vcpus: int, target: float, minimum: int
+) -> int:
+    """Instances that exactly carry ``load`` at the CPU target (demand in vCPU-seconds per second)."""
+    work = params.work_seconds.mid + params.request_overhead_ms / 1000.0
+    demand = load * work / (work + think) if closed else load * work
+    return max(minimum, math.ceil(demand / (vcpus * target / 100.0) - 1e-9))
+
+
+def count_at(timeline: list[tuple[float, int]], t: float) -> int | None:
+    """Instances in service at scenario time ``t`` (the last change at or before it)."""
+    count = None
+    for at, n in timeline:
+        if at > t:
+            break
+        count = n
+    return count
+
+
+def seconds_to(timeline: list[tuple[float, int]], start: float, end: float, low: int, high: int) -> float | None:
+    """From ``start`` to the first moment before ``end`` the count is within [low, high]."""
+    at_start = count_at(timeline, start)
+    if at_start is not None and low <= at_start <= high:
+        return 0.0
+    for at, n in timeline:
+        if start < at < end and low <= n <= high:
+            return round(at - start, 1)
+    return None
 
 
 def _percentiles(latencies: np.ndarray) -> tuple[float | None, float | None, float | None]:
@@ -27,21 +58,21 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def build_report(result: RunResult) -> dict[str, Any]:
     scenario = result.scenario
-    sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.warmup
+    sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.start
     latency = np.frombuffer(result.log.latency, dtype=np.float64)
-    ok = latency >= 0
+    ok = np.frombuffer(result.log.status, dtype=np.int16) == 200
     expect = scenario.expect
     grace = expect.latency_grace_seconds
     p95_limit = expect.latency_p95_max
     stages = []
     previous_load = 0.0
-    samples = result.samples
     settings = result.settings
     min_size = int(settings.get("min_size", 1))
     cpu_target = float(settings.get("cpu_target", 70.0))
     oracle_seconds = 0.0
     oracle_prev = min_size
-    boot = result.params.start_seconds + result.params.worker_start_seconds
+    p = result.params
+    boot = p.start_pending_seconds.mid + p.boot_seconds.mid + p.worker_start_seconds.mid
     for stage in scenario.stages:
         in_stage = (sent >= stage.start) & (sent < stage.end)
         lat = latency[in_stage & ok]
@@ -52,16 +83,12 @@ def build_report(result: RunResult) -> dict[str, Any]:
         settled = latency[(sent >= settled_from) & (sent < stage.end) & ok]
         _, p95_settled, _ = _percentiles(settled)
         previous_load = stage.load
-        within = [s for s in samples if stage.start < s.t <= stage.end]
-        at_end = within[-1].in_service if within else None
-        seconds_to = None
+        at_end = count_at(result.timeline, stage.end)
+        seconds_to_expected = None
         if stage.expect_instances is not None:
             low, high = stage.expect_instances
-            for s in within:
-                if low <= s.in_service <= high:
-                    seconds_to = round(s.t - stage.start, 1)
-                    break
-        checks = _stage_checks(stage, at_end, seconds_to, p95_settled, p95_limit)
+            seconds_to_expected = seconds_to(result.timeline, stage.start, stage.end, low, high)
+        checks = _stage_checks(stage, at_end, seconds_to_expected, p95_settled, p95_limit)
         # Oracle: instances matching need, integrated over the stage (10 s steps), boot time ahead.
         step = 10.0
         t = stage.start
@@ -93,7 +120,7 @@ def build_report(result: RunResult) -> dict[str, Any]:
                 "expect_instances": None if stage.expect_instances is None else _expect_json(stage.expect_instances),
                 "expect_within": stage.expect_within,
                 "instances_at_end": at_end,
-                "seconds_to_expected": seconds_to,
+                "seconds_to_expected": seconds_to_expected,
                 "requests": int(np.count_nonzero(in_stage)),
                 "errors": errors,
                 "latency_p50": p50,
@@ -132,7 +159,7 @@ def build_report(result: RunResult) -> dict[str, Any]:
     }
     global_checks = _global_checks(totals, expect)
     passed = all(s["passed"] for s in stages) and all(c["passed"] for c in global_checks)
-    simulated = scenario.duration + result.warmup
+    simulated = scenario.duration + result.start
     return {
         "version": REPORT_VERSION,
         "scenario": scenario.name,
@@ -152,7 +179,9 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "invocations": _invocation_summary(result.invocations),
         "parameters": {k: _jsonable(v) for k, v in result.deployment.parameters.items()},
         "settings": settings,
-        "model": dict(vars(result.params)),
+        "model": result.params.to_json(),
+        "phases": {"start": round(result.phases.start, 3), "schedule": round(result.phases.schedule, 3),
+                   "alarms": {k: round(v, 3) for k, v in result.phases.alarms.items()}},
         "speed": {
             "simulated_seconds": simulated,
             "wall_seconds": round(result.wall_seconds, 2),

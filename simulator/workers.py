@@ -1,75 +1,86 @@
-"""The worker on each instance: ``/work`` requests share the instance's vCPUs (processor sharing).
+"""The worker on each instance, as built (worker/server.py): one process per vCPU, a FIFO queue.
 
-No process per request: with ``n`` requests in service on ``c`` vCPUs every request progresses at
-rate ``min(1, c / n)``, so all progress together along one "virtual work" clock ``V``. A request
-arriving when the clock reads ``V`` with ``s`` seconds of work finishes when ``V`` reaches
-``V + s``: completions come in tag order (a heap), and the next one is computed, not simulated.
+The supervisor accepts every ``/work`` connection and hands it to an *idle* worker process, so
+with ``p`` processes at most ``p`` requests run at once, each on its own vCPU, and the rest wait
+in arrival order. ``/ping`` never queues (the supervisor answers it), so health checks only ask
+whether the worker is up.
+
+A request costs its work plus the per-request overhead of nginx and the supervisor (measured by
+``benchmarks/worker.py --calibrate``). The host's background (OS, nginx, the metric publisher)
+takes a share ``b`` of the vCPUs, so a request's wall time is its CPU time / (1 - b), and the CPU
+the host reports is the busy share of the rest plus ``b``.
 """
 
 from __future__ import annotations
 
-import heapq
+from collections import deque
 
-Job = tuple[float, int, float, int]  # (finish tag, sequence, send time, client id or -1)
+Request = tuple[float, int, float]  # (send time, client id or -1, CPU seconds it costs)
 
 
-class PSWorker:
-    """Processor-sharing server with ``vcpus`` servers and exact CPU-seconds accounting."""
+class Host:
+    """A worker host's request queue and processes, with exact CPU-seconds accounting."""
 
-    __slots__ = ("busy", "jobs", "last", "seq", "up", "vcpus", "version", "virtual")
+    __slots__ = (
+        "active",
+        "arrivals",
+        "background",
+        "busy_done",
+        "generation",
+        "max_queue",
+        "processes",
+        "queue",
+        "start_sum",
+        "up",
+    )
 
-    def __init__(self, vcpus: int, now: float = 0.0) -> None:
-        self.vcpus = vcpus
-        self.jobs: list[Job] = []
-        self.virtual = 0.0
-        self.last = now
-        self.busy = 0.0  # CPU-seconds used since creation
+    def __init__(self, processes: int, background: float = 0.0, max_queue: int = 1024) -> None:
+        self.processes = processes
+        self.background = min(max(background, 0.0), 0.9)
+        self.max_queue = max_queue
+        self.queue: deque[Request] = deque()
+        self.active = 0  # requests being served (one per busy process)
+        self.start_sum = 0.0  # sum of the start times of the active requests
+        self.busy_done = 0.0  # process-seconds of finished (or dropped) service
         self.up = False  # the worker answers (booted, not failed, not stopping)
-        self.seq = 0
-        self.version = 0  # bumped whenever the next completion time changes
+        self.generation = 0  # bumped when everything in flight is dropped
+        self.arrivals = 0  # /work requests that reached this host
 
-    def advance(self, now: float) -> None:
-        n = len(self.jobs)
-        dt = now - self.last
-        if n and dt > 0:
-            c = self.vcpus
-            if n <= c:
-                self.virtual += dt
-                self.busy += dt * n
-            else:
-                self.virtual += dt * c / n
-                self.busy += dt * c
-        self.last = now
+    def wall(self, cpu_seconds: float) -> float:
+        return cpu_seconds / (1.0 - self.background)
 
-    def add(self, now: float, work: float, sent: float, client: int) -> None:
-        self.advance(now)
-        self.seq += 1
-        heapq.heappush(self.jobs, (self.virtual + work, self.seq, sent, client))
-        self.version += 1
+    def offer(self) -> bool:
+        """Room for one more request (a free process or a queue slot)."""
+        return self.active < self.processes or len(self.queue) < self.max_queue
 
-    def next_completion(self) -> float | None:
-        if not self.jobs:
-            return None
-        n = len(self.jobs)
-        rate = 1.0 if n <= self.vcpus else self.vcpus / n
-        remaining = self.jobs[0][0] - self.virtual
-        return self.last + (remaining if remaining > 0 else 0.0) / rate
+    def start(self, now: float) -> None:
+        self.active += 1
+        self.start_sum += now
 
-    def complete(self, now: float) -> Job:
-        self.advance(now)
-        self.version += 1
-        return heapq.heappop(self.jobs)
+    def finish(self, now: float, started: float) -> None:
+        self.active -= 1
+        self.start_sum -= started
+        self.busy_done += now - started
 
-    def drop_all(self, now: float) -> list[Job]:
-        self.advance(now)
-        jobs, self.jobs = self.jobs, []
-        self.version += 1
-        return jobs
+    def drop_all(self, now: float) -> list[Request]:
+        """The worker went down: what was queued is lost, the active requests' time is spent."""
+        self.busy_done += self.active * now - self.start_sum
+        self.active = 0
+        self.start_sum = 0.0
+        self.generation += 1
+        lost = list(self.queue)
+        self.queue.clear()
+        return lost
 
-    def cpu_seconds(self, now: float) -> float:
-        self.advance(now)
-        return self.busy
+    def busy_seconds(self, now: float) -> float:
+        """Process-seconds of service so far (each active process occupies one vCPU)."""
+        return self.busy_done + self.active * now - self.start_sum
+
+    def cpu_percent(self, busy_delta: float, seconds: float, vcpus: int) -> float:
+        """Host CPU over ``seconds`` as /proc/stat would report it, from the service time in it."""
+        share = min(1.0, busy_delta / (seconds * vcpus)) if seconds > 0 else 0.0
+        return 100.0 * (self.background + (1.0 - self.background) * share)
 
     @property
-    def in_flight(self) -> int:
-        return len(self.jobs)
+    def outstanding(self) -> int:
+        return self.active + len(self.queue)

@@ -1,4 +1,4 @@
-"""The twin end to end: the real control plane, moto and the models, on the nine-stage scenario."""
+"""The twin end to end: the real control plane, moto and the models; one run, a sweep, the baselines."""
 
 from __future__ import annotations
 
@@ -34,9 +34,8 @@ def short_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_report_schema_and_chart(tmp_path: Path, short_scenario: Path):
+def test_report_schema_chart_and_function_log(tmp_path: Path, short_scenario: Path):
     code, report = run(tmp_path, short_scenario, "--template", str(FIXTURE))
-    assert code in (0, 1)
     assert code == (0 if report["passed"] else 1)
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 10_000
     stage_keys = {
@@ -49,11 +48,16 @@ def test_report_schema_and_chart(tmp_path: Path, short_scenario: Path):
         "scale_out_actions", "scale_in_actions", "flaps",
     }  # fmt: skip
     assert total_keys <= set(report["totals"])
+    assert {"start", "schedule", "alarms"} <= set(report["phases"])
     assert report["stages"][0]["instances_at_end"] == 1
     assert report["stages"][1]["instances_at_end"] == 2  # three clients need a second instance
     assert report["totals"]["scale_out_actions"] == 1
     assert report["totals"]["function_errors"] == 0
     assert report["speed"]["simulated_per_wall_second"] > 0
+    # The functions log at the template's level, stamped with virtual time.
+    first = json.loads((tmp_path / "out" / "functions.log").read_text().splitlines()[0])
+    assert first["message"] == "decision"
+    assert first["timestamp"].startswith("2026-01-01")
 
 
 def test_same_seed_same_report(tmp_path: Path, short_scenario: Path):
@@ -70,11 +74,52 @@ def test_unknown_template_parameter_is_bad_input(tmp_path: Path, short_scenario:
     assert "Nope" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (ROOT / "template.yaml").is_file(), reason="template.yaml not there yet")
-def test_nine_stage_with_the_template(tmp_path: Path):
-    code, report = run(tmp_path, ROOT / "scenarios" / "nine-stage.yaml", "--template", str(ROOT / "template.yaml"))
-    got = [s["instances_at_end"] for s in report["stages"]]
-    assert got == [1, 1, 2, 2, 2, 1, 1, 1, 1]
-    assert report["totals"]["flaps"] == 0
+def test_bad_sweep_size_is_bad_input(tmp_path: Path, short_scenario: Path, capsys):
+    code = main(["sweep", str(short_scenario), "--template", str(FIXTURE), "--runs", "0", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--runs" in capsys.readouterr().err
+
+
+def test_sweep_summarises_its_runs_and_a_run_reproduces_any_of_them(tmp_path: Path, short_scenario: Path):
+    out = tmp_path / "sweep"
+    code = main(["sweep", str(short_scenario), "--template", str(FIXTURE), "--runs", "3", "--jobs", "2",
+                 "--out", str(out), "--quiet"])  # fmt: skip
+    doc = json.loads((out / "sweep.json").read_text())
+    summary = doc["summary"]
+    assert code == (0 if summary["pass_rate"] >= 0.95 else 1)
+    assert summary["runs"] == 3 and len(doc["runs"]) == 3
+    assert (out / "sweep.png").stat().st_size > 10_000
+    assert [r["seed"] for r in doc["runs"]] == [5000, 5001, 5002]
+    drawn = [r["drawn"]["background_cpu_percent"] for r in doc["runs"]]
+    assert len(set(drawn)) == 3  # every run draws its own per-run parameters
+    stage = summary["stages"][1]
+    assert sum(stage["instances_at_end"].values()) == 3
+    assert stage["seconds_to_expected"]["p95"] >= stage["seconds_to_expected"]["p50"]
+
+    code, report = run(tmp_path, short_scenario, "--template", str(FIXTURE), "--sweep-run", "1", out="again")
+    again = [(s["instances_at_end"], s["seconds_to_expected"]) for s in report["stages"]]
+    assert again == [(s["instances_at_end"], s["seconds_to_expected"]) for s in doc["runs"][1]["stages"]]
+
+
+@pytest.mark.parametrize("policy", ["prototype", "target-tracking"])
+def test_baselines_run_through_the_same_controller(tmp_path: Path, policy: str):
+    # A warm-up long enough for the installs to leave EC2's own 5-minute CPU figures.
+    scenario = tmp_path / "baseline.yaml"
+    scenario.write_text(SHORT.replace("warmup: 300", "warmup: 900"))
+    code, report = run(tmp_path, scenario, "--template", str(ROOT / "template.yaml"), "--policy", policy)
+    assert code in (0, 1)
+    assert report["policy"] == policy
     assert report["totals"]["function_errors"] == 0
-    assert code == (0 if report["passed"] else 1)
+    assert report["stages"][0]["instances_at_end"] == 1
+
+
+def test_nine_stage_passes_with_the_template_defaults(tmp_path: Path):
+    """The headline: the acceptance scenario, as deployed, meets every stage."""
+    code, report = run(tmp_path, ROOT / "scenarios" / "nine-stage.yaml", "--template", str(ROOT / "template.yaml"))
+    assert [s["instances_at_end"] for s in report["stages"]] == [1, 1, 2, 2, 2, 1, 1, 1, 1]
+    assert report["stages"][2]["seconds_to_expected"] <= 120  # the second instance in service
+    assert report["stages"][5]["seconds_to_expected"] <= 240  # and gone again
+    totals = report["totals"]
+    assert (totals["scale_out_actions"], totals["scale_in_actions"], totals["flaps"]) == (1, 1, 0)
+    assert totals["function_errors"] == 0
+    assert report["passed"] and code == 0

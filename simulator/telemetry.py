@@ -1,0 +1,250 @@
+"""What the stack publishes to CloudWatch, and what the twin observes for its report.
+
+- Each worker host's metric publisher (worker/metrics_publisher.py): every 10 s on its own
+  schedule from the moment the host's services start, host CPU and the /work request rate over
+  the last 10 s, with the fleet dimension and with the fleet and instance dimensions, only while
+  the host is in service and its worker answers. Each datapoint becomes visible after its own
+  publication delay.
+- The load balancer: per minute, RequestCount (per target group) and RequestCountPerTarget,
+  only when requests flowed, late.
+- EC2's own CPUUtilization per instance (for the baselines): per-minute samples, stamped with
+  the start of their 1-minute (detailed) or 5-minute (basic) period, late.
+- The observer: every 10 s of scenario time a sample for the report and the chart, and the exact
+  times the count of instances in service changes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from simulator.balancer import Balancer
+from simulator.cloudwatch import MetricKey, MetricStore, metric_key
+from simulator.ec2 import RUNNING, Ec2Model, Machine
+from simulator.params import ModelParams
+from simulator.traffic import TrafficEngine
+
+PUBLISH_PERIOD = 10.0
+SAMPLE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class HostMetricNames:
+    """The host publisher's metrics (docs/contracts.md)."""
+
+    namespace: str
+    cpu: str
+    request_rate: str
+    fleet: str
+
+    def keys(self, instance_id: str) -> tuple[MetricKey, MetricKey, MetricKey, MetricKey]:
+        fleet = [("Fleet", self.fleet)]
+        host = [("Fleet", self.fleet), ("InstanceId", instance_id)]
+        return (
+            metric_key(self.namespace, self.cpu, fleet),
+            metric_key(self.namespace, self.cpu, host),
+            metric_key(self.namespace, self.request_rate, fleet),
+            metric_key(self.namespace, self.request_rate, host),
+        )
+
+
+class HostPublishers:
+    """One publisher process per booted host."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        engine: TrafficEngine,
+        ec2: Ec2Model,
+        store: MetricStore,
+        params: ModelParams,
+        rng: random.Random,
+        names: HostMetricNames,
+    ) -> None:
+        self.env = env
+        self.engine = engine
+        self.ec2 = ec2
+        self.store = store
+        self.params = params
+        self.rng = rng
+        self.names = names
+        self.vcpus = ec2.vcpus
+        self.published: list[tuple[float, float]] = []  # (time, CPU) of every fleet datapoint, for the chart
+
+    def start(self, machine: Machine) -> None:
+        self.env.process(self._run(machine, machine.generation))
+
+    def _run(self, machine: Machine, generation: int) -> Generator[Any, Any, None]:
+        instance_id = machine.instance_id
+        keys = self.names.keys(instance_id)
+        # The first tick only takes the baseline of the first delta, like run_forever().
+        busy = self.engine.busy_seconds(self.env.now, instance_id)
+        arrivals = self.engine.arrivals(instance_id)
+        while True:
+            yield self.env.timeout(PUBLISH_PERIOD)
+            if machine.generation != generation:
+                return
+            now = self.env.now
+            new_busy = self.engine.busy_seconds(now, instance_id)
+            new_arrivals = self.engine.arrivals(instance_id)
+            host = self.engine.hosts[instance_id].host
+            cpu = host.cpu_percent(new_busy - busy, PUBLISH_PERIOD, self.vcpus)
+            rate = (new_arrivals - arrivals) * 60.0 / PUBLISH_PERIOD  # requests per minute
+            busy, arrivals = new_busy, new_arrivals
+            if machine.lifecycle != "service" or not machine.worker_up:
+                continue
+            visible = now + self.params.cpu_metric_delay_seconds.sample(self.rng)
+            cpu_fleet, cpu_host, rate_fleet, rate_host = keys
+            self.store.put(cpu_fleet, now, cpu, visible)
+            self.store.put(cpu_host, now, cpu, visible)
+            self.store.put(rate_fleet, now, rate, visible)
+            self.store.put(rate_host, now, rate, visible)
+            self.published.append((now, cpu))
+
+
+class LoadBalancerMetrics:
+    """RequestCount and RequestCountPerTarget per minute (only when requests flowed), late."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        engine: TrafficEngine,
+        balancer: Balancer,
+        store: MetricStore,
+        params: ModelParams,
+        rng: random.Random,
+        target_group: str,
+        load_balancer: str,
+    ) -> None:
+        self.env = env
+        self.engine = engine
+        self.balancer = balancer
+        self.store = store
+        self.params = params
+        self.rng = rng
+        self.per_target = metric_key("AWS/ApplicationELB", "RequestCountPerTarget", [("TargetGroup", target_group)])
+        self.count = metric_key(
+            "AWS/ApplicationELB", "RequestCount", [("TargetGroup", target_group), ("LoadBalancer", load_balancer)]
+        )
+
+    def run(self) -> Generator[Any, Any, None]:
+        healthy: list[int] = []
+        while True:
+            yield self.env.timeout(SAMPLE_SECONDS)
+            healthy.append(self.balancer.healthy_count())
+            now = self.env.now
+            if now % 60:
+                continue
+            self.engine.advance_to(now)
+            minute = int(now // 60) - 1
+            count = self.engine.log.per_minute.get(minute, 0)
+            targets = sum(healthy) / len(healthy) if healthy else 0
+            healthy = []
+            if count:
+                visible = now + self.params.alb_metric_delay_seconds.sample(self.rng)
+                self.store.put(self.count, minute * 60.0, float(count), visible)
+                if targets:
+                    self.store.put(self.per_target, minute * 60.0, count / targets, visible)
+
+
+class Ec2Metrics:
+    """AWS/EC2 CPUUtilization per instance (and per group, for target tracking)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        engine: TrafficEngine,
+        ec2: Ec2Model,
+        store: MetricStore,
+        params: ModelParams,
+        rng: random.Random,
+        period: int,
+        group: str,
+    ) -> None:
+        self.env = env
+        self.engine = engine
+        self.ec2 = ec2
+        self.store = store
+        self.params = params
+        self.rng = rng
+        self.period = period
+        self.group_key = metric_key("AWS/EC2", "CPUUtilization", [("AutoScalingGroupName", group)])
+        self.last: dict[str, float] = {}
+
+    def run(self) -> Generator[Any, Any, None]:
+        while True:
+            yield self.env.timeout(60.0)
+            now = self.env.now
+            stamp = math.floor((now - 60.0) / self.period) * self.period
+            for instance_id, machine in self.ec2.machines.items():
+                busy = self.engine.busy_seconds(now, instance_id)
+                previous = self.last.get(instance_id, busy)
+                self.last[instance_id] = busy
+                if machine.state != RUNNING:
+                    continue
+                host = self.engine.hosts[instance_id].host
+                installing = machine.booted and not machine.installed
+                cpu = 100.0 if installing else host.cpu_percent(busy - previous, 60.0, self.ec2.vcpus)
+                visible = now + self.params.ec2_metric_delay_seconds.sample(self.rng)
+                key = metric_key("AWS/EC2", "CPUUtilization", [("InstanceId", instance_id)])
+                self.store.put(key, stamp, cpu, visible)
+                if machine.lifecycle == "service" and machine.worker_up:
+                    self.store.put(self.group_key, stamp, cpu, visible)
+
+
+@dataclass
+class Sample:
+    t: float  # scenario seconds (negative during warm-up)
+    load: float
+    in_service: int
+    booting: int
+    pool: int
+    warming: int
+    cpu: float | None
+    alarms: dict[str, str]
+
+
+@dataclass
+class Observer:
+    """Samples for the report and the chart, and the exact in-service timeline."""
+
+    env: simpy.Environment
+    ec2: Ec2Model
+    balancer: Balancer
+    in_service_rule: Callable[[str, str, str], bool]
+    to_scenario: Callable[[float], float]
+    samples: list[Sample] = field(default_factory=list)
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (scenario t, in service) on change
+
+    def in_service(self) -> int:
+        rule = self.in_service_rule
+        state_of = self.balancer.state_of
+        return sum(1 for i, m in self.ec2.machines.items() if rule(m.lifecycle, m.state, state_of(i)))
+
+    def changed(self) -> None:
+        count = self.in_service()
+        if not self.timeline or self.timeline[-1][1] != count:
+            self.timeline.append((self.to_scenario(self.env.now), count))
+
+    def sample(self, load: float, cpu: float | None, alarms: dict[str, str]) -> None:
+        in_service = booting = pool = warming = 0
+        rule = self.in_service_rule
+        for instance_id, m in self.ec2.machines.items():
+            if m.state == "terminated":
+                continue
+            if m.lifecycle == "service":
+                if rule(m.lifecycle, m.state, self.balancer.state_of(instance_id)):
+                    in_service += 1
+                elif m.state not in {"stopping", "shutting-down"}:
+                    booting += 1
+            elif m.lifecycle == "pool":
+                pool += 1
+            elif m.lifecycle == "warming":
+                warming += 1
+        t = self.to_scenario(self.env.now)
+        self.samples.append(Sample(t, load, in_service, booting, pool, warming, cpu, alarms))
