@@ -160,6 +160,7 @@ class Controller:
         result = self.executor.apply(actions, instances) if not actions.empty else Result()
         self._record(trigger, decision, snapshot, actions, result, now)
         self._emit(decision, snapshot, now)
+        # Not "message": logging refuses extra keys that name LogRecord attributes (KeyError).
         logger.info(
             "decision",
             extra={
@@ -167,7 +168,9 @@ class Controller:
                 "reason": decision.reason,
                 "desired": decision.desired,
                 "previous": decision.previous,
-                "message": decision.message,
+                "explanation": decision.message,
+                "cpu": metrics.cpu_percent,
+                "requests_per_target": metrics.requests_per_target,
                 "plan": actions.summary(),
                 "result": result.to_json(),
             },

@@ -1,18 +1,24 @@
-"""The Lambda handlers themselves: environment -> settings, context, metrics, custom resource replies."""
+"""The Lambda handlers themselves, run with the template's environment (log level and service names
+included): environment -> settings, context, metrics, custom resource replies."""
 
 from __future__ import annotations
 
+import ast
 import json
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from autoscaler.lambda_runtime import lambda_runtime
+from autoscaler.observability import logger
 
-from tests.support.aws import settings_env
-from tests.support.events import alarm_time, load_event, sns_alarm_event
+from tests.support.events import alarm_time, load_event, sns_alarm_event, sns_batch, sns_event
+from tests.support.lambda_env import LOG_LEVEL_VARIABLES, ROOT, template_environment, template_parameters
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +35,33 @@ class FakeContext:
 
 
 @pytest.fixture
-def lambda_env(fleet, monkeypatch):
-    for key, value in settings_env(fleet.settings).items():
-        monkeypatch.setenv(key, value)
+def deploy(fleet, monkeypatch) -> Iterator[Callable[[str], dict[str, str]]]:
+    """``deploy("ScaleOutFunction")`` gives the process that function's environment from
+    template.yaml, as Lambda does before the cold start, and returns it."""
+    previous = logger.log_level
+
+    def apply(logical_id: str) -> dict[str, str]:
+        env = template_environment(fleet, logical_id)
+        for key in LOG_LEVEL_VARIABLES:
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        # powertools picks the level from the environment when the Logger is built, at import in
+        # Lambda; here the module is already imported, so pick it again the same way.
+        logger.setLevel(None)
+        lambda_runtime.cache_clear()
+        return env
+
+    yield apply
+    logger.setLevel(previous)
     lambda_runtime.cache_clear()
-    yield fleet
-    lambda_runtime.cache_clear()
+
+
+def test_handlers_log_at_the_templates_level(fleet, deploy):
+    level = template_parameters(fleet)["LogLevel"]
+    env = deploy("ReconcileFunction")
+    assert logger.log_level == logging.getLevelName(level)
+    assert env["POWERTOOLS_SERVICE_NAME"] == "reconcile"
 
 
 def _emf(output: str) -> list[dict[str, Any]]:
@@ -45,10 +72,11 @@ def _emf(output: str) -> list[dict[str, Any]]:
     return blobs
 
 
-def test_scale_out_handler_acts_and_publishes_metrics(lambda_env, monkeypatch, capsys):
+def test_scale_out_handler_acts_and_publishes_metrics(fleet, deploy, monkeypatch, capsys):
     from handlers import reconcile, scale_out
 
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    deploy("ReconcileFunction")
     reconcile.handler(load_event("scheduled-event"), FakeContext(function_name="fleet-reconcile"))
     # The handler builds its own clients, so it reads moto's CloudWatch for real: publish there
     # what the worker hosts and the ALB would.
@@ -69,6 +97,7 @@ def test_scale_out_handler_acts_and_publishes_metrics(lambda_env, monkeypatch, c
         ],
     )
     event = sns_alarm_event("fleet-cpu-high", time=alarm_time(now))
+    deploy("ScaleOutFunction")
     result = scale_out.handler(event, FakeContext())
 
     (outcome,) = result["results"]
@@ -81,18 +110,20 @@ def test_scale_out_handler_acts_and_publishes_metrics(lambda_env, monkeypatch, c
     assert all(b["Fleet"] == "fleet" for b in metrics)
 
 
-def test_scale_in_handler_acknowledges_an_ok_transition(lambda_env):
+def test_scale_in_handler_acknowledges_an_ok_transition(deploy):
     from handlers import scale_in
 
+    deploy("ScaleInFunction")
     event = sns_alarm_event("fleet-scale-in", new_state="OK", old_state="ALARM")
     result = scale_in.handler(event, FakeContext(function_name="fleet-scale-in"))
     assert result["results"][0]["reason"] == "irrelevant-transition ALARM->OK"
 
 
-def test_missing_environment_fails_loudly_naming_the_variable(lambda_env, monkeypatch):
+def test_missing_environment_fails_loudly_naming_the_variable(deploy, monkeypatch):
     from autoscaler.settings import SettingsError
     from handlers import scale_out
 
+    deploy("ScaleOutFunction")
     monkeypatch.delenv("TARGET_GROUP_ARN")
     with pytest.raises(SettingsError, match="TARGET_GROUP_ARN is required"):
         scale_out.handler(sns_alarm_event(), FakeContext())
@@ -118,9 +149,10 @@ class Replies:
         return Response()
 
 
-def test_custom_resource_creates_then_deletes_every_instance(lambda_env, monkeypatch):
+def test_custom_resource_creates_then_deletes_every_instance(fleet, deploy, monkeypatch):
     from handlers import lifecycle
 
+    deploy("LifecycleFunction")
     replies = Replies()
     monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
     context = FakeContext(function_name="fleet-lifecycle")
@@ -128,22 +160,111 @@ def test_custom_resource_creates_then_deletes_every_instance(lambda_env, monkeyp
     lifecycle.handler(load_event("cfn-create"), context)
     assert replies.bodies[-1]["Status"] == "SUCCESS"
     assert replies.bodies[-1]["PhysicalResourceId"] == "fleet-fleet"
-    assert lambda_env.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
 
     delete = load_event("cfn-delete")
     delete["PhysicalResourceId"] = "fleet-fleet"
     lifecycle.handler(delete, context)
     assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
-    assert lambda_env.instances() == []  # nothing pending, running, stopping or stopped is left
-    assert lambda_env.registered() == set()
+    assert fleet.instances() == []  # nothing pending, running, stopping or stopped is left
+    assert fleet.registered() == set()
 
 
-def test_custom_resource_reports_failure_instead_of_hanging(lambda_env, monkeypatch):
+def test_custom_resource_reports_failure_instead_of_hanging(deploy, monkeypatch):
     from handlers import lifecycle
 
+    deploy("LifecycleFunction")
     replies = Replies()
     monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
     monkeypatch.setenv("LAUNCH_TEMPLATE_ID", "lt-0000000000deleted")
     lifecycle.handler(load_event("cfn-create"), FakeContext(function_name="fleet-lifecycle"))
     assert replies.bodies[-1]["Status"] == "FAILED"
     assert replies.bodies[-1]["Reason"]  # the exception, for the stack events
+
+
+# ---------------------------------------------------------------------------------- every log line
+
+LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical"})
+
+
+def _log_calls_with_extra() -> set[tuple[str, int, int]]:
+    """(file, first line, last line) of every ``logger.<level>(..., extra=...)`` in functions/."""
+    sites = set()
+    for path in sorted((ROOT / "functions").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in LOG_METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "logger"
+                and any(keyword.arg == "extra" for keyword in node.keywords)
+            ):
+                sites.add((str(path), node.lineno, node.end_lineno or node.lineno))
+    return sites
+
+
+class Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
+    """Python's logging refuses some ``extra=`` keys (``message``, ``asctime``, LogRecord's own
+    attributes) with a KeyError, but only when the call's level is enabled. Run every handler
+    path at DEBUG and check that every logging call that passes ``extra=`` ran."""
+    from handlers import lifecycle, reconcile, scale_in, scale_out
+
+    from tests.support.aws import keep_pending
+
+    replies = Replies()
+    monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
+    recorder = Recorder()
+    logging.getLogger(logger.name).addHandler(recorder)
+
+    def invoke(logical_id: str, handler: Callable[..., Any], event: Any, pending: bool = False) -> Any:
+        deploy(logical_id)
+        monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+        logger.setLevel(None)
+        assert logger.log_level == logging.DEBUG
+        runtime = lambda_runtime()
+        runtime.clock = fleet.clock  # waits for instances and polls pass in virtual time
+        if pending:
+            keep_pending(runtime.clients.ec2)
+        return handler(event, FakeContext(function_name=logical_id))
+
+    try:
+        create = load_event("cfn-create")
+        create["ResourceProperties"]["FleetName"] = fleet.settings.fleet_name
+        invoke("LifecycleFunction", lifecycle.handler, create, pending=True)  # "not running yet"
+        assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
+        fleet.mark_ready()
+        fleet.clock.advance(60)
+        invoke("ReconcileFunction", reconcile.handler, load_event("scheduled-event"))
+        now = fleet.clock.now()
+        batch = sns_batch(
+            sns_event("{not json"),
+            sns_alarm_event("fleet-cpu-high", new_state="OK", old_state="ALARM", time=alarm_time(now)),
+            sns_alarm_event("fleet-cpu-high", time=alarm_time(now)),
+        )
+        invoke("ScaleOutFunction", scale_out.handler, batch)
+        invoke("ScaleInFunction", scale_in.handler, sns_alarm_event("fleet-scale-in", time=alarm_time(now)))
+        delete = load_event("cfn-delete")
+        delete["PhysicalResourceId"] = f"fleet-{fleet.settings.fleet_name}"
+        delete["ResourceProperties"]["FleetName"] = fleet.settings.fleet_name
+        invoke("LifecycleFunction", lifecycle.handler, delete)
+        assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
+    finally:
+        logging.getLogger(logger.name).removeHandler(recorder)
+
+    logged = {(r.pathname, r.lineno) for r in recorder.records}
+    missed = [
+        f"{Path(path).relative_to(ROOT)}:{first}"
+        for path, first, last in _log_calls_with_extra()
+        if not any(p == path and first <= line <= last for p, line in logged)
+    ]
+    assert not missed, f"logging calls with extra= that no handler path reached: {missed}"

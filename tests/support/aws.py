@@ -154,21 +154,38 @@ def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
     answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
 
 
-def answer(client: Any, operation: str, respond: Callable[..., dict[str, Any]]) -> None:
-    """Answer ``operation`` (``service-id.Operation``) with ``respond(api_params)`` instead of moto.
-
-    before-call sees the serialized request, so the API parameters are stashed in the request
-    context at before-parameter-build.
-    """
+def _stash_params(client: Any, operation: str) -> None:
+    """Keep the API parameters of ``operation`` in the request context: later events (before-call,
+    after-call) see only the serialized request."""
 
     def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["api_params"] = dict(params)
 
+    client.meta.events.register(f"before-parameter-build.{operation}", stash)
+
+
+def answer(client: Any, operation: str, respond: Callable[..., dict[str, Any]]) -> None:
+    """Answer ``operation`` (``service-id.Operation``) with ``respond(api_params)`` instead of moto."""
+
     def call(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         return AWSResponse("https://modelled", 200, {}, None), respond(context["api_params"])
 
-    client.meta.events.register(f"before-parameter-build.{operation}", stash)
+    _stash_params(client, operation)
     client.meta.events.register(f"before-call.{operation}", call)
+
+
+def keep_pending(ec2: Any) -> None:
+    """DescribeInstances by instance id reports every instance ``pending``, as EC2 does for a few
+    seconds after RunInstances or StartInstances (moto has them running at once)."""
+
+    def pending(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if context.get("api_params", {}).get("InstanceIds"):
+            for reservation in parsed.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    instance["State"] = {"Code": 0, "Name": "pending"}
+
+    _stash_params(ec2, "ec2.DescribeInstances")
+    ec2.meta.events.register("after-call.ec2.DescribeInstances", pending)
 
 
 def _moto_targets(arn: str) -> list[str]:

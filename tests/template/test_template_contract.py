@@ -17,7 +17,7 @@ from tools import sync_userdata
 from tools.cfn_template import function_environment, resolve
 
 REQUIRED = set(REQUIRED_ENVIRONMENT_VARIABLES)
-POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 
 def _resources(template: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
@@ -497,7 +497,7 @@ def test_fleetctl_reads_every_tunable_the_functions_get_from_a_parameter(raw_tem
         for name, value in environment.items()
         if isinstance(value, dict) and value.get("Ref") in raw_template["Parameters"]
     }
-    from_parameters.pop("LOG_LEVEL")  # powertools', not a Settings field
+    from_parameters.pop("POWERTOOLS_LOG_LEVEL")  # powertools', not a Settings field
     assert from_parameters == PARAMETER_SETTINGS
 
 
