@@ -8,7 +8,7 @@ from autoscaler.controller import Controller
 from autoscaler.errors import LeaseBusyError
 from autoscaler.model import Direction
 
-from tests.support.aws import throttle
+from tests.support.aws import not_yet_visible, throttle
 from tests.support.events import alarm_event
 
 pytestmark = pytest.mark.integration
@@ -28,6 +28,28 @@ def test_ec2_throttling_is_retried_by_botocore(fleet):
     outcome = entrypoints.create_fleet(fleet.runtime)
     assert len(outcome["result"]["launched"]) == 1
     assert len(attempts) == 5  # three throttled attempts, then the two launches (service, warm-up)
+
+
+def test_new_instances_that_describe_does_not_know_yet_are_waited_for(fleet):
+    """Right after RunInstances, DescribeInstances may answer InvalidInstanceID.NotFound: that
+    means "not visible yet", not "gone" (EC2 eventual consistency)."""
+    invisible = not_yet_visible(fleet.ec2, times=3)
+    outcome = entrypoints.create_fleet(fleet.runtime)
+    (launched,) = outcome["result"]["launched"]
+    assert len(invisible.refused) == 3 and launched in invisible.refused[0]
+    assert launched in fleet.registered()  # registered once EC2 knew it, in the same run
+    assert fleet.clock.slept >= 1 + 2 + 4  # backing off between the refused reads
+
+
+def test_instances_still_invisible_at_the_deadline_are_left_to_the_next_run(fleet):
+    invisible = not_yet_visible(fleet.ec2, times=1000)
+    outcome = entrypoints.create_fleet(fleet.runtime)
+    (launched,) = outcome["result"]["launched"]
+    assert launched not in fleet.registered()
+    assert fleet.clock.slept <= fleet.settings.running_wait_seconds + 8
+    fleet.clock.advance(60)
+    invisible.times = 0  # EC2 caught up
+    assert launched in entrypoints.reconcile(fleet.runtime)["result"]["registered"]
 
 
 def test_capacity_error_on_start_uses_a_pool_instance_in_another_zone(fleet):

@@ -268,3 +268,20 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
         if not any(p == path and first <= line <= last for p, line in logged)
     ]
     assert not missed, f"logging calls with extra= that no handler path reached: {missed}"
+
+
+def test_custom_resource_create_succeeds_while_ec2_does_not_show_its_instances_yet(fleet, deploy, monkeypatch):
+    from handlers import lifecycle
+
+    from tests.support.aws import not_yet_visible
+
+    deploy("LifecycleFunction")
+    replies = Replies()
+    monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
+    runtime = lambda_runtime()
+    runtime.clock = fleet.clock  # the backoff passes in virtual time
+    invisible = not_yet_visible(runtime.clients.ec2, times=2)
+    lifecycle.handler(load_event("cfn-create"), FakeContext(function_name="fleet-lifecycle"))
+    assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
+    assert len(invisible.refused) == 2
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}

@@ -188,6 +188,36 @@ def keep_pending(ec2: Any) -> None:
     ec2.meta.events.register("after-call.ec2.DescribeInstances", pending)
 
 
+@dataclass
+class Invisible:
+    """New instances EC2 does not show yet: ``times`` more refusals to come, the ids of each."""
+
+    times: int
+    refused: list[list[str]] = field(default_factory=list)
+
+
+def not_yet_visible(ec2: Any, times: int) -> Invisible:
+    """The next ``times`` DescribeInstances calls by instance id answer InvalidInstanceID.NotFound,
+    as EC2 may for a few seconds after RunInstances ("Eventual consistency in the Amazon EC2 API",
+    https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html). Set ``times`` to
+    0 on the result when EC2 has caught up."""
+    invisible = Invisible(times)
+
+    def refuse(context: dict[str, Any], **_: Any) -> None:
+        ids = context.get("api_params", {}).get("InstanceIds")
+        if ids and invisible.times > 0:
+            invisible.times -= 1
+            invisible.refused.append(list(ids))
+            message = f"The instance ID '{ids[0]}' does not exist"
+            raise ClientError(
+                {"Error": {"Code": "InvalidInstanceID.NotFound", "Message": message}}, "DescribeInstances"
+            )
+
+    _stash_params(ec2, "ec2.DescribeInstances")
+    ec2.meta.events.register("before-call.ec2.DescribeInstances", refuse)
+    return invisible
+
+
 def _moto_targets(arn: str) -> list[str]:
     from moto.backends import get_backend
 
