@@ -17,7 +17,7 @@ import pytest
 from autoscaler.lambda_runtime import lambda_runtime
 from autoscaler.observability import logger
 
-from tests.support.events import alarm_time, load_event, sns_alarm_event, sns_batch, sns_event
+from tests.support.events import alarm_time, cfn_event, load_event, sns_alarm_event, sns_batch, sns_event
 from tests.support.lambda_env import LOG_LEVEL_VARIABLES, ROOT, template_environment, template_parameters
 
 pytestmark = pytest.mark.integration
@@ -36,12 +36,13 @@ class FakeContext:
 
 @pytest.fixture
 def deploy(fleet, monkeypatch) -> Iterator[Callable[[str], dict[str, str]]]:
-    """``deploy("ScaleOutFunction")`` gives the process that function's environment from
-    template.yaml, as Lambda does before the cold start, and returns it."""
+    """``deploy("ScaleOutFunction", MaxSize="3")`` gives the process that function's environment
+    from template.yaml (parameter defaults unless given), as Lambda does before the cold start,
+    and returns it."""
     previous = logger.log_level
 
-    def apply(logical_id: str) -> dict[str, str]:
-        env = template_environment(fleet, logical_id)
+    def apply(logical_id: str, **parameters: str) -> dict[str, str]:
+        env = template_environment(fleet, logical_id, parameters)
         for key in LOG_LEVEL_VARIABLES:
             monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
@@ -157,14 +158,12 @@ def test_custom_resource_creates_then_deletes_every_instance(fleet, deploy, monk
     monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
     context = FakeContext(function_name="fleet-lifecycle")
 
-    lifecycle.handler(load_event("cfn-create"), context)
+    lifecycle.handler(cfn_event("Create", "fleet"), context)
     assert replies.bodies[-1]["Status"] == "SUCCESS"
     assert replies.bodies[-1]["PhysicalResourceId"] == "fleet-fleet"
     assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
 
-    delete = load_event("cfn-delete")
-    delete["PhysicalResourceId"] = "fleet-fleet"
-    lifecycle.handler(delete, context)
+    lifecycle.handler(cfn_event("Delete", "fleet"), context)
     assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
     assert fleet.instances() == []  # nothing pending, running, stopping or stopped is left
     assert fleet.registered() == set()
@@ -177,7 +176,7 @@ def test_custom_resource_reports_failure_instead_of_hanging(deploy, monkeypatch)
     replies = Replies()
     monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
     monkeypatch.setenv("LAUNCH_TEMPLATE_ID", "lt-0000000000deleted")
-    lifecycle.handler(load_event("cfn-create"), FakeContext(function_name="fleet-lifecycle"))
+    lifecycle.handler(cfn_event("Create", "fleet"), FakeContext(function_name="fleet-lifecycle"))
     assert replies.bodies[-1]["Status"] == "FAILED"
     assert replies.bodies[-1]["Reason"]  # the exception, for the stack events
 
@@ -238,8 +237,8 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
         return handler(event, FakeContext(function_name=logical_id))
 
     try:
-        create = load_event("cfn-create")
-        create["ResourceProperties"]["FleetName"] = fleet.settings.fleet_name
+        name = fleet.settings.fleet_name
+        create = cfn_event("Create", name)
         invoke("LifecycleFunction", lifecycle.handler, create, pending=True)  # "not running yet"
         assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
         fleet.mark_ready()
@@ -253,10 +252,9 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
         )
         invoke("ScaleOutFunction", scale_out.handler, batch)
         invoke("ScaleInFunction", scale_in.handler, sns_alarm_event("fleet-scale-in", time=alarm_time(now)))
-        delete = load_event("cfn-delete")
-        delete["PhysicalResourceId"] = f"fleet-{fleet.settings.fleet_name}"
-        delete["ResourceProperties"]["FleetName"] = fleet.settings.fleet_name
-        invoke("LifecycleFunction", lifecycle.handler, delete)
+        rename = cfn_event("Update", "renamed", old_fleet=name, physical_id=f"fleet-{name}")
+        invoke("LifecycleFunction", lifecycle.handler, rename)  # refused
+        invoke("LifecycleFunction", lifecycle.handler, cfn_event("Delete", name))
         assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
     finally:
         logging.getLogger(logger.name).removeHandler(recorder)
@@ -281,7 +279,77 @@ def test_custom_resource_create_succeeds_while_ec2_does_not_show_its_instances_y
     runtime = lambda_runtime()
     runtime.clock = fleet.clock  # the backoff passes in virtual time
     invisible = not_yet_visible(runtime.clients.ec2, times=2)
-    lifecycle.handler(load_event("cfn-create"), FakeContext(function_name="fleet-lifecycle"))
+    lifecycle.handler(cfn_event("Create", "fleet"), FakeContext(function_name="fleet-lifecycle"))
     assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
     assert len(invisible.refused) == 2
     assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
+
+
+# ---------------------------------------------------------------------------------- renaming the fleet
+
+
+@pytest.fixture
+def custom_resource(fleet, deploy, monkeypatch) -> Callable[..., dict[str, Any]]:
+    """``custom_resource(event, fleet_name)`` sends a CloudFormation request to the lifecycle
+    function deployed with ``FleetName=fleet_name`` and returns its reply."""
+    from handlers import lifecycle
+
+    replies = Replies()
+    monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
+
+    def send(event: dict[str, Any], fleet_name: str | None = None) -> dict[str, Any]:
+        deploy("LifecycleFunction", FleetName=fleet_name or fleet.settings.fleet_name)
+        lambda_runtime().clock = fleet.clock
+        lifecycle.handler(event, FakeContext(function_name="fleet-lifecycle"))
+        return replies.bodies[-1]
+
+    return send
+
+
+def test_renaming_the_fleet_is_refused_and_a_delete_of_the_old_id_removes_only_that_fleet(fleet, custom_resource):
+    renamed = fleet.with_settings(fleet_name="renamed")
+    created = custom_resource(cfn_event("Create", "fleet"))
+    assert (created["Status"], created["PhysicalResourceId"]) == ("SUCCESS", "fleet-fleet")
+    before = fleet.lifecycle_counts()
+
+    # sam deploy with FleetName=renamed: the functions get the new name, then the resource its Update.
+    update = cfn_event("Update", "renamed", physical_id="fleet-fleet", old_fleet="fleet")
+    reply = custom_resource(update, "renamed")
+    assert reply["Status"] == "FAILED"
+    assert "FleetName cannot change" in reply["Reason"] and "'fleet' -> 'renamed'" in reply["Reason"]
+    assert reply["PhysicalResourceId"] == "fleet-fleet"  # no replacement
+    assert renamed.instances() == [] and fleet.lifecycle_counts() == before
+
+    # CloudFormation rolls the update back: the old properties, the same physical id.
+    rollback = cfn_event("Update", "fleet", physical_id="fleet-fleet", old_fleet="renamed")
+    reply = custom_resource(rollback, "renamed")
+    assert (reply["Status"], reply["PhysicalResourceId"]) == ("SUCCESS", "fleet-fleet")
+    assert renamed.instances() == [] and fleet.lifecycle_counts() == before
+
+    # A Delete of the old physical id (what CloudFormation sends after a replacement) removes that
+    # fleet, whatever FLEET_NAME the function has by then.
+    reply = custom_resource(cfn_event("Delete", "fleet", physical_id="fleet-fleet"), "renamed")
+    assert reply["Status"] == "SUCCESS", reply
+    assert fleet.instances() == [] and renamed.instances() == []
+
+
+def test_delete_acts_only_on_the_fleet_its_request_names(fleet, custom_resource):
+    from autoscaler import entrypoints
+
+    old = fleet.with_settings(fleet_name="old")
+    entrypoints.create_fleet(old.runtime)
+    assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
+    serving = fleet.lifecycle_counts()
+
+    reply = custom_resource(cfn_event("Delete", "old", physical_id="fleet-old"))
+    assert reply["Status"] == "SUCCESS", reply
+    assert old.instances() == []
+    assert fleet.lifecycle_counts() == serving  # the fleet the functions manage is untouched
+
+
+def test_create_refuses_a_fleet_the_functions_do_not_manage(fleet, custom_resource):
+    reply = custom_resource(cfn_event("Create", "elsewhere"))
+    assert reply["Status"] == "FAILED"
+    assert "'elsewhere'" in reply["Reason"] and "'fleet'" in reply["Reason"]
+    assert reply["PhysicalResourceId"] == "fleet-elsewhere"  # the rollback's Delete names nothing of ours
+    assert fleet.instances() == []

@@ -128,7 +128,7 @@ def test_direct_alarm_event_file():
     assert result.reason.startswith("Threshold Crossed")
 
 
-@pytest.mark.parametrize("filename", ["scheduled-event.json", "cfn-create.json", "cfn-delete.json"])
+@pytest.mark.parametrize("filename", ["scheduled-event.json", "cfn-create.json", "cfn-update.json", "cfn-delete.json"])
 def test_non_alarm_event_files_are_unrecognised(filename):
     assert rejected(load_event(filename)).reason == "unrecognised-event"
 
