@@ -39,6 +39,7 @@ class Trigger:
     must_run: bool = True
     read_alarms: bool = False
     override_desired: int | None = None  # fleetctl scale --to N
+    lease_wait_seconds: float | None = None  # how long to wait for the lease (default LEASE_WAIT_SECONDS)
     ignore_suspend: bool = False
     details: dict[str, object] = field(default_factory=dict)
 
@@ -85,8 +86,9 @@ class Controller:
         )
 
     # --- lease -------------------------------------------------------------------------------
-    def _acquire(self, owner: str, must_run: bool) -> bool:
-        deadline = self.clock.now().timestamp() + (self.settings.lease_wait_seconds if must_run else 0)
+    def _acquire(self, owner: str, must_run: bool, wait_seconds: float | None = None) -> bool:
+        wait = self.settings.lease_wait_seconds if wait_seconds is None else wait_seconds
+        deadline = self.clock.now().timestamp() + (wait if must_run else 0)
         while True:
             if self.store.acquire_lease(owner, self.clock.now(), self.settings.lease_seconds):
                 return True
@@ -98,7 +100,7 @@ class Controller:
 
     def run(self, trigger: Trigger) -> Outcome:
         owner = uuid.uuid4().hex
-        if not self._acquire(owner, trigger.must_run):
+        if not self._acquire(owner, trigger.must_run, trigger.lease_wait_seconds):
             return Outcome("skipped", "lease-busy")
         try:
             return self._run_locked(trigger)

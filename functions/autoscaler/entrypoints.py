@@ -135,15 +135,21 @@ def set_suspended(runtime: Runtime, suspended: bool, cause: str = "manual") -> N
     )
 
 
-def create_fleet(runtime: Runtime) -> dict[str, Any]:
-    """Custom resource Create/Update: bring the fleet to min size plus the warm pool."""
+def create_fleet(runtime: Runtime, lease_wait_seconds: float | None = None) -> dict[str, Any]:
+    """Custom resource Create/Update: bring the fleet to min size plus the warm pool.
+
+    ``lease_wait_seconds``: how long to wait for a scaling run to give the lease back (default
+    ``LEASE_WAIT_SECONDS``); the custom resource waits for most of its own timeout.
+    """
     controller = Controller(runtime)
     state = controller.store.load()
     policy = runtime.scaling_policy()
     desired = state.desired if state.desired is not None else policy.min_size
     if state.desired is None and runtime.settings.suspended_by_default:
         controller.store.set_suspended(True)
-    trigger = Trigger(cause="lifecycle", override_desired=desired, ignore_suspend=True)
+    trigger = Trigger(
+        cause="lifecycle", override_desired=desired, ignore_suspend=True, lease_wait_seconds=lease_wait_seconds
+    )
     return controller.run(trigger).to_json()
 
 

@@ -29,6 +29,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # Leave time to report back before Lambda's own timeout (CloudFormation would wait an hour).
 REPORT_MARGIN_SECONDS = 60
+# Time a Create/Update needs once it holds the lease: launching, and waiting up to
+# RUNNING_WAIT_SECONDS (60 s) for the instances to run.
+RUN_ALLOWANCE_SECONDS = 120
 PHYSICAL_ID_PREFIX = "fleet-"
 
 
@@ -53,7 +56,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
             data = delete_fleet(_for_fleet(runtime, fleet), timeout_seconds=timeout)
             status = "SUCCESS" if data["status"] == "deleted" else "FAILED"
         else:
-            data = _create_or_update(request, runtime, named or managed)
+            # A scaling run may hold the lease for about a minute, and a crashed one until its
+            # lease expires (LEASE_SECONDS): wait for most of the remaining time rather than fail
+            # the deploy (and possibly its rollback) on a busy lease.
+            remaining = context.get_remaining_time_in_millis() / 1000
+            wait = max(runtime.settings.lease_wait_seconds, remaining - REPORT_MARGIN_SECONDS - RUN_ALLOWANCE_SECONDS)
+            data = _create_or_update(request, runtime, named or managed, wait)
             status = "SUCCESS"
         reason = json.dumps(data, default=str)[:400]
     except RequestRefusedError as exc:
@@ -65,7 +73,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
     respond(request, status, physical_id, reason)
 
 
-def _create_or_update(request: CloudFormationCustomResourceEvent, runtime: Runtime, fleet: str) -> dict[str, Any]:
+def _create_or_update(
+    request: CloudFormationCustomResourceEvent, runtime: Runtime, fleet: str, lease_wait_seconds: float
+) -> dict[str, Any]:
     managed = runtime.settings.fleet_name
     if request.request_type == "Update":
         current = _fleet_of(request.physical_resource_id) or fleet
@@ -84,7 +94,7 @@ def _create_or_update(request: CloudFormationCustomResourceEvent, runtime: Runti
             f"the Fleet resource names fleet {fleet!r} but the functions manage {managed!r} "
             f"(FLEET_NAME); nothing was changed"
         )
-    return create_fleet(runtime)
+    return create_fleet(runtime, lease_wait_seconds=lease_wait_seconds)
 
 
 def _fleet_named(request: CloudFormationCustomResourceEvent) -> str | None:

@@ -18,7 +18,14 @@ from autoscaler.lambda_runtime import lambda_runtime
 from autoscaler.observability import logger
 
 from tests.support.events import alarm_time, cfn_event, load_event, sns_alarm_event, sns_batch, sns_event
-from tests.support.lambda_env import LOG_LEVEL_VARIABLES, ROOT, template_environment, template_parameters
+from tests.support.lambda_env import (
+    LOG_LEVEL_VARIABLES,
+    ROOT,
+    TEMPLATE,
+    template_environment,
+    template_parameters,
+)
+from tools.cfn_template import load_template
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +36,10 @@ class FakeContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:fleet-scale-out"
     aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+    remaining_ms: int = 100_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 100_000
+        return self.remaining_ms
 
 
 @pytest.fixture
@@ -300,7 +308,9 @@ def custom_resource(fleet, deploy, monkeypatch) -> Callable[..., dict[str, Any]]
     def send(event: dict[str, Any], fleet_name: str | None = None) -> dict[str, Any]:
         deploy("LifecycleFunction", FleetName=fleet_name or fleet.settings.fleet_name)
         lambda_runtime().clock = fleet.clock
-        lifecycle.handler(event, FakeContext(function_name="fleet-lifecycle"))
+        # A fresh invocation has the function's whole timeout ahead of it.
+        timeout = load_template(TEMPLATE)["Resources"]["LifecycleFunction"]["Properties"]["Timeout"]
+        lifecycle.handler(event, FakeContext(function_name="fleet-lifecycle", remaining_ms=timeout * 1000))
         return replies.bodies[-1]
 
     return send
@@ -353,3 +363,32 @@ def test_create_refuses_a_fleet_the_functions_do_not_manage(fleet, custom_resour
     assert "'elsewhere'" in reply["Reason"] and "'fleet'" in reply["Reason"]
     assert reply["PhysicalResourceId"] == "fleet-elsewhere"  # the rollback's Delete names nothing of ours
     assert fleet.instances() == []
+
+
+# ---------------------------------------------------------------------------------- lease contention
+
+
+def test_custom_resource_update_waits_for_a_scaling_run_that_holds_the_lease(fleet, custom_resource):
+    """LaunchTemplateVersion changes on almost every deploy, so the Fleet resource updates on
+    almost every deploy, often while a scaling run holds the lease for most of a minute."""
+    from autoscaler.controller import Controller
+
+    assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
+    store = Controller(fleet.runtime).store
+    assert store.acquire_lease("scaling-run", fleet.clock.now(), fleet.settings.lease_seconds)
+    fleet.clock.at(fleet.clock.now() + timedelta(seconds=55), lambda: store.release_lease("scaling-run"))
+    slept = fleet.clock.slept
+
+    reply = custom_resource(cfn_event("Update", "fleet"))
+    assert reply["Status"] == "SUCCESS", reply
+    assert fleet.clock.slept - slept >= 55
+
+
+def test_custom_resource_outwaits_the_lease_of_a_crashed_run(fleet, custom_resource):
+    from autoscaler.controller import Controller
+
+    assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
+    store = Controller(fleet.runtime).store
+    assert store.acquire_lease("crashed-run", fleet.clock.now(), fleet.settings.lease_seconds)
+    reply = custom_resource(cfn_event("Update", "fleet"))
+    assert reply["Status"] == "SUCCESS", reply

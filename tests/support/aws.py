@@ -22,21 +22,35 @@ IN_ALARMS = ("fleet-scale-in",)
 
 
 class FakeClock:
-    """Virtual time: ``sleep`` advances it instead of blocking."""
+    """Virtual time: ``sleep`` advances it instead of blocking. ``at`` schedules what others
+    (a concurrent invocation, an operator) do at a given time; it runs when time passes it."""
 
     def __init__(self, start: datetime = START) -> None:
         self.current = start
         self.slept = 0.0
+        self._scheduled: list[tuple[datetime, int, Callable[[], object]]] = []
 
     def now(self) -> datetime:
         return self.current
 
     def sleep(self, seconds: float) -> None:
         self.slept += seconds
-        self.current += timedelta(seconds=seconds)
+        self._pass(seconds)
 
     def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
+        self._pass(seconds)
+
+    def at(self, when: datetime, action: Callable[[], object]) -> None:
+        self._scheduled.append((when, len(self._scheduled), action))
+        self._scheduled.sort(key=lambda item: item[:2])
+
+    def _pass(self, seconds: float) -> None:
+        target = self.current + timedelta(seconds=seconds)
+        while self._scheduled and self._scheduled[0][0] <= target:
+            when, _, action = self._scheduled.pop(0)
+            self.current = max(self.current, when)
+            action()
+        self.current = target
 
 
 @dataclass
