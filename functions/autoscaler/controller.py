@@ -8,6 +8,8 @@ converges it, whatever the previous iteration managed to do.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -98,17 +100,25 @@ class Controller:
                 return False
             self.clock.sleep(LEASE_POLL_SECONDS)
 
-    def run(self, trigger: Trigger) -> Outcome:
+    @contextmanager
+    def lease(self, must_run: bool = True, wait_seconds: float | None = None) -> Iterator[bool]:
+        """Hold the fleet's decision lease for the ``with`` block; yields whether it was taken
+        (``must_run``: wait up to ``wait_seconds``, default LEASE_WAIT_SECONDS, then raise
+        ``LeaseBusyError``)."""
         owner = uuid.uuid4().hex
-        if not self._acquire(owner, trigger.must_run, trigger.lease_wait_seconds):
-            return Outcome("skipped", "lease-busy")
+        acquired = self._acquire(owner, must_run, wait_seconds)
         try:
-            return self._run_locked(trigger)
+            yield acquired
         finally:
-            try:
-                self.store.release_lease(owner)
-            except StateConflictError:
-                logger.warning("lease expired before this invocation finished; raise LEASE_SECONDS")
+            if acquired:
+                try:
+                    self.store.release_lease(owner)
+                except StateConflictError:
+                    logger.warning("lease expired before this invocation finished; raise LEASE_SECONDS")
+
+    def run(self, trigger: Trigger) -> Outcome:
+        with self.lease(trigger.must_run, trigger.lease_wait_seconds) as acquired:
+            return self._run_locked(trigger) if acquired else Outcome("skipped", "lease-busy")
 
     def instances(self, include_shutting_down: bool = False) -> list[Instance]:
         """The fleet's live instances with their target health (two calls at any fleet size)."""

@@ -155,22 +155,28 @@ def create_fleet(runtime: Runtime, lease_wait_seconds: float | None = None) -> d
 
 def delete_fleet(runtime: Runtime, timeout_seconds: float = 600.0) -> dict[str, Any]:
     """Custom resource Delete: suspend scaling, terminate every fleet instance and wait for it,
-    so CloudFormation can then delete the security group and the target group."""
+    so CloudFormation can then delete the security group and the target group.
+
+    A run that read the state before the suspension may still launch: the sweep runs under the
+    decision lease, so it starts only once such a run has finished (or its lease expired), and
+    every later run sees the suspension. ``LeaseBusyError`` if the lease stays busy throughout.
+    """
     controller = Controller(runtime)
     controller.store.set_suspended(True)
     clock = runtime.clock
     deadline = clock.now().timestamp() + timeout_seconds
     terminated: set[str] = set()
-    while True:
-        instances = controller.instances(include_shutting_down=True)
-        if not instances:
-            return {"status": "deleted", "terminated": sorted(terminated)}
-        ids = [i.instance_id for i in instances if i.state != "shutting-down"]
-        registered = [i.instance_id for i in instances if i.health.value != "unused"]
-        controller.target_group.deregister(registered)
-        controller.ec2.terminate(ids)
-        terminated.update(ids)
-        if clock.now().timestamp() >= deadline:
-            remaining = [i.instance_id for i in instances]
-            return {"status": "timeout", "remaining": remaining, "terminated": sorted(terminated)}
-        clock.sleep(DELETE_POLL_SECONDS)
+    with controller.lease(wait_seconds=timeout_seconds):
+        while True:
+            instances = controller.instances(include_shutting_down=True)
+            if not instances:
+                return {"status": "deleted", "terminated": sorted(terminated)}
+            ids = [i.instance_id for i in instances if i.state != "shutting-down"]
+            registered = [i.instance_id for i in instances if i.health.value != "unused"]
+            controller.target_group.deregister(registered)
+            controller.ec2.terminate(ids)
+            terminated.update(ids)
+            if clock.now().timestamp() >= deadline:
+                remaining = [i.instance_id for i in instances]
+                return {"status": "timeout", "remaining": remaining, "terminated": sorted(terminated)}
+            clock.sleep(DELETE_POLL_SECONDS)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from autoscaler import entrypoints
 from autoscaler.controller import Controller
 from autoscaler.errors import LeaseBusyError
-from autoscaler.model import Direction
+from autoscaler.model import Direction, Lifecycle
 
 from tests.support.aws import not_yet_visible, throttle
 from tests.support.events import alarm_event
@@ -121,3 +123,22 @@ def test_an_expired_lease_is_taken_over(fleet):
     fleet.clock.advance(61)
     assert store.acquire_lease("next", fleet.clock.now(), 60)
     assert not store.acquire_lease("third", fleet.clock.now(), 60)
+
+
+def test_delete_waits_for_a_run_in_flight_before_its_last_sweep(fleet):
+    """A run that read the state before Delete suspended the fleet still acts; if Delete does
+    not wait for its lease, the run launches after Delete reported every instance gone."""
+    entrypoints.create_fleet(fleet.runtime)
+    controller = Controller(fleet.runtime)
+    assert controller.store.acquire_lease("in-flight", fleet.clock.now(), fleet.settings.lease_seconds)
+
+    def in_flight_run_acts() -> None:
+        controller.ec2.launch(fleet.subnets[0], 1, Lifecycle.SERVICE)
+        controller.store.release_lease("in-flight")
+
+    fleet.clock.at(fleet.clock.now() + timedelta(seconds=30), in_flight_run_acts)
+    outcome = entrypoints.delete_fleet(fleet.runtime, timeout_seconds=600)
+    assert outcome["status"] == "deleted"
+    fleet.clock.advance(120)  # whatever was still to happen has happened
+    assert fleet.instances() == []
+    assert len(outcome["terminated"]) == 3  # the two of Create and the in-flight run's launch
