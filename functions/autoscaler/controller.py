@@ -36,6 +36,8 @@ class Trigger:
     cause: str  # alarm name, "schedule", "manual", "lifecycle"
     directions: frozenset[Direction] = frozenset()
     event_time: datetime | None = None  # the alarm's StateChangeTime
+    # The alarm whose ALARM notification invoked us: acted on only while it is still in ALARM.
+    alarm: str | None = None
     # Wait for the lease and raise if it stays busy (events must not be dropped); a scheduled
     # run simply skips, the next minute comes anyway.
     must_run: bool = True
@@ -135,6 +137,15 @@ class Controller:
             return Outcome("skipped", "stale-transition")
         if state.suspended and not trigger.ignore_suspend:
             return Outcome("skipped", "suspended")
+        if trigger.alarm is not None:
+            # A notification can arrive after its alarm went back to OK (Lambda retries an
+            # invocation 1-2 minutes later; deliveries are not ordered): act only while it is in
+            # ALARM, as the reconcile does.
+            cleared = state.alarms_cleared_at.get(trigger.alarm)
+            if cleared is not None and trigger.event_time is not None and trigger.event_time <= cleared:
+                return Outcome("skipped", "alarm-cleared-since")
+            if self.signals.alarm_states([trigger.alarm]).get(trigger.alarm) != "ALARM":
+                return Outcome("skipped", "alarm-not-in-alarm")
 
         instances = self.instances()
         manual = trigger.override_desired is not None

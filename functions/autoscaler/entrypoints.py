@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from autoscaler.adapters.state import Activity
+from autoscaler.adapters.state import Activity, StateStore
 from autoscaler.controller import Controller, Trigger
 from autoscaler.decide import current_desired
 from autoscaler.model import Direction, FleetState, Metrics, Snapshot
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from autoscaler.intake import AlarmNotice
 
 DELETE_POLL_SECONDS = 5.0
+IRRELEVANT_TRANSITION = "irrelevant-transition"
 
 
 def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, context: Any = None) -> dict[str, Any]:
@@ -36,6 +37,11 @@ def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, conte
         logger.set_correlation_id(f"{item.alarm_name}@{item.state_change_time.isoformat()}")
         reason = _irrelevance(item, runtime, direction)
         if reason:
+            if reason.startswith(IRRELEVANT_TRANSITION):
+                # Not in ALARM at this time: a late or retried ALARM from before must not act.
+                StateStore(
+                    runtime.clients.dynamodb, runtime.settings.table_name, runtime.settings.fleet_name
+                ).remember_cleared(item.alarm_name, item.state_change_time)
             logger.info("ignored alarm", extra={"reason": reason, "alarm": item.alarm_name})
             results.append({"status": "ignored", "reason": reason, "alarm": item.alarm_name})
             continue
@@ -51,7 +57,7 @@ def _irrelevance(notice: AlarmNotice, runtime: Runtime, direction: Direction) ->
     if mine and notice.alarm_name not in mine:
         return "alarm-of-the-other-direction"
     if notice.new_state != "ALARM":
-        return f"irrelevant-transition {notice.old_state}->{notice.new_state}"
+        return f"{IRRELEVANT_TRANSITION} {notice.old_state}->{notice.new_state}"
     return None
 
 
@@ -85,6 +91,7 @@ def _process_once(notice: AlarmNotice, runtime: Runtime, direction: Direction, c
             cause=notice.alarm_name,
             directions=frozenset({direction}),
             event_time=notice.state_change_time,
+            alarm=notice.alarm_name,
             details={"alarm_reason": notice.reason[:300]},
         )
         outcome = Controller(runtime).run(trigger)

@@ -100,6 +100,7 @@ def test_lease_conflict_makes_an_alarm_invocation_raise_so_lambda_retries(fleet)
     store = Controller(fleet.runtime).store
     assert store.acquire_lease("stuck-invocation", fleet.clock.now(), 60)
     fleet.knobs.cpu = 200.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = alarm_event("fleet-cpu-high", fleet.clock.now())
     with pytest.raises(LeaseBusyError):
         entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)

@@ -81,6 +81,24 @@ def _emf(output: str) -> list[dict[str, Any]]:
     return blobs
 
 
+def _alarm_in_moto(name: str, state: str = "ALARM") -> None:
+    """The handlers build their own clients, so they read moto's CloudWatch: the alarm must exist
+    there in the state its notification announces."""
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="Autoscaler",
+        MetricName="CPUUtilization",
+        Dimensions=[{"Name": "Fleet", "Value": "fleet"}],
+        Statistic="Average",
+        Period=10,
+        EvaluationPeriods=2,
+        Threshold=70.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+
 def test_scale_out_handler_acts_and_publishes_metrics(fleet, deploy, monkeypatch, capsys):
     from handlers import reconcile, scale_out
 
@@ -105,6 +123,7 @@ def test_scale_out_handler_acts_and_publishes_metrics(fleet, deploy, monkeypatch
             for age in (35, 25, 15)
         ],
     )
+    _alarm_in_moto("fleet-cpu-high")
     event = sns_alarm_event("fleet-cpu-high", time=alarm_time(now))
     deploy("ScaleOutFunction")
     result = scale_out.handler(event, FakeContext())
@@ -253,12 +272,17 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
         fleet.clock.advance(60)
         invoke("ReconcileFunction", reconcile.handler, load_event("scheduled-event"))
         now = fleet.clock.now()
+        _alarm_in_moto("fleet-cpu-high")
         batch = sns_batch(
             sns_event("{not json"),
-            sns_alarm_event("fleet-cpu-high", new_state="OK", old_state="ALARM", time=alarm_time(now)),
+            sns_alarm_event(
+                "fleet-cpu-high", new_state="OK", old_state="ALARM", time=alarm_time(now - timedelta(seconds=30))
+            ),
             sns_alarm_event("fleet-cpu-high", time=alarm_time(now)),
         )
-        invoke("ScaleOutFunction", scale_out.handler, batch)
+        results = invoke("ScaleOutFunction", scale_out.handler, batch)["results"]
+        assert [r["reason"] for r in results][:2] == ["malformed-json", "irrelevant-transition ALARM->OK"]
+        assert results[2]["status"] == "acted", results
         invoke("ScaleInFunction", scale_in.handler, sns_alarm_event("fleet-scale-in", time=alarm_time(now)))
         rename = cfn_event("Update", "renamed", old_fleet=name, physical_id=f"fleet-{name}")
         invoke("LifecycleFunction", lifecycle.handler, rename)  # refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,19 +65,23 @@ class FleetSignals:
             cpu_recent_percent=_mean_since(series.get("cpu"), now - timedelta(seconds=s.scale_out_window_seconds)),
         )
 
+    def alarm_states(self, names: Sequence[str]) -> dict[str, str]:
+        """Current state (OK, ALARM, INSUFFICIENT_DATA) of each named alarm that exists (one
+        DescribeAlarms call, metric and composite alarms)."""
+        if not names:
+            return {}
+        response = self._cw.describe_alarms(AlarmNames=list(names), AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        return {
+            alarm["AlarmName"]: str(alarm.get("StateValue"))
+            for key in ("MetricAlarms", "CompositeAlarms")
+            for alarm in response.get(key, [])
+        }
+
     def active_directions(self) -> frozenset[Direction]:
         """Directions whose scaling alarms are in ALARM now (one DescribeAlarms call)."""
         s = self._settings
-        names = list(s.all_alarm_names)
-        if not names:
-            return frozenset()
-        response = self._cw.describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-        in_alarm = {
-            alarm["AlarmName"]
-            for key in ("MetricAlarms", "CompositeAlarms")
-            for alarm in response.get(key, [])
-            if alarm.get("StateValue") == "ALARM"
-        }
+        states = self.alarm_states(s.all_alarm_names)
+        in_alarm = {name for name, state in states.items() if state == "ALARM"}
         active = set()
         if in_alarm & set(s.scale_out_alarm_names):
             active.add(Direction.OUT)
