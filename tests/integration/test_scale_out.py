@@ -85,17 +85,20 @@ def test_one_notification_reaches_the_needed_capacity_through_reconcile(fleet):
     ("event", "reason"),
     [
         ({"Records": "nope"}, "malformed-sns-event"),
+        ({"Records": []}, "malformed-sns-event"),
         (sns_event("{not json"), "malformed-json"),
+        (sns_event("[" * 2048), "malformed-json"),
         (sns_event({"AlarmName": "fleet-cpu-high"}), "missing-fields"),
         ({"hello": "world"}, "unrecognised-event"),
         ("a string", "unrecognised-event"),
     ],
 )
-def test_bad_input_is_acknowledged_with_a_reason(fleet, event, reason):
+def test_bad_input_is_acknowledged_with_a_reason(fleet, event, reason, caplog):
     result = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
     assert result["results"][0]["status"] == "ignored"
     assert result["results"][0]["reason"] == reason
     assert fleet.instances() == []
+    assert [r.reason for r in caplog.records if r.getMessage() == "ignored event"] == [reason]
 
 
 @pytest.mark.parametrize(
