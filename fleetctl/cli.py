@@ -156,6 +156,7 @@ def quiet_control_plane(debug: bool) -> None:
     """The functions' powertools logger, tracer and metrics serve Lambda; on a terminal only
     warnings matter (everything with --debug). Read at import, so set before the first import."""
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "DEBUG" if debug else "WARNING")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "fleetctl")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 

@@ -250,7 +250,9 @@ class Controller:
         sink = self.runtime.metrics
         if sink is None:
             return
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+        from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+        from autoscaler.observability import METRICS_SERVICE
 
         sink.add_dimension(name="Fleet", value=self.settings.fleet_name)
         sink.add_metric(name="Desired", unit=MetricUnit.Count, value=decision.desired)
@@ -260,9 +262,10 @@ class Controller:
         sink.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
         latency_ms = (self.clock.now() - now).total_seconds() * 1000
         sink.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
-        # Decisions by reason need their own dimension set, hence a metric flushed on its own.
-        with single_metric(
-            name="DecisionsByReason", unit=MetricUnit.Count, value=1, namespace=sink.namespace
-        ) as by_reason:
-            by_reason.add_dimension(name="Fleet", value=self.settings.fleet_name)
-            by_reason.add_dimension(name="Reason", value=decision.reason)
+        # Decisions by reason need their own dimension set, hence a metric flushed on its own
+        # (not single_metric: it adds the service dimension and ignores POWERTOOLS_METRICS_DISABLED).
+        by_reason = EphemeralMetrics(namespace=sink.namespace, service=METRICS_SERVICE)
+        by_reason.add_dimension(name="Fleet", value=self.settings.fleet_name)
+        by_reason.add_dimension(name="Reason", value=decision.reason)
+        by_reason.add_metric(name="DecisionsByReason", unit=MetricUnit.Count, value=1)
+        by_reason.flush_metrics()

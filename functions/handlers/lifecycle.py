@@ -22,7 +22,7 @@ from typing import Any
 
 from autoscaler.entrypoints import create_fleet, delete_fleet
 from autoscaler.lambda_runtime import lambda_runtime
-from autoscaler.observability import logger, traced
+from autoscaler.observability import logger, metrics, traced
 from autoscaler.runtime import Runtime
 from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -41,6 +41,7 @@ class RequestRefusedError(Exception):
 
 @logger.inject_lambda_context(clear_state=True)
 @traced
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
     request = CloudFormationCustomResourceEvent(event)
     named = _fleet_named(request)
