@@ -568,3 +568,14 @@ def test_launch_permissions_hold_for_both_versions_during_a_deploy(raw_template:
         assert any(_allows(s, "ec2:RunInstances", arn, {"ec2:Owner": owner}) for s in statements), image
     strangers = "arn:aws:ec2:eu-west-1::image/ami-0bad0000000000000"
     assert not any(_allows(s, "ec2:RunInstances", strangers, {"ec2:Owner": "999999999999"}) for s in statements)
+
+
+def test_functions_reserve_no_concurrency_by_default(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
+    """An account may reserve only its unreserved concurrency minus 100 (Lambda developer guide,
+    "Configuring reserved concurrency"): on a new account with a low quota any reservation fails
+    the deploy. The decision lease, not reserved concurrency, serializes decisions."""
+    assert params["ReservedConcurrency"] == 0
+    reservation = raw_template["Globals"]["Function"]["ReservedConcurrentExecutions"]
+    assert resolve({"ReservedConcurrentExecutions": reservation}, params, raw_template) == {}
+    for logical_id in FUNCTIONS:
+        assert "ReservedConcurrentExecutions" not in raw_template["Resources"][logical_id]["Properties"]
