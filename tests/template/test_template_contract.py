@@ -579,3 +579,29 @@ def test_functions_reserve_no_concurrency_by_default(raw_template: dict[str, Any
     assert resolve({"ReservedConcurrentExecutions": reservation}, params, raw_template) == {}
     for logical_id in FUNCTIONS:
         assert "ReservedConcurrentExecutions" not in raw_template["Resources"][logical_id]["Properties"]
+
+
+DEPLOY_COMMAND = re.compile(r"sam deploy((?:\s+--[\w-]+(?:[ =](?!--)[^\s`#]+)?)+)")
+
+
+def test_every_documented_deploy_command_can_work(raw_template: dict[str, Any]) -> None:
+    """A parameter without a default must come from the samconfig environment the command uses,
+    or the command must be --guided (which asks for it and saves it there)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    required = {name for name, spec in raw_template["Parameters"].items() if "Default" not in spec}
+    assert required  # VpcId, SubnetIds
+    commands = []
+    for doc in ("README.md", "docs/stack.md", "samconfig.toml"):
+        for flags in DEPLOY_COMMAND.findall((ROOT / doc).read_text(encoding="utf-8")):
+            commands.append((doc, flags.split()))
+    assert any("--config-env" in flags for _, flags in commands), "no documented deploy of the dev environment"
+    for doc, flags in commands:
+        if "--guided" in flags:
+            continue
+        env = flags[flags.index("--config-env") + 1] if "--config-env" in flags else "default"
+        overrides = config[env]["deploy"]["parameters"].get("parameter_overrides", "")
+        given = {pair.split("=", 1)[0] for pair in overrides.split()}
+        missing = sorted(required - given)
+        assert not missing, f"{doc}: `sam deploy {' '.join(flags)}` cannot work: {missing} have no default"
