@@ -28,8 +28,12 @@ def _pool_of_two(fleet):
 def test_ec2_throttling_is_retried_by_botocore(fleet):
     attempts = throttle(fleet.ec2, "ec2.RunInstances", times=3)
     outcome = entrypoints.create_fleet(fleet.runtime)
-    assert len(outcome["result"]["launched"]) == 1
     assert len(attempts) == 5  # three throttled attempts, then the two launches (service, warm-up)
+    (launched,) = outcome["result"]["launched"]
+    (warming,) = outcome["result"]["warming"]
+    # What EC2 holds: the throttled attempts launched nothing.
+    assert {i["InstanceId"] for i in fleet.instances()} == {launched, warming}
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
 
 
 def test_new_instances_that_describe_does_not_know_yet_are_waited_for(fleet):

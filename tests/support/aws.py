@@ -281,12 +281,15 @@ def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
     return Fleet(runtime, clock, knobs, settings, subnets, zones)
 
 
-def throttle(client: Any, operation: str, times: int, code: str = "RequestLimitExceeded") -> list[int]:
-    """Answer the next ``times`` HTTP attempts of ``operation`` (``ec2.RunInstances``) with a
-    throttling error.
+def throttle(ec2: Any, operation: str, times: int, code: str = "RequestLimitExceeded") -> list[int]:
+    """Answer the next ``times`` HTTP attempts of an EC2 ``operation`` (``ec2.RunInstances``) with
+    a throttling error. Returns a list that counts the attempts seen.
 
-    Hooked at before-send, ahead of moto's own handler, so botocore's retry handler sees a real
-    error response and retries. Returns a list that counts the attempts seen.
+    Hooked at before-send, the only event botocore emits for every retried attempt, so its retry
+    handler sees a real error response and retries. botocore emits before-send to every handler
+    (moto's included) and uses the first response; so that moto, which answers after us, does not
+    carry out a throttled attempt, the attempt is turned into a DryRun: EC2 checks it and changes
+    nothing (EC2 API reference, "DryRun").
     """
     attempts: list[int] = []
 
@@ -294,13 +297,16 @@ def throttle(client: Any, operation: str, times: int, code: str = "RequestLimitE
         attempts.append(1)
         if len(attempts) > times:
             return None
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        request.body = f"{body}&DryRun=true".encode()
+        request.headers["Content-Length"] = str(len(request.body))
         xml = (
             f"<Response><Errors><Error><Code>{code}</Code><Message>Request limit exceeded.</Message></Error>"
             "</Errors><RequestID>throttled</RequestID></Response>"
         )
         return AWSResponse(request.url, 400, {}, _Raw(xml.encode()))
 
-    client.meta.events.register_first(f"before-send.{operation}", send)
+    ec2.meta.events.register_first(f"before-send.{operation}", send)
     return attempts
 
 
