@@ -1,9 +1,11 @@
 """Turn an invocation event into alarm notices, or into specific, logged reasons to ignore it.
 
-Two shapes arrive (notes, "The alarm notification inside SNS"):
+Two shapes arrive:
 - SNS: ``Records[].Sns.Message`` is a JSON *string* holding the alarm (``AlarmName``,
-  ``NewStateValue``, ``StateChangeTime`` "2017-01-12T16:30:42.236+0000", ``Trigger``...);
-- a direct alarm action (``source: aws.cloudwatch``, ``alarmData.state.value``...).
+  ``NewStateValue``, ``StateChangeTime`` "2017-01-12T16:30:42.236+0000", ``Trigger``...), as in
+  the public sample aws/aws-lambda-go ``events/testdata/cloudwatch-alarm-sns-payload-single-metric.json``;
+- a direct alarm action (``source: aws.cloudwatch``, ``alarmData.state.value``...): CloudWatch
+  user guide, "Invoke a Lambda function from an alarm".
 Bad input is acknowledged with a reason, never raised: a raise would make Lambda retry a
 message that can never succeed.
 """

@@ -9,7 +9,8 @@ from typing import Any
 from autoscaler.model import Direction, Metrics
 from autoscaler.settings import Settings
 
-# ALB request metrics exist only at one-minute resolution (notes: "RequestCountPerTarget").
+# ALB request metrics exist only at one-minute resolution (ELB user guide, "CloudWatch metrics for
+# your Application Load Balancer": published in 60-second intervals).
 ELB_PERIOD_SECONDS = 60
 
 

@@ -1,6 +1,6 @@
 """DynamoDB adapter: fleet state, the decision lease and the scaling-activity history.
 
-One table (see docs/contracts.md); every item of a fleet shares ``pk = FLEET#<name>``.
+One table (see docs/contracts.md); every item of a fleet shares ``pk = FLEET#<fleet>``.
 """
 
 from __future__ import annotations
