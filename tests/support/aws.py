@@ -321,20 +321,3 @@ class _Raw:
 
     def read(self, *_: Any) -> bytes:
         return self._data
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment the template would give a function with these settings."""
-    from dataclasses import fields
-
-    env = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        env[f.name.upper()] = (
-            ",".join(value)
-            if isinstance(value, tuple)
-            else str(value).lower()
-            if isinstance(value, bool)
-            else str(value)
-        )
-    return env
