@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 	$(PY) -m mypy functions simulator fleetctl worker benchmarks loadtest
 
 # cfn-lint, sam validate --lint and checkov, each in its own virtual environment
-# (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on userdata/.
+# (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on userdata/ and tools/.
 template-check: $(STAMP)
 	bash tools/check-template.sh
 

@@ -63,6 +63,7 @@ def api_calls(size: int) -> tuple[Counter[str], Counter[str]]:
         # with the size, the number of calls must not (one call per AZ or subnet, not per instance).
         fleet.knobs.cpu = 70.0 * 1.15
         fleet.knobs.requests = None
+        fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"  # a notification acts only while its alarm is in ALARM
         fleet.clock.advance(60)
         counter = _count_calls(fleet)
         result = entrypoints.handle_alarm_event(
@@ -105,9 +106,11 @@ def scale_out_wall_time() -> float:
             fleet.mark_ready()
             entrypoints.reconcile(fleet.runtime)
             fleet.knobs.cpu = 79.0
+            fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
             event = alarm_event("fleet-cpu-high", fleet.clock.now())
             start = time.perf_counter()
-            entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
+            (outcome,) = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)["results"]
+            assert outcome["reason"] == "scale-out", outcome
             samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 

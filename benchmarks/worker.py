@@ -4,7 +4,7 @@ Two designs, measured in one run on the same machine with the same load:
 
 * ``worker``   -- this repository's ``python -m worker`` (supervisor answers /ping, hands /work
                   to idle processes);
-* ``baseline`` -- the 2013 seed's design: N pre-forked processes, each a plain stdlib
+* ``baseline`` -- the 2013 prototype's design: N pre-forked processes, each a plain stdlib
                   ``HTTPServer`` serving /work and /ping synchronously on the shared socket.
 
 Both run N = vCPU processes. ``2 x N`` closed-loop clients send /work back to back (no think
@@ -41,10 +41,10 @@ sys.path.insert(0, str(REPO))
 from worker.server import default_processes  # noqa: E402
 from worker.work import burn  # noqa: E402
 
-# -- the seed's design ------------------------------------------------------------------------
+# -- the 2013 prototype's design ----------------------------------------------------------------
 
 
-class _SeedHandler(BaseHTTPRequestHandler):
+class _PrototypeHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/ping":
             body, ctype = b"pong", "text/plain"
@@ -66,8 +66,8 @@ class _SeedHandler(BaseHTTPRequestHandler):
 
 
 def serve_baseline(port: int, processes: int) -> None:
-    """N processes, each ``serve_forever`` on the one listening socket (the seed's server.py)."""
-    server = HTTPServer(("127.0.0.1", port), _SeedHandler)
+    """N processes, each ``serve_forever`` on the one listening socket (the prototype's server.py)."""
+    server = HTTPServer(("127.0.0.1", port), _PrototypeHandler)
     for _ in range(processes - 1):
         if os.fork() == 0:
             random.seed()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from fleetctl.stack import DEFAULT_STACK
+from fleetctl import stack as stacks
 
 if TYPE_CHECKING:
     from fleetctl.context import Context
@@ -41,11 +41,11 @@ def common_options(top_level: bool) -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
-    stack = os.environ.get("FLEETCTL_STACK", DEFAULT_STACK)
+    stack = os.environ.get("FLEETCTL_STACK") or stacks.default_stack_name()
     group.add_argument(
         "--stack",
         default=default(stack),
-        help=f"CloudFormation stack name (env FLEETCTL_STACK; default {stack})",
+        help=f"CloudFormation stack name (env FLEETCTL_STACK; default: stack_name in samconfig.toml, {stack})",
     )
     group.add_argument(
         "--region",
@@ -156,6 +156,7 @@ def quiet_control_plane(debug: bool) -> None:
     """The functions' powertools logger, tracer and metrics serve Lambda; on a terminal only
     warnings matter (everything with --debug). Read at import, so set before the first import."""
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "DEBUG" if debug else "WARNING")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "fleetctl")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
@@ -197,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("scale: give either --to N, or out / in")
     if args.command == "pool" and args.dry_run and args.pool_action != "fill":
         parser.error("pool: --dry-run goes with `pool fill`")
+    if not args.stack:
+        parser.error(f"which stack? give --stack NAME or FLEETCTL_STACK (no {stacks.SAMCONFIG} to read it from)")
     # Commands load lazily: `--help` and usage errors never import boto3 or the control plane.
     quiet_control_plane(args.debug)
     from fleetctl.context import Context

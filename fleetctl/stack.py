@@ -14,12 +14,17 @@ The template maps the same outputs and parameters into the functions' environmen
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from autoscaler.settings import Settings, SettingsError
 
-DEFAULT_STACK = "ec2-fleet-autoscaler"
+SAMCONFIG = "samconfig.toml"
+# The project's own samconfig.toml, next to the fleetctl package (an editable install).
+PROJECT_DIRECTORY = Path(__file__).resolve().parent.parent
 
 # Settings field (upper-cased, as in the functions' environment) -> stack output.
 OUTPUT_SETTINGS = {
@@ -48,6 +53,22 @@ PARAMETER_SETTINGS = {
 }
 # Outputs naming further alarms of the fleet (shown by ``fleetctl alarms``).
 ALARM_NAME_OUTPUTS = ("ScaleOutAlarmNames", "ScaleInAlarmNames", "CpuLowAlarmName", "RequestsLowAlarmName")
+
+
+def default_stack_name(directories: Iterable[Path] | None = None) -> str | None:
+    """The stack ``sam deploy`` creates: ``stack_name`` of the default environment in
+    samconfig.toml (deploy, else global parameters), from the current directory as SAM CLI reads
+    it, else from the project's own. None when there is no samconfig.toml to read."""
+    for directory in directories if directories is not None else (Path.cwd(), PROJECT_DIRECTORY):
+        path = directory / SAMCONFIG
+        if not path.is_file():
+            continue
+        default = tomllib.loads(path.read_text(encoding="utf-8")).get("default", {})
+        for command in ("deploy", "global"):
+            name = default.get(command, {}).get("parameters", {}).get("stack_name")
+            if name:
+                return str(name)
+    return None
 
 
 class StackError(Exception):

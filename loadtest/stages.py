@@ -1,7 +1,7 @@
 """The nine-stage acceptance scenario as data (no Locust import, so tests can read it).
 
 Clients per stage and the instance count the autoscaler is expected to reach in that stage;
-``docs/../shared/notes/nine-stage-scenario.md`` explains the arithmetic.
+``closed_loop`` gives the arithmetic behind the expectations (loadtest/README.md).
 """
 
 from __future__ import annotations
@@ -63,3 +63,26 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
         return None
     rank = max(1, min(len(sorted_values), int(-(-fraction * len(sorted_values) // 1))))
     return sorted_values[rank - 1]
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """Steady state of closed-loop clients on one vCPU."""
+
+    clients: int
+    utilisation: float  # of the vCPU, 0..1
+    response_seconds: float  # mean time from request to answer
+    requests_per_minute: float  # of all clients together
+
+
+def closed_loop(clients: int, service_seconds: float = 0.5, think_seconds: float = 1.0) -> ClosedLoop:
+    """Exact mean-value analysis of ``clients`` that each send a request, wait for the answer and
+    think ``think_seconds``, against one vCPU serving each request in ``service_seconds`` on
+    average (processor sharing): R(n) = S (1 + Q(n-1)), X(n) = n / (R(n) + Z), Q(n) = X(n) R(n)."""
+    queue = 0.0
+    response = throughput = 0.0
+    for n in range(1, clients + 1):
+        response = service_seconds * (1 + queue)
+        throughput = n / (response + think_seconds)
+        queue = throughput * response
+    return ClosedLoop(clients, throughput * service_seconds, response, throughput * 60)

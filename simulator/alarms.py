@@ -76,7 +76,7 @@ def evaluate_range(points: Sequence[bool | None], n: int, m: int, treat: str, cu
 
 
 def _premature_rule(real: list[tuple[int, bool]], n: int, m: int) -> bool:
-    """"Alarms are designed to always go into ALARM state when the oldest available breaching
+    """ "Alarms are designed to always go into ALARM state when the oldest available breaching
     datapoint during the Evaluation Periods number of data points is at least as old as the value
     of Datapoints to Alarm, and all other more recent data points are breaching or missing."
     The page's 2-of-3 row ``0 - X - -`` stays OK, so a non-breaching datapoint anywhere in the

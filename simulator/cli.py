@@ -123,6 +123,7 @@ def run_scenario(
     from simulator.chart import draw_timeline
     from simulator.harness import Simulation
     from simulator.report import build_report, stage_table
+
     bar = (
         None
         if quiet

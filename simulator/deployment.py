@@ -280,8 +280,12 @@ def build_deployment(template: Template) -> Deployment:
                 memory_mb=int(props.get("MemorySize") or globals_fn.get("MemorySize") or 128),
                 timeout=float(props.get("Timeout") or globals_fn.get("Timeout") or 3),
                 maximum_event_age=float(
-                    ((props.get("EventInvokeConfig") or globals_fn.get("EventInvokeConfig") or {}).get(
-                        "MaximumEventAgeInSeconds")) or 21600
+                    (
+                        (props.get("EventInvokeConfig") or globals_fn.get("EventInvokeConfig") or {}).get(
+                            "MaximumEventAgeInSeconds"
+                        )
+                    )
+                    or 21600
                 ),
             )
         )

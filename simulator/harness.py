@@ -236,7 +236,9 @@ class Simulation:
         """The functions log at the template's LOG_LEVEL, to a file beside the report (or nowhere)."""
         from autoscaler.observability import logger
 
-        level = next((fn.environment.get("LOG_LEVEL") for fn in deployment.functions if fn.environment), None)
+        level = next(
+            (fn.environment.get("POWERTOOLS_LOG_LEVEL") for fn in deployment.functions if fn.environment), None
+        )
         logger.setLevel(level or "INFO")
         handler = logger.registered_handler
         if isinstance(handler, logging.StreamHandler):
@@ -428,10 +430,17 @@ class Simulation:
             actions=self.actions,
             alarm_history=[(t.alarm, t.old, t.new, self.to_scenario(t.at)) for t in self.alarms.history],
             invocations=[
-                {"function": i.function, "t": round(self.to_scenario(i.at), 3), "cold": i.cold, "ok": i.ok,
-                 "error": i.error, "seconds": round(i.seconds, 3), "attempt": i.attempt}
+                {
+                    "function": i.function,
+                    "t": round(self.to_scenario(i.at), 3),
+                    "cold": i.cold,
+                    "ok": i.ok,
+                    "error": i.error,
+                    "seconds": round(i.seconds, 3),
+                    "attempt": i.attempt,
+                }
                 for i in self.lambdas.invocations
-            ],  # fmt: skip
+            ],
             instance_seconds=instance_seconds,
             vcpus=self.vcpus,
             wall_seconds=time.perf_counter() - started,

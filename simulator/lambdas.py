@@ -14,6 +14,7 @@ invocation running longer is stopped, wherever it is).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import uuid
@@ -31,7 +32,7 @@ from simulator.params import ModelParams
 Handler = Callable[[dict[str, Any]], Any]  # runs the function body, returns its result
 
 
-class LambdaTimeout(BaseException):  # noqa: N818 - mirrors Lambda's "Task timed out"
+class LambdaTimeout(BaseException):
     """The invocation ran past its function timeout: Lambda stops it where it is."""
 
 
@@ -138,10 +139,8 @@ class LambdaModel:
                 if self.env.now + value > deadline:
                     yield self.env.timeout(max(0.0, deadline - self.env.now))
                     task.killed = True
-                    try:
+                    with contextlib.suppress(LambdaTimeout):
                         task.throw(LambdaTimeout)
-                    except LambdaTimeout:
-                        pass
                     raise LambdaTimeout
                 yield self.env.timeout(value)
                 value = task.switch()

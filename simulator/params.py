@@ -50,75 +50,201 @@ class Spec:
 # that measures the figure. "No public figure" says so, with the reasoning behind the range.
 SPECS: dict[str, Spec] = {
     # -- EC2 -----------------------------------------------------------------------------------
-    "launch_pending_seconds": Spec(5, 18, "s", "RunInstances to `running`: 4.9 s (daemonology.net, 'EC2 boot "
-        "time benchmarking', 2021) to 17.8 s (github.com/brevdev/ec2-coldboot-research, AL2023, 2026)"),
-    "start_pending_seconds": Spec(5, 17, "s", "StartInstances to `running`: 16.4 s (brevdev/ec2-coldboot-research, "
-        "'Start-from-Stopped Results'); shorter on older measurements"),
-    "boot_seconds": Spec(3, 23, "s", "`running` to the OS up and systemd starting units: 3 s to SSH on AL2023 "
-        "(brevdev) to 23 s (daemonology.net, 2021)"),
-    "install_seconds": Spec(60, 180, "s", "no public figure (the user-data installs nginx and botocore with dnf, "
+    "launch_pending_seconds": Spec(
+        5,
+        18,
+        "s",
+        "RunInstances to `running`: 4.9 s (daemonology.net, 'EC2 boot "
+        "time benchmarking', 2021) to 17.8 s (github.com/brevdev/ec2-coldboot-research, AL2023, 2026)",
+    ),
+    "start_pending_seconds": Spec(
+        5,
+        17,
+        "s",
+        "StartInstances to `running`: 16.4 s (brevdev/ec2-coldboot-research, "
+        "'Start-from-Stopped Results'); shorter on older measurements",
+    ),
+    "boot_seconds": Spec(
+        3,
+        23,
+        "s",
+        "`running` to the OS up and systemd starting units: 3 s to SSH on AL2023 "
+        "(brevdev) to 23 s (daemonology.net, 2021)",
+    ),
+    "install_seconds": Spec(
+        60,
+        180,
+        "s",
+        "no public figure (the user-data installs nginx and botocore with dnf, "
         "downloads the worker layer, starts the units); a deliberately wide range: measure on your stack "
-        "(`fleetctl status` shows each instance's launch time and when it tagged itself ready)"),
-    "worker_start_seconds": Spec(2, 8, "s", "no public figure: systemd starts nginx, the worker and the publisher "
+        "(`fleetctl status` shows each instance's launch time and when it tagged itself ready)",
+    ),
+    "worker_start_seconds": Spec(
+        2,
+        8,
+        "s",
+        "no public figure: systemd starts nginx, the worker and the publisher "
         "on a restarted host; the worker itself answers /ping well within a second of starting "
-        "(`benchmarks/worker.py --calibrate`)"),
-    "stop_seconds": Spec(10, 120, "s", "`stopping` to `stopped`: no public figure; the StopInstances API reference "
-        "only says the instance is shut down forcibly 'after a short while'"),
-    "terminate_seconds": Spec(10, 180, "s", "`shutting-down` to `terminated`: no public figure; EC2 user guide "
-        "'Troubleshoot instance termination' calls longer than 'a few minutes' abnormal"),
-    "ec2_consistency_seconds": Spec(0, 10, "s", "EC2 developer guide 'Eventual consistency in the Amazon EC2 API' "
+        "(`benchmarks/worker.py --calibrate`)",
+    ),
+    "stop_seconds": Spec(
+        10,
+        120,
+        "s",
+        "`stopping` to `stopped`: no public figure; the StopInstances API reference "
+        "only says the instance is shut down forcibly 'after a short while'",
+    ),
+    "terminate_seconds": Spec(
+        10,
+        180,
+        "s",
+        "`shutting-down` to `terminated`: no public figure; EC2 user guide "
+        "'Troubleshoot instance termination' calls longer than 'a few minutes' abnormal",
+    ),
+    "ec2_consistency_seconds": Spec(
+        0,
+        10,
+        "s",
+        "EC2 developer guide 'Eventual consistency in the Amazon EC2 API' "
         "(https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html): a new instance may be unknown "
-        "to DescribeInstances and CreateTags; no duration given, retries start at 'a couple of seconds'"),
-    "run_instances_api_seconds": Spec(0.5, 5.0, "s", "RunInstances call: 1.5 s (daemonology.net 2021), 4.6-5.0 s "
-        "with the CLI (brevdev 2026)"),
-    "ec2_api_seconds": Spec(0.05, 1.0, "s", "other EC2 calls (Describe, Start 1.8 s with the CLI in brevdev 2026, "
-        "Stop, Terminate, CreateTags): no published latency; a wide range"),
+        "to DescribeInstances and CreateTags; no duration given, retries start at 'a couple of seconds'",
+    ),
+    "run_instances_api_seconds": Spec(
+        0.5, 5.0, "s", "RunInstances call: 1.5 s (daemonology.net 2021), 4.6-5.0 s with the CLI (brevdev 2026)"
+    ),
+    "ec2_api_seconds": Spec(
+        0.05,
+        1.0,
+        "s",
+        "other EC2 calls (Describe, Start 1.8 s with the CLI in brevdev 2026, "
+        "Stop, Terminate, CreateTags): no published latency; a wide range",
+    ),
     # -- ELB -----------------------------------------------------------------------------------
-    "registration_seconds": Spec(5, 30, "s", "RegisterTargets to the first health check (Elb.RegistrationInProgress): "
-        "no public figure (ELB user guide 'Register targets with your target group'); a wide range"),
-    "initial_health_checks": Spec(1, 1, "checks", "ELB user guide 'Health checks for Application Load Balancer "
+    "registration_seconds": Spec(
+        5,
+        30,
+        "s",
+        "RegisterTargets to the first health check (Elb.RegistrationInProgress): "
+        "no public figure (ELB user guide 'Register targets with your target group'); a wide range",
+    ),
+    "initial_health_checks": Spec(
+        1,
+        1,
+        "checks",
+        "ELB user guide 'Health checks for Application Load Balancer "
         "target groups': 'After your target is registered, it must pass one health check to be considered "
-        "healthy'", default=1),
-    "target_keepalive_seconds": Spec(65, 75, "s", "nginx keepalive_timeout on the worker host: 75 s by default "
-        "(nginx docs, ngx_http_core_module), 65 s in the Fedora/RHEL-family nginx.conf", default=65),
+        "healthy'",
+        default=1,
+    ),
+    "target_keepalive_seconds": Spec(
+        65,
+        75,
+        "s",
+        "nginx keepalive_timeout on the worker host: 75 s by default "
+        "(nginx docs, ngx_http_core_module), 65 s in the Fedora/RHEL-family nginx.conf",
+        default=65,
+    ),
     "elb_api_seconds": Spec(0.05, 0.5, "s", "ELBv2 API call latency: no published figure; a wide range"),
     # -- CloudWatch ----------------------------------------------------------------------------
-    "cpu_metric_delay_seconds": Spec(2, 30, "s", "PutMetricData to visible in GetMetricData and alarms: 'seconds "
+    "cpu_metric_delay_seconds": Spec(
+        2,
+        30,
+        "s",
+        "PutMetricData to visible in GetMetricData and alarms: 'seconds "
         "after they are published' (AWS News Blog 'New - High-Resolution Custom Metrics and Alarms for Amazon "
-        "CloudWatch', 2017); no figure, so a pessimistic upper bound"),
-    "alb_metric_delay_seconds": Spec(60, 240, "s", "after its minute ends: ELB user guide 'CloudWatch metrics for "
+        "CloudWatch', 2017); no figure, so a pessimistic upper bound",
+    ),
+    "alb_metric_delay_seconds": Spec(
+        60,
+        240,
+        "s",
+        "after its minute ends: ELB user guide 'CloudWatch metrics for "
         "your Application Load Balancer' (60 s intervals, only while requests flow); about 2 min for 1-minute "
-        "metrics (Datadog docs 'Cloud Metric Delay'); 4 min in https://stackoverflow.com/a/64045238"),
-    "ec2_metric_delay_seconds": Spec(60, 180, "s", "EC2's own CPUUtilization (the baselines): per-minute samples, "
+        "metrics (Datadog docs 'Cloud Metric Delay'); 4 min in https://stackoverflow.com/a/64045238",
+    ),
+    "ec2_metric_delay_seconds": Spec(
+        60,
+        180,
+        "s",
+        "EC2's own CPUUtilization (the baselines): per-minute samples, "
         "about 2 min late (Datadog docs 'Cloud Metric Delay'); basic monitoring aggregates them in 5-minute "
-        "datapoints updated in place (CloudWatch user guide, 'Amazon EC2 metrics')"),
+        "datapoints updated in place (CloudWatch user guide, 'Amazon EC2 metrics')",
+    ),
     "cloudwatch_api_seconds": Spec(0.05, 0.5, "s", "CloudWatch API call latency: no published figure; a wide range"),
-    "alarm_evaluation_range_extra": Spec(2, 2, "periods", "CloudWatch user guide 'Configuring how CloudWatch "
+    "alarm_evaluation_range_extra": Spec(
+        2,
+        2,
+        "periods",
+        "CloudWatch user guide 'Configuring how CloudWatch "
         "alarms treat missing data': the evaluation range exceeds EvaluationPeriods (5 for 3 in its examples)",
-        default=2),
-    "duplicate_notification_probability": Spec(0.0, 0.02, "", "CloudWatch user guide 'Using Amazon CloudWatch "
+        default=2,
+    ),
+    "duplicate_notification_probability": Spec(
+        0.0,
+        0.02,
+        "",
+        "CloudWatch user guide 'Using Amazon CloudWatch "
         "alarms': 'In rare cases, your history might show more than one notification for a state change'; Lambda "
-        "developer guide: an asynchronous event may be delivered more than once", default=0.01),
+        "developer guide: an asynchronous event may be delivered more than once",
+        default=0.01,
+    ),
     # -- SNS and Lambda ------------------------------------------------------------------------
-    "sns_delay_seconds": Spec(0.06, 0.25, "s", "SNS to asynchronous Lambda: p10 62 ms, p99 225 ms "
-        "(bitesizedserverless.com 'Serverless Messaging: Latency Compared', eu-west-1, 2022)"),
-    "lambda_cold_seconds": Spec(0.5, 2.5, "s", "AWS Compute Blog 'Operating Lambda: Performance optimization': "
+    "sns_delay_seconds": Spec(
+        0.06,
+        0.25,
+        "s",
+        "SNS to asynchronous Lambda: p10 62 ms, p99 225 ms "
+        "(bitesizedserverless.com 'Serverless Messaging: Latency Compared', eu-west-1, 2022)",
+    ),
+    "lambda_cold_seconds": Spec(
+        0.5,
+        2.5,
+        "s",
+        "AWS Compute Blog 'Operating Lambda: Performance optimization': "
         "cold starts from under 100 ms to over 1 s; plus importing our handlers, 1.1-1.4 x `import boto3` "
-        "(`benchmarks/control_plane.py`)"),
-    "lambda_warm_seconds": Spec(0.005, 0.05, "s", "invocation overhead of a warm execution environment "
-        "(AWS Compute Blog 'Operating Lambda: Performance optimization')"),
-    "lambda_keepalive_seconds": Spec(420, 2700, "s", "idle execution environments are kept 'for a non-deterministic "
+        "(`benchmarks/control_plane.py`)",
+    ),
+    "lambda_warm_seconds": Spec(
+        0.005,
+        0.05,
+        "s",
+        "invocation overhead of a warm execution environment "
+        "(AWS Compute Blog 'Operating Lambda: Performance optimization')",
+    ),
+    "lambda_keepalive_seconds": Spec(
+        420,
+        2700,
+        "s",
+        "idle execution environments are kept 'for a non-deterministic "
         "period' (AWS Compute Blog, 'Operating Lambda'); 7-45 min in public measurements "
-        "(theburningmonk.com, 2017; later write-ups)", default=900),
-    "dynamodb_api_seconds": Spec(0.002, 0.02, "s", "'single-digit millisecond performance' (DynamoDB developer "
-        "guide, 'What is Amazon DynamoDB?')"),
+        "(theburningmonk.com, 2017; later write-ups)",
+        default=900,
+    ),
+    "dynamodb_api_seconds": Spec(
+        0.002,
+        0.02,
+        "s",
+        "'single-digit millisecond performance' (DynamoDB developer guide, 'What is Amazon DynamoDB?')",
+    ),
     # -- the worker host -----------------------------------------------------------------------
-    "work_seconds": Spec(0.45, 0.55, "s", "the workload: /work burns 0.45-0.55 s of one vCPU "
-        "(worker/work.py, `--work-min/--work-max`)"),
-    "request_overhead_ms": Spec(2.0, 6.0, "ms CPU", "nginx + supervisor CPU per /work beyond the work itself, "
-        "`benchmarks/worker.py --calibrate`", default=4.0),
-    "background_cpu_percent": Spec(0.5, 3.0, "% of one vCPU", "idle host: worker stack measured by "
-        "`benchmarks/worker.py --calibrate`, plus the OS (systemd, SSM agent) not measurable here", default=1.5),
+    "work_seconds": Spec(
+        0.45, 0.55, "s", "the workload: /work burns 0.45-0.55 s of one vCPU (worker/work.py, `--work-min/--work-max`)"
+    ),
+    "request_overhead_ms": Spec(
+        2.0,
+        6.0,
+        "ms CPU",
+        "nginx + supervisor CPU per /work beyond the work itself, `benchmarks/worker.py --calibrate`",
+        default=4.0,
+    ),
+    "background_cpu_percent": Spec(
+        0.5,
+        3.0,
+        "% of one vCPU",
+        "idle host: worker stack measured by "
+        "`benchmarks/worker.py --calibrate`, plus the OS (systemd, SSM agent) not measurable here",
+        default=1.5,
+    ),
 }
 
 

@@ -203,4 +203,3 @@ def _prototype_decide(snapshot: Snapshot, policy: ScalingPolicy, base: str, flee
             return Decision(current, current, "base-never-stops", f"{cause}: nothing to stop")
         return Decision(current - 1, current, "scale-in", f"{cause}: stop the spare")
     return Decision(current, current, "finish-pending", "the prototype decides on notifications only")
-

@@ -180,8 +180,11 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "parameters": {k: _jsonable(v) for k, v in result.deployment.parameters.items()},
         "settings": settings,
         "model": result.params.to_json(),
-        "phases": {"start": round(result.phases.start, 3), "schedule": round(result.phases.schedule, 3),
-                   "alarms": {k: round(v, 3) for k, v in result.phases.alarms.items()}},
+        "phases": {
+            "start": round(result.phases.start, 3),
+            "schedule": round(result.phases.schedule, 3),
+            "alarms": {k: round(v, 3) for k, v in result.phases.alarms.items()},
+        },
         "speed": {
             "simulated_seconds": simulated,
             "wall_seconds": round(result.wall_seconds, 2),

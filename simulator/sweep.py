@@ -51,12 +51,27 @@ def _one(job: tuple[Scenario, str, dict[str, str], str, int]) -> dict[str, Any]:
         "seed": seed,
         "passed": report["passed"],
         "stages": [
-            {key: s[key] for key in ("index", "name", "expect_instances", "expect_within", "instances_at_end",
-                                     "seconds_to_expected", "errors", "requests", "latency_p95_settled", "passed")}
+            {
+                key: s[key]
+                for key in (
+                    "index",
+                    "name",
+                    "start",
+                    "expect_instances",
+                    "expect_within",
+                    "instances_at_end",
+                    "seconds_to_expected",
+                    "errors",
+                    "requests",
+                    "latency_p95_settled",
+                    "passed",
+                )
+            }
             for s in report["stages"]
-        ],  # fmt: skip
+        ],
         "totals": report["totals"],
         "checks": report["checks"],
+        "actions": report["actions"],
         "drawn": {name: getattr(params, name) for name in params.ranges()},
         "phases": report["phases"],
         "wall_seconds": report["speed"]["wall_seconds"],
@@ -122,8 +137,10 @@ def summarize(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": dist("errors"),
         "instance_seconds_vs_oracle": dist("instance_seconds_vs_oracle"),
         "slo_attainment": dist("slo_attainment"),
-        "wall_seconds_per_run": {"p50": percentile([r["wall_seconds"] for r in runs], 50),
-                                 "max": max(r["wall_seconds"] for r in runs) if runs else None},  # fmt: skip
+        "wall_seconds_per_run": {
+            "p50": percentile([r["wall_seconds"] for r in runs], 50),
+            "max": max(r["wall_seconds"] for r in runs) if runs else None,
+        },
     }
 
 
@@ -169,10 +186,11 @@ def summary_table(doc: dict[str, Any]) -> str:
     for st in s["stages"]:
         expected = st["expect_instances"]
         t = st["seconds_to_expected"]
+        span = "-" if expected is None else str(expected) if isinstance(expected, int) else "{}-{}".format(*expected)
         rows.append(
             (
                 str(st["index"]),
-                "-" if expected is None else (str(expected) if isinstance(expected, int) else f"{expected[0]}-{expected[1]}"),
+                span,
                 "-" if st["pass_rate"] is None else f"{100 * st['pass_rate']:.0f}",
                 " ".join(f"{k}:{v}" for k, v in st["instances_at_end"].items()),
                 _fmt(t["p50"]), _fmt(t["p95"]), _fmt(t["max"]),

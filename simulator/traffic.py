@@ -186,7 +186,7 @@ class TrafficEngine:
         while heap and heap[0][0] <= until:
             t, _, kind, a, b = heapq.heappop(heap)
             self.now = t
-            if kind == ANSWER or kind == RELEASE:
+            if kind in (ANSWER, RELEASE):
                 self._finish(t, a, b, answer=kind == ANSWER)  # type: ignore[arg-type]
             elif kind == SEND:
                 if self.clients.get(a) == b:  # type: ignore[call-overload]

@@ -6,7 +6,7 @@
 #   3. sam validate --lint, offline                 (.venv-sam)
 #   4. checkov, 0 failed checks                     (.venv-checkov: checkov pins a boto3 that
 #                                                    clashes with aws-sam-cli, so its own venv)
-#   5. shellcheck userdata/*.sh
+#   5. shellcheck userdata/*.sh and tools/*.sh
 # The venvs are created on first use (about 45 s each, measured) and cached with a stamp file
 # that records the pinned versions, so reruns start at once.
 set -euo pipefail
@@ -60,7 +60,9 @@ fi
 status=0
 
 log "user-data copy (tools/sync_userdata.py --check)"
-.venv-sam/bin/python tools/sync_userdata.py --check  # needs PyYAML, which aws-sam-cli brings || status=1
+# Every check runs, failed or not: `|| status=1` keeps set -e from stopping at the first.
+# tools/sync_userdata.py needs PyYAML, which aws-sam-cli brings.
+.venv-sam/bin/python tools/sync_userdata.py --check || status=1
 
 log "cfn-lint template.yaml"
 .venv-sam/bin/cfn-lint template.yaml || status=1
@@ -78,7 +80,7 @@ cat "$checkov_out"
 rm -f "$checkov_out"
 
 shopt -s nullglob
-scripts=(userdata/*.sh)
+scripts=(userdata/*.sh tools/*.sh)
 if [ ${#scripts[@]} -gt 0 ]; then
   log "shellcheck ${scripts[*]}"
   if command -v shellcheck >/dev/null; then

@@ -8,6 +8,8 @@ converges it, whatever the previous iteration managed to do.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -34,11 +36,14 @@ class Trigger:
     cause: str  # alarm name, "schedule", "manual", "lifecycle"
     directions: frozenset[Direction] = frozenset()
     event_time: datetime | None = None  # the alarm's StateChangeTime
+    # The alarm whose ALARM notification invoked us: acted on only while it is still in ALARM.
+    alarm: str | None = None
     # Wait for the lease and raise if it stays busy (events must not be dropped); a scheduled
     # run simply skips, the next minute comes anyway.
     must_run: bool = True
     read_alarms: bool = False
     override_desired: int | None = None  # fleetctl scale --to N
+    lease_wait_seconds: float | None = None  # how long to wait for the lease (default LEASE_WAIT_SECONDS)
     ignore_suspend: bool = False
     details: dict[str, object] = field(default_factory=dict)
 
@@ -86,8 +91,9 @@ class Controller:
         )
 
     # --- lease -------------------------------------------------------------------------------
-    def _acquire(self, owner: str, must_run: bool) -> bool:
-        deadline = self.clock.now().timestamp() + (self.settings.lease_wait_seconds if must_run else 0)
+    def _acquire(self, owner: str, must_run: bool, wait_seconds: float | None = None) -> bool:
+        wait = self.settings.lease_wait_seconds if wait_seconds is None else wait_seconds
+        deadline = self.clock.now().timestamp() + (wait if must_run else 0)
         while True:
             if self.store.acquire_lease(owner, self.clock.now(), self.settings.lease_seconds):
                 return True
@@ -97,17 +103,25 @@ class Controller:
                 return False
             self.clock.sleep(LEASE_POLL_SECONDS)
 
-    def run(self, trigger: Trigger) -> Outcome:
+    @contextmanager
+    def lease(self, must_run: bool = True, wait_seconds: float | None = None) -> Iterator[bool]:
+        """Hold the fleet's decision lease for the ``with`` block; yields whether it was taken
+        (``must_run``: wait up to ``wait_seconds``, default LEASE_WAIT_SECONDS, then raise
+        ``LeaseBusyError``)."""
         owner = uuid.uuid4().hex
-        if not self._acquire(owner, trigger.must_run):
-            return Outcome("skipped", "lease-busy")
+        acquired = self._acquire(owner, must_run, wait_seconds)
         try:
-            return self._run_locked(trigger)
+            yield acquired
         finally:
-            try:
-                self.store.release_lease(owner)
-            except StateConflictError:
-                logger.warning("lease expired before this invocation finished; raise LEASE_SECONDS")
+            if acquired:
+                try:
+                    self.store.release_lease(owner)
+                except StateConflictError:
+                    logger.warning("lease expired before this invocation finished; raise LEASE_SECONDS")
+
+    def run(self, trigger: Trigger) -> Outcome:
+        with self.lease(trigger.must_run, trigger.lease_wait_seconds) as acquired:
+            return self._run_locked(trigger) if acquired else Outcome("skipped", "lease-busy")
 
     def instances(self, include_shutting_down: bool = False) -> list[Instance]:
         """The fleet's live instances with their target health (two calls at any fleet size)."""
@@ -124,6 +138,15 @@ class Controller:
             return Outcome("skipped", "stale-transition")
         if state.suspended and not trigger.ignore_suspend:
             return Outcome("skipped", "suspended")
+        if trigger.alarm is not None:
+            # A notification can arrive after its alarm went back to OK (Lambda retries an
+            # invocation 1-2 minutes later; deliveries are not ordered): act only while it is in
+            # ALARM, as the reconcile does.
+            cleared = state.alarms_cleared_at.get(trigger.alarm)
+            if cleared is not None and trigger.event_time is not None and trigger.event_time <= cleared:
+                return Outcome("skipped", "alarm-cleared-since")
+            if self.signals.alarm_states([trigger.alarm]).get(trigger.alarm) != "ALARM":
+                return Outcome("skipped", "alarm-not-in-alarm")
 
         instances = self.instances()
         manual = trigger.override_desired is not None
@@ -162,6 +185,7 @@ class Controller:
         result = self.executor.apply(actions, instances) if not actions.empty else Result()
         self._record(trigger, decision, snapshot, actions, result, now)
         self._emit(decision, snapshot, now)
+        # Not "message": logging refuses extra keys that name LogRecord attributes (KeyError).
         logger.info(
             "decision",
             extra={
@@ -169,7 +193,7 @@ class Controller:
                 "reason": decision.reason,
                 "desired": decision.desired,
                 "previous": decision.previous,
-                "detail": decision.message,
+                "explanation": decision.message,
                 "plan": actions.summary(),
                 "result": result.to_json(),
             },
@@ -229,7 +253,9 @@ class Controller:
         sink = self.runtime.metrics
         if sink is None:
             return
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+        from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+        from autoscaler.observability import METRICS_SERVICE
 
         sink.add_dimension(name="Fleet", value=self.settings.fleet_name)
         sink.add_metric(name="Desired", unit=MetricUnit.Count, value=decision.desired)
@@ -239,9 +265,10 @@ class Controller:
         sink.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
         latency_ms = (self.clock.now() - now).total_seconds() * 1000
         sink.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
-        # Decisions by reason need their own dimension set, hence a metric flushed on its own.
-        with single_metric(
-            name="DecisionsByReason", unit=MetricUnit.Count, value=1, namespace=sink.namespace
-        ) as by_reason:
-            by_reason.add_dimension(name="Fleet", value=self.settings.fleet_name)
-            by_reason.add_dimension(name="Reason", value=decision.reason)
+        # Decisions by reason need their own dimension set, hence a metric flushed on its own
+        # (not single_metric: it adds the service dimension and ignores POWERTOOLS_METRICS_DISABLED).
+        by_reason = EphemeralMetrics(namespace=sink.namespace, service=METRICS_SERVICE)
+        by_reason.add_dimension(name="Fleet", value=self.settings.fleet_name)
+        by_reason.add_dimension(name="Reason", value=decision.reason)
+        by_reason.add_metric(name="DecisionsByReason", unit=MetricUnit.Count, value=1)
+        by_reason.flush_metrics()

@@ -124,9 +124,7 @@ def signal_recommendations(
         up = current if up_demand is None else recommend(up_demand, spec.target, n, current, policy.tolerance)
         level = current if down_demand is None else recommend(down_demand, spec.target, n, current,
                                                               policy.tolerance)  # fmt: skip
-        saturated = (
-            None if spec.ceiling is None or up_demand is None else up_demand >= SATURATED * spec.ceiling * n
-        )
+        saturated = None if spec.ceiling is None or up_demand is None else up_demand >= SATURATED * spec.ceiling * n
         out.append(SignalRecommendation(spec.name, spec.target, up_demand, down_demand, up, level,
                                         spec.scale_out_only, saturated))  # fmt: skip
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from autoscaler.adapters.state import Activity
+from autoscaler.adapters.state import Activity, StateStore
 from autoscaler.controller import Controller, Trigger
 from autoscaler.decide import current_desired
 from autoscaler.model import Direction, FleetState, Snapshot
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from autoscaler.intake import AlarmNotice
 
 DELETE_POLL_SECONDS = 5.0
+IRRELEVANT_TRANSITION = "irrelevant-transition"
 
 
 def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, context: Any = None) -> dict[str, Any]:
@@ -36,6 +37,11 @@ def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, conte
         logger.set_correlation_id(f"{item.alarm_name}@{item.state_change_time.isoformat()}")
         reason = _irrelevance(item, runtime, direction)
         if reason:
+            if reason.startswith(IRRELEVANT_TRANSITION):
+                # Not in ALARM at this time: a late or retried ALARM from before must not act.
+                StateStore(
+                    runtime.clients.dynamodb, runtime.settings.table_name, runtime.settings.fleet_name
+                ).remember_cleared(item.alarm_name, item.state_change_time)
             logger.info("ignored alarm", extra={"reason": reason, "alarm": item.alarm_name})
             results.append({"status": "ignored", "reason": reason, "alarm": item.alarm_name})
             continue
@@ -51,7 +57,7 @@ def _irrelevance(notice: AlarmNotice, runtime: Runtime, direction: Direction) ->
     if mine and notice.alarm_name not in mine:
         return "alarm-of-the-other-direction"
     if notice.new_state != "ALARM":
-        return f"irrelevant-transition {notice.old_state}->{notice.new_state}"
+        return f"{IRRELEVANT_TRANSITION} {notice.old_state}->{notice.new_state}"
     return None
 
 
@@ -85,6 +91,7 @@ def _process_once(notice: AlarmNotice, runtime: Runtime, direction: Direction, c
             cause=notice.alarm_name,
             directions=frozenset({direction}),
             event_time=notice.state_change_time,
+            alarm=notice.alarm_name,
             details={"alarm_reason": notice.reason[:300]},
         )
         outcome = Controller(runtime).run(trigger)
@@ -135,36 +142,48 @@ def set_suspended(runtime: Runtime, suspended: bool, cause: str = "manual") -> N
     )
 
 
-def create_fleet(runtime: Runtime) -> dict[str, Any]:
-    """Custom resource Create/Update: bring the fleet to min size plus the warm pool."""
+def create_fleet(runtime: Runtime, lease_wait_seconds: float | None = None) -> dict[str, Any]:
+    """Custom resource Create/Update: bring the fleet to min size plus the warm pool.
+
+    ``lease_wait_seconds``: how long to wait for a scaling run to give the lease back (default
+    ``LEASE_WAIT_SECONDS``); the custom resource waits for most of its own timeout.
+    """
     controller = Controller(runtime)
     state = controller.store.load()
     policy = runtime.scaling_policy()
     desired = state.desired if state.desired is not None else policy.min_size
     if state.desired is None and runtime.settings.suspended_by_default:
         controller.store.set_suspended(True)
-    trigger = Trigger(cause="lifecycle", override_desired=desired, ignore_suspend=True)
+    trigger = Trigger(
+        cause="lifecycle", override_desired=desired, ignore_suspend=True, lease_wait_seconds=lease_wait_seconds
+    )
     return controller.run(trigger).to_json()
 
 
 def delete_fleet(runtime: Runtime, timeout_seconds: float = 600.0) -> dict[str, Any]:
     """Custom resource Delete: suspend scaling, terminate every fleet instance and wait for it,
-    so CloudFormation can then delete the security group and the target group."""
+    so CloudFormation can then delete the security group and the target group.
+
+    A run that read the state before the suspension may still launch: the sweep runs under the
+    decision lease, so it starts only once such a run has finished (or its lease expired), and
+    every later run sees the suspension. ``LeaseBusyError`` if the lease stays busy throughout.
+    """
     controller = Controller(runtime)
     controller.store.set_suspended(True)
     clock = runtime.clock
     deadline = clock.now().timestamp() + timeout_seconds
     terminated: set[str] = set()
-    while True:
-        instances = controller.instances(include_shutting_down=True)
-        if not instances:
-            return {"status": "deleted", "terminated": sorted(terminated)}
-        ids = [i.instance_id for i in instances if i.state != "shutting-down"]
-        registered = [i.instance_id for i in instances if i.health.value != "unused"]
-        controller.target_group.deregister(registered)
-        controller.ec2.terminate(ids)
-        terminated.update(ids)
-        if clock.now().timestamp() >= deadline:
-            remaining = [i.instance_id for i in instances]
-            return {"status": "timeout", "remaining": remaining, "terminated": sorted(terminated)}
-        clock.sleep(DELETE_POLL_SECONDS)
+    with controller.lease(wait_seconds=timeout_seconds):
+        while True:
+            instances = controller.instances(include_shutting_down=True)
+            if not instances:
+                return {"status": "deleted", "terminated": sorted(terminated)}
+            ids = [i.instance_id for i in instances if i.state != "shutting-down"]
+            registered = [i.instance_id for i in instances if i.health.value != "unused"]
+            controller.target_group.deregister(registered)
+            controller.ec2.terminate(ids)
+            terminated.update(ids)
+            if clock.now().timestamp() >= deadline:
+                remaining = [i.instance_id for i in instances]
+                return {"status": "timeout", "remaining": remaining, "terminated": sorted(terminated)}
+            clock.sleep(DELETE_POLL_SECONDS)

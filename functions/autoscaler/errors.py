@@ -20,6 +20,11 @@ class InstanceStateError(AutoscalerError):
     """The instance is not in a state that allows the action (IncorrectInstanceState)."""
 
 
+class InstanceNotVisibleError(AutoscalerError):
+    """EC2 does not show a just-created instance yet (InvalidInstanceID.NotFound right after
+    RunInstances: "Eventual consistency in the Amazon EC2 API"); it is not gone, retry later."""
+
+
 class TargetRegistrationError(AutoscalerError):
     """ELB refused to register a target (InvalidTarget); the next reconcile retries."""
 

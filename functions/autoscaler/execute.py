@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from autoscaler.adapters.ec2 import Ec2Fleet
 from autoscaler.adapters.elb import TargetGroup
 from autoscaler.clock import Clock
-from autoscaler.errors import CapacityError, InstanceStateError, TargetRegistrationError
+from autoscaler.errors import CapacityError, InstanceNotVisibleError, InstanceStateError, TargetRegistrationError
 from autoscaler.model import Instance, Lifecycle
 from autoscaler.observability import logger
 from autoscaler.plan import Plan
 
 POLL_SECONDS = 2.0
+# Backoff while EC2 does not show new instances yet (eventual consistency): 1, 2, 4, 8, 8... s.
+NOT_VISIBLE_FIRST_SECONDS = 1.0
+NOT_VISIBLE_MAX_SECONDS = 8.0
 
 
 @dataclass
@@ -151,15 +154,25 @@ class Executor:
         return []
 
     def _wait_running(self, instance_ids: Sequence[str]) -> set[str]:
+        """Poll until every instance runs or the wait is over; instances EC2 does not show yet
+        count as not running, with backoff between reads. Whatever is not running in time is
+        registered by a later run (the plan registers running service instances)."""
         if not instance_ids:
             return set()
         deadline = self._clock.now().timestamp() + self._running_wait
         running: set[str] = set()
+        backoff = NOT_VISIBLE_FIRST_SECONDS
         while True:
-            running |= self._ec2.running([i for i in instance_ids if i not in running])
-            if len(running) == len(instance_ids) or self._clock.now().timestamp() >= deadline:
+            delay = POLL_SECONDS
+            try:
+                running |= self._ec2.running([i for i in instance_ids if i not in running])
+                backoff = NOT_VISIBLE_FIRST_SECONDS
+            except InstanceNotVisibleError:
+                delay, backoff = backoff, min(backoff * 2, NOT_VISIBLE_MAX_SECONDS)
+            now = self._clock.now().timestamp()
+            if len(running) == len(instance_ids) or now >= deadline:
                 return running
-            self._clock.sleep(POLL_SECONDS)
+            self._clock.sleep(min(delay, deadline - now))
 
     def _register(self, instance_ids: Sequence[str], result: Result) -> None:
         ids = list(dict.fromkeys(instance_ids))

@@ -1,9 +1,11 @@
 """Turn an invocation event into alarm notices, or into specific, logged reasons to ignore it.
 
-Two shapes arrive (notes, "The alarm notification inside SNS"):
+Two shapes arrive:
 - SNS: ``Records[].Sns.Message`` is a JSON *string* holding the alarm (``AlarmName``,
-  ``NewStateValue``, ``StateChangeTime`` "2017-01-12T16:30:42.236+0000", ``Trigger``...);
-- a direct alarm action (``source: aws.cloudwatch``, ``alarmData.state.value``...).
+  ``NewStateValue``, ``StateChangeTime`` "2017-01-12T16:30:42.236+0000", ``Trigger``...), as in
+  the public sample aws/aws-lambda-go ``events/testdata/cloudwatch-alarm-sns-payload-single-metric.json``;
+- a direct alarm action (``source: aws.cloudwatch``, ``alarmData.state.value``...): CloudWatch
+  user guide, "Invoke a Lambda function from an alarm".
 Bad input is acknowledged with a reason, never raised: a raise would make Lambda retry a
 message that can never succeed.
 """
@@ -112,6 +114,9 @@ def _parse_sns(event: dict[str, Any]) -> list[AlarmNotice | Rejected]:
     from aws_lambda_powertools.utilities.parser.envelopes import SnsEnvelope
     from aws_lambda_powertools.utilities.parser.models import SnsModel
 
+    if event["Records"] == []:
+        # Not an SNS delivery (SNS always sends one record): say so like any other rejection.
+        return [Rejected("malformed-sns-event", "no records: Records is empty")]
     try:
         # The common path validates the envelope and every Sns.Message in one pass.
         messages = SnsEnvelope().parse(data=event, model=AlarmMessage)
@@ -182,8 +187,14 @@ def _parse_direct(event: dict[str, Any]) -> AlarmNotice | Rejected:
 
 
 def _diagnose(raw: str, exc: ValidationError, message_id: str) -> Rejected:
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        # pydantic's parser refuses invalid JSON, and JSON nested too deeply, with its own limit.
+        return Rejected("malformed-json", f"Sns.Message is not JSON: {_first_error(exc)}", message_id)
     try:
         body = json.loads(raw)
+    except RecursionError:
+        # json.loads recurses per nesting level: a few KB of brackets exhaust the stack.
+        return Rejected("malformed-json", "Sns.Message is JSON nested too deeply (recursion)", message_id)
     except (TypeError, ValueError) as json_error:
         return Rejected("malformed-json", f"Sns.Message is not JSON: {json_error}", message_id)
     name = body.get("AlarmName") if isinstance(body, dict) else None

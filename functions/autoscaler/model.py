@@ -92,6 +92,8 @@ class FleetState:
     last_reason: str | None = None
     last_message: str | None = None
     last_decision_at: datetime | None = None
+    # Alarm name -> its latest known transition to OK or INSUFFICIENT_DATA (from notifications).
+    alarms_cleared_at: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """powertools Logger, Metrics and Tracer shared by every function.
 
-The service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and
-POWERTOOLS_METRICS_NAMESPACE, set by the template. The Tracer is built on first use: importing
-aws_xray_sdk costs ~0.25 s, which would more than double the handlers' import time
-(benchmarks/control_plane.py), and fleetctl and the simulator never trace.
+They read the environment the template sets when they are built (at import, in Lambda): the
+service name from POWERTOOLS_SERVICE_NAME (one per function), the log level from
+POWERTOOLS_LOG_LEVEL, the metrics namespace from POWERTOOLS_METRICS_NAMESPACE. The Tracer is
+built on first use: importing aws_xray_sdk costs ~0.25 s, which would more than double the
+handlers' import time (benchmarks/control_plane.py), and fleetctl and the simulator never trace.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 
-logger = Logger(service="autoscaler")
-metrics = Metrics(namespace="Autoscaler")
+logger = Logger()
+# No "service" dimension: powertools adds one whenever a service name is set, unless given an
+# empty one, and CloudWatch matches a metric on its exact dimension set. A fleet's metrics are
+# one series whichever function emitted them; the dashboard asks for {Fleet} (tests/integration/
+# test_cold_start.py checks every dashboard query against the EMF the functions print).
+METRICS_SERVICE = ""
+metrics = Metrics(service=METRICS_SERVICE)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -24,7 +30,7 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 def tracer() -> Any:
     from aws_lambda_powertools import Tracer
 
-    return Tracer(service="autoscaler")
+    return Tracer()
 
 
 def traced(handler: Handler) -> Handler:

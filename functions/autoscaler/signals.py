@@ -74,8 +74,14 @@ def signal_table(settings: Settings) -> tuple[SignalSpec, ...]:
     table = (
         SignalSpec(
             "cpu",
-            MetricQuery(s.cpu_metric_namespace, s.cpu_metric_name, fleet, "Average", s.cpu_metric_period_seconds,
-                        per_instance=True),  # fmt: skip
+            MetricQuery(
+                s.cpu_metric_namespace,
+                s.cpu_metric_name,
+                fleet,
+                "Average",
+                s.cpu_metric_period_seconds,
+                per_instance=True,
+            ),
             s.cpu_target,
             long,
             short,
@@ -83,8 +89,14 @@ def signal_table(settings: Settings) -> tuple[SignalSpec, ...]:
         ),
         SignalSpec(
             "requests",
-            MetricQuery(s.cpu_metric_namespace, s.request_metric_name, fleet, "Average",
-                        s.cpu_metric_period_seconds, per_instance=True),  # fmt: skip
+            MetricQuery(
+                s.cpu_metric_namespace,
+                s.request_metric_name,
+                fleet,
+                "Average",
+                s.cpu_metric_period_seconds,
+                per_instance=True,
+            ),
             s.requests_per_target_target,
             long,
             short,
@@ -95,9 +107,13 @@ def signal_table(settings: Settings) -> tuple[SignalSpec, ...]:
         # coarse and minutes late, so it may only push capacity up.
         SignalSpec(
             "alb_requests",
-            MetricQuery("AWS/ApplicationELB", "RequestCount",
-                        (("TargetGroup", s.target_group_dimension), ("LoadBalancer", s.load_balancer_dimension)),
-                        "Sum", 60),  # fmt: skip
+            MetricQuery(
+                "AWS/ApplicationELB",
+                "RequestCount",
+                (("TargetGroup", s.target_group_dimension), ("LoadBalancer", s.load_balancer_dimension)),
+                "Sum",
+                60,
+            ),
             s.requests_per_target_target,
             window_seconds=180,
             scale_out_window_seconds=180,

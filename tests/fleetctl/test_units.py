@@ -109,3 +109,40 @@ def test_table_colour_only_when_asked():
     Renderer(coloured, colour=True).table((("id", "ID"), ("lifecycle", "LIFECYCLE")), rows)
     assert "\033[" not in plain.getvalue() and "\033[32min service" in coloured.getvalue()
     assert plain.getvalue().splitlines()[1] == "i-1  in service"
+
+
+def test_the_default_stack_is_the_one_sam_deploy_creates(monkeypatch):
+    """README: `sam deploy`, then `fleetctl status`: both must name the same stack."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "samconfig.toml").read_text(encoding="utf-8"))
+    monkeypatch.delenv("FLEETCTL_STACK", raising=False)
+    monkeypatch.chdir(root)
+    assert build_parser().parse_args(["status"]).stack == config["default"]["deploy"]["parameters"]["stack_name"]
+
+
+def test_the_default_stack_follows_the_samconfig_of_the_current_directory(monkeypatch, tmp_path):
+    (tmp_path / "samconfig.toml").write_text(
+        'version = 0.1\n[default.deploy.parameters]\nstack_name = "my-fleet"\n', encoding="utf-8"
+    )
+    monkeypatch.delenv("FLEETCTL_STACK", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert build_parser().parse_args(["status"]).stack == "my-fleet"
+    monkeypatch.setenv("FLEETCTL_STACK", "from-env")
+    assert build_parser().parse_args(["status"]).stack == "from-env"
+    assert build_parser().parse_args(["status", "--stack", "given"]).stack == "given"
+
+
+def test_without_a_samconfig_the_stack_must_be_given(monkeypatch, tmp_path, capsys):
+    from fleetctl import stack
+    from fleetctl.cli import main
+
+    monkeypatch.delenv("FLEETCTL_STACK", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(stack, "PROJECT_DIRECTORY", tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["status"])
+    assert exit_info.value.code == 2
+    assert "--stack" in capsys.readouterr().err

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from autoscaler import entrypoints
 from autoscaler.controller import Controller
 from autoscaler.errors import LeaseBusyError
-from autoscaler.model import Direction
+from autoscaler.model import Direction, Lifecycle
 
-from tests.support.aws import throttle
+from tests.support.aws import not_yet_visible, throttle
 from tests.support.events import alarm_event
 
 pytestmark = pytest.mark.integration
@@ -26,8 +28,34 @@ def _pool_of_two(fleet):
 def test_ec2_throttling_is_retried_by_botocore(fleet):
     attempts = throttle(fleet.ec2, "ec2.RunInstances", times=3)
     outcome = entrypoints.create_fleet(fleet.runtime)
-    assert len(outcome["result"]["launched"]) == 1
     assert len(attempts) == 5  # three throttled attempts, then the two launches (service, warm-up)
+    (launched,) = outcome["result"]["launched"]
+    (warming,) = outcome["result"]["warming"]
+    # What EC2 holds: the throttled attempts launched nothing.
+    assert {i["InstanceId"] for i in fleet.instances()} == {launched, warming}
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
+
+
+def test_new_instances_that_describe_does_not_know_yet_are_waited_for(fleet):
+    """Right after RunInstances, DescribeInstances may answer InvalidInstanceID.NotFound: that
+    means "not visible yet", not "gone" (EC2 eventual consistency)."""
+    invisible = not_yet_visible(fleet.ec2, times=3)
+    outcome = entrypoints.create_fleet(fleet.runtime)
+    (launched,) = outcome["result"]["launched"]
+    assert len(invisible.refused) == 3 and launched in invisible.refused[0]
+    assert launched in fleet.registered()  # registered once EC2 knew it, in the same run
+    assert fleet.clock.slept >= 1 + 2 + 4  # backing off between the refused reads
+
+
+def test_instances_still_invisible_at_the_deadline_are_left_to_the_next_run(fleet):
+    invisible = not_yet_visible(fleet.ec2, times=1000)
+    outcome = entrypoints.create_fleet(fleet.runtime)
+    (launched,) = outcome["result"]["launched"]
+    assert launched not in fleet.registered()
+    assert fleet.clock.slept <= fleet.settings.running_wait_seconds + 8
+    fleet.clock.advance(60)
+    invisible.times = 0  # EC2 caught up
+    assert launched in entrypoints.reconcile(fleet.runtime)["result"]["registered"]
 
 
 def test_capacity_error_on_start_uses_a_pool_instance_in_another_zone(fleet):
@@ -76,6 +104,7 @@ def test_lease_conflict_makes_an_alarm_invocation_raise_so_lambda_retries(fleet)
     store = Controller(fleet.runtime).store
     assert store.acquire_lease("stuck-invocation", fleet.clock.now(), 60)
     fleet.knobs.cpu = 200.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = alarm_event("fleet-cpu-high", fleet.clock.now())
     with pytest.raises(LeaseBusyError):
         entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
@@ -99,3 +128,22 @@ def test_an_expired_lease_is_taken_over(fleet):
     fleet.clock.advance(61)
     assert store.acquire_lease("next", fleet.clock.now(), 60)
     assert not store.acquire_lease("third", fleet.clock.now(), 60)
+
+
+def test_delete_waits_for_a_run_in_flight_before_its_last_sweep(fleet):
+    """A run that read the state before Delete suspended the fleet still acts; if Delete does
+    not wait for its lease, the run launches after Delete reported every instance gone."""
+    entrypoints.create_fleet(fleet.runtime)
+    controller = Controller(fleet.runtime)
+    assert controller.store.acquire_lease("in-flight", fleet.clock.now(), fleet.settings.lease_seconds)
+
+    def in_flight_run_acts() -> None:
+        controller.ec2.launch(fleet.subnets[0], 1, Lifecycle.SERVICE)
+        controller.store.release_lease("in-flight")
+
+    fleet.clock.at(fleet.clock.now() + timedelta(seconds=30), in_flight_run_acts)
+    outcome = entrypoints.delete_fleet(fleet.runtime, timeout_seconds=600)
+    assert outcome["status"] == "deleted"
+    fleet.clock.advance(120)  # whatever was still to happen has happened
+    assert fleet.instances() == []
+    assert len(outcome["terminated"]) == 3  # the two of Create and the in-flight run's launch

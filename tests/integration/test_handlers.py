@@ -1,18 +1,31 @@
-"""The Lambda handlers themselves: environment -> settings, context, metrics, custom resource replies."""
+"""The Lambda handlers themselves, run with the template's environment (log level and service names
+included): environment -> settings, context, metrics, custom resource replies."""
 
 from __future__ import annotations
 
+import ast
 import json
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from autoscaler.lambda_runtime import lambda_runtime
+from autoscaler.observability import logger
 
-from tests.support.aws import settings_env
-from tests.support.events import alarm_time, load_event, sns_alarm_event
+from tests.support.events import alarm_time, cfn_event, load_event, sns_alarm_event, sns_batch, sns_event
+from tests.support.lambda_env import (
+    LOG_LEVEL_VARIABLES,
+    ROOT,
+    TEMPLATE,
+    template_environment,
+    template_parameters,
+)
+from tools.cfn_template import load_template
 
 pytestmark = pytest.mark.integration
 
@@ -23,32 +36,67 @@ class FakeContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:fleet-scale-out"
     aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+    remaining_ms: int = 100_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 100_000
+        return self.remaining_ms
 
 
 @pytest.fixture
-def lambda_env(fleet, monkeypatch):
-    for key, value in settings_env(fleet.settings).items():
-        monkeypatch.setenv(key, value)
+def deploy(fleet, monkeypatch) -> Iterator[Callable[[str], dict[str, str]]]:
+    """``deploy("ScaleOutFunction", MaxSize="3")`` gives the process that function's environment
+    from template.yaml (parameter defaults unless given), as Lambda does before the cold start,
+    and returns it."""
+    previous = logger.log_level
+
+    def apply(logical_id: str, **parameters: str) -> dict[str, str]:
+        env = template_environment(fleet, logical_id, parameters)
+        for key in LOG_LEVEL_VARIABLES:
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        # powertools picks the level from the environment when the Logger is built, at import in
+        # Lambda; here the module is already imported, so pick it again the same way.
+        logger.setLevel(None)
+        lambda_runtime.cache_clear()
+        return env
+
+    yield apply
+    logger.setLevel(previous)
     lambda_runtime.cache_clear()
-    yield fleet
-    lambda_runtime.cache_clear()
 
 
-def _emf(output: str) -> list[dict[str, Any]]:
-    blobs = []
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            blobs.append(json.loads(line))
-    return blobs
+def test_handlers_log_at_the_templates_level(fleet, deploy):
+    level = template_parameters(fleet)["LogLevel"]
+    env = deploy("ReconcileFunction")
+    assert logger.log_level == logging.getLevelName(level)
+    assert env["POWERTOOLS_SERVICE_NAME"] == "reconcile"
 
 
-def test_scale_out_handler_acts_and_publishes_metrics(lambda_env, monkeypatch, capsys):
+def _alarm_in_moto(name: str, state: str = "ALARM") -> None:
+    """The handlers build their own clients, so they read moto's CloudWatch: the alarm must exist
+    there in the state its notification announces."""
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="Autoscaler",
+        MetricName="CPUUtilization",
+        Dimensions=[{"Name": "Fleet", "Value": "fleet"}],
+        Statistic="Average",
+        Period=10,
+        EvaluationPeriods=2,
+        Threshold=70.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+
+def test_scale_out_handler_acts(fleet, deploy):
+    """The metrics the handlers emit are checked after a real cold start (test_cold_start.py):
+    powertools reads their namespace from the environment at import."""
     from handlers import reconcile, scale_out
 
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    deploy("ReconcileFunction")
     reconcile.handler(load_event("scheduled-event"), FakeContext(function_name="fleet-reconcile"))
     # The handler builds its own clients, so it reads moto's CloudWatch for real: publish there
     # what the worker hosts and the ALB would.
@@ -68,31 +116,29 @@ def test_scale_out_handler_acts_and_publishes_metrics(lambda_env, monkeypatch, c
             for age in (35, 25, 15)
         ],
     )
+    _alarm_in_moto("fleet-cpu-high")
     event = sns_alarm_event("fleet-cpu-high", time=alarm_time(now))
+    deploy("ScaleOutFunction")
     result = scale_out.handler(event, FakeContext())
 
     (outcome,) = result["results"]
     assert outcome["reason"] == "scale-out" and outcome["desired"] == 2
-    metrics = _emf(capsys.readouterr().out)
-    names = {m["Name"] for blob in metrics for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"Desired", "InService", "Booting", "Pool", "Decisions", "DecisionLatency", "DecisionsByReason"} <= names
-    by_reason = [b for b in metrics if "Reason" in b]
-    assert {b["Reason"] for b in by_reason} >= {"scale-out"}
-    assert all(b["Fleet"] == "fleet" for b in metrics)
 
 
-def test_scale_in_handler_acknowledges_an_ok_transition(lambda_env):
+def test_scale_in_handler_acknowledges_an_ok_transition(deploy):
     from handlers import scale_in
 
+    deploy("ScaleInFunction")
     event = sns_alarm_event("fleet-scale-in", new_state="OK", old_state="ALARM")
     result = scale_in.handler(event, FakeContext(function_name="fleet-scale-in"))
     assert result["results"][0]["reason"] == "irrelevant-transition ALARM->OK"
 
 
-def test_missing_environment_fails_loudly_naming_the_variable(lambda_env, monkeypatch):
+def test_missing_environment_fails_loudly_naming_the_variable(deploy, monkeypatch):
     from autoscaler.settings import SettingsError
     from handlers import scale_out
 
+    deploy("ScaleOutFunction")
     monkeypatch.delenv("TARGET_GROUP_ARN")
     with pytest.raises(SettingsError, match="TARGET_GROUP_ARN is required"):
         scale_out.handler(sns_alarm_event(), FakeContext())
@@ -118,32 +164,242 @@ class Replies:
         return Response()
 
 
-def test_custom_resource_creates_then_deletes_every_instance(lambda_env, monkeypatch):
+def test_custom_resource_creates_then_deletes_every_instance(fleet, deploy, monkeypatch):
     from handlers import lifecycle
 
+    deploy("LifecycleFunction")
     replies = Replies()
     monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
     context = FakeContext(function_name="fleet-lifecycle")
 
-    lifecycle.handler(load_event("cfn-create"), context)
+    lifecycle.handler(cfn_event("Create", "fleet"), context)
     assert replies.bodies[-1]["Status"] == "SUCCESS"
     assert replies.bodies[-1]["PhysicalResourceId"] == "fleet-fleet"
-    assert lambda_env.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
 
-    delete = load_event("cfn-delete")
-    delete["PhysicalResourceId"] = "fleet-fleet"
-    lifecycle.handler(delete, context)
+    lifecycle.handler(cfn_event("Delete", "fleet"), context)
     assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
-    assert lambda_env.instances() == []  # nothing pending, running, stopping or stopped is left
-    assert lambda_env.registered() == set()
+    assert fleet.instances() == []  # nothing pending, running, stopping or stopped is left
+    assert fleet.registered() == set()
 
 
-def test_custom_resource_reports_failure_instead_of_hanging(lambda_env, monkeypatch):
+def test_custom_resource_reports_failure_instead_of_hanging(deploy, monkeypatch):
+    from handlers import lifecycle
+
+    deploy("LifecycleFunction")
+    replies = Replies()
+    monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
+    monkeypatch.setenv("LAUNCH_TEMPLATE_ID", "lt-0000000000deleted")
+    lifecycle.handler(cfn_event("Create", "fleet"), FakeContext(function_name="fleet-lifecycle"))
+    assert replies.bodies[-1]["Status"] == "FAILED"
+    assert replies.bodies[-1]["Reason"]  # the exception, for the stack events
+
+
+# ---------------------------------------------------------------------------------- every log line
+
+LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical"})
+
+
+def _log_calls_with_extra() -> set[tuple[str, int, int]]:
+    """(file, first line, last line) of every ``logger.<level>(..., extra=...)`` in functions/."""
+    sites = set()
+    for path in sorted((ROOT / "functions").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in LOG_METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "logger"
+                and any(keyword.arg == "extra" for keyword in node.keywords)
+            ):
+                sites.add((str(path), node.lineno, node.end_lineno or node.lineno))
+    return sites
+
+
+class Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
+    """Python's logging refuses some ``extra=`` keys (``message``, ``asctime``, LogRecord's own
+    attributes) with a KeyError, but only when the call's level is enabled. Run every handler
+    path at DEBUG and check that every logging call that passes ``extra=`` ran."""
+    from handlers import lifecycle, reconcile, scale_in, scale_out
+
+    from tests.support.aws import keep_pending
+
+    replies = Replies()
+    monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
+    recorder = Recorder()
+    logging.getLogger(logger.name).addHandler(recorder)
+
+    def invoke(logical_id: str, handler: Callable[..., Any], event: Any, pending: bool = False) -> Any:
+        deploy(logical_id)
+        monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+        logger.setLevel(None)
+        assert logger.log_level == logging.DEBUG
+        runtime = lambda_runtime()
+        runtime.clock = fleet.clock  # waits for instances and polls pass in virtual time
+        if pending:
+            keep_pending(runtime.clients.ec2)
+        return handler(event, FakeContext(function_name=logical_id))
+
+    try:
+        name = fleet.settings.fleet_name
+        create = cfn_event("Create", name)
+        invoke("LifecycleFunction", lifecycle.handler, create, pending=True)  # "not running yet"
+        assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
+        fleet.mark_ready()
+        fleet.clock.advance(60)
+        invoke("ReconcileFunction", reconcile.handler, load_event("scheduled-event"))
+        now = fleet.clock.now()
+        _alarm_in_moto("fleet-cpu-high")
+        batch = sns_batch(
+            sns_event("{not json"),
+            sns_alarm_event(
+                "fleet-cpu-high", new_state="OK", old_state="ALARM", time=alarm_time(now - timedelta(seconds=30))
+            ),
+            sns_alarm_event("fleet-cpu-high", time=alarm_time(now)),
+        )
+        results = invoke("ScaleOutFunction", scale_out.handler, batch)["results"]
+        assert [r["reason"] for r in results][:2] == ["malformed-json", "irrelevant-transition ALARM->OK"]
+        assert results[2]["status"] == "acted", results
+        invoke("ScaleInFunction", scale_in.handler, sns_alarm_event("fleet-scale-in", time=alarm_time(now)))
+        rename = cfn_event("Update", "renamed", old_fleet=name, physical_id=f"fleet-{name}")
+        invoke("LifecycleFunction", lifecycle.handler, rename)  # refused
+        invoke("LifecycleFunction", lifecycle.handler, cfn_event("Delete", name))
+        assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
+    finally:
+        logging.getLogger(logger.name).removeHandler(recorder)
+
+    logged = {(r.pathname, r.lineno) for r in recorder.records}
+    missed = [
+        f"{Path(path).relative_to(ROOT)}:{first}"
+        for path, first, last in _log_calls_with_extra()
+        if not any(p == path and first <= line <= last for p, line in logged)
+    ]
+    assert not missed, f"logging calls with extra= that no handler path reached: {missed}"
+
+
+def test_custom_resource_create_succeeds_while_ec2_does_not_show_its_instances_yet(fleet, deploy, monkeypatch):
+    from handlers import lifecycle
+
+    from tests.support.aws import not_yet_visible
+
+    deploy("LifecycleFunction")
+    replies = Replies()
+    monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
+    runtime = lambda_runtime()
+    runtime.clock = fleet.clock  # the backoff passes in virtual time
+    invisible = not_yet_visible(runtime.clients.ec2, times=2)
+    lifecycle.handler(cfn_event("Create", "fleet"), FakeContext(function_name="fleet-lifecycle"))
+    assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
+    assert len(invisible.refused) == 2
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
+
+
+# ---------------------------------------------------------------------------------- renaming the fleet
+
+
+@pytest.fixture
+def custom_resource(fleet, deploy, monkeypatch) -> Callable[..., dict[str, Any]]:
+    """``custom_resource(event, fleet_name)`` sends a CloudFormation request to the lifecycle
+    function deployed with ``FleetName=fleet_name`` and returns its reply."""
     from handlers import lifecycle
 
     replies = Replies()
     monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
-    monkeypatch.setenv("LAUNCH_TEMPLATE_ID", "lt-0000000000deleted")
-    lifecycle.handler(load_event("cfn-create"), FakeContext(function_name="fleet-lifecycle"))
-    assert replies.bodies[-1]["Status"] == "FAILED"
-    assert replies.bodies[-1]["Reason"]  # the exception, for the stack events
+
+    def send(event: dict[str, Any], fleet_name: str | None = None) -> dict[str, Any]:
+        deploy("LifecycleFunction", FleetName=fleet_name or fleet.settings.fleet_name)
+        lambda_runtime().clock = fleet.clock
+        # A fresh invocation has the function's whole timeout ahead of it.
+        timeout = load_template(TEMPLATE)["Resources"]["LifecycleFunction"]["Properties"]["Timeout"]
+        lifecycle.handler(event, FakeContext(function_name="fleet-lifecycle", remaining_ms=timeout * 1000))
+        return replies.bodies[-1]
+
+    return send
+
+
+def test_renaming_the_fleet_is_refused_and_a_delete_of_the_old_id_removes_only_that_fleet(fleet, custom_resource):
+    renamed = fleet.with_settings(fleet_name="renamed")
+    created = custom_resource(cfn_event("Create", "fleet"))
+    assert (created["Status"], created["PhysicalResourceId"]) == ("SUCCESS", "fleet-fleet")
+    before = fleet.lifecycle_counts()
+
+    # sam deploy with FleetName=renamed: the functions get the new name, then the resource its Update.
+    update = cfn_event("Update", "renamed", physical_id="fleet-fleet", old_fleet="fleet")
+    reply = custom_resource(update, "renamed")
+    assert reply["Status"] == "FAILED"
+    assert "FleetName cannot change" in reply["Reason"] and "'fleet' -> 'renamed'" in reply["Reason"]
+    assert reply["PhysicalResourceId"] == "fleet-fleet"  # no replacement
+    assert renamed.instances() == [] and fleet.lifecycle_counts() == before
+
+    # CloudFormation rolls the update back: the old properties, the same physical id.
+    rollback = cfn_event("Update", "fleet", physical_id="fleet-fleet", old_fleet="renamed")
+    reply = custom_resource(rollback, "renamed")
+    assert (reply["Status"], reply["PhysicalResourceId"]) == ("SUCCESS", "fleet-fleet")
+    assert renamed.instances() == [] and fleet.lifecycle_counts() == before
+
+    # A Delete of the old physical id (what CloudFormation sends after a replacement) removes that
+    # fleet, whatever FLEET_NAME the function has by then.
+    reply = custom_resource(cfn_event("Delete", "fleet", physical_id="fleet-fleet"), "renamed")
+    assert reply["Status"] == "SUCCESS", reply
+    assert fleet.instances() == [] and renamed.instances() == []
+
+
+def test_delete_acts_only_on_the_fleet_its_request_names(fleet, custom_resource):
+    from autoscaler import entrypoints
+
+    old = fleet.with_settings(fleet_name="old")
+    entrypoints.create_fleet(old.runtime)
+    assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
+    serving = fleet.lifecycle_counts()
+
+    reply = custom_resource(cfn_event("Delete", "old", physical_id="fleet-old"))
+    assert reply["Status"] == "SUCCESS", reply
+    assert old.instances() == []
+    assert fleet.lifecycle_counts() == serving  # the fleet the functions manage is untouched
+
+
+def test_create_refuses_a_fleet_the_functions_do_not_manage(fleet, custom_resource):
+    reply = custom_resource(cfn_event("Create", "elsewhere"))
+    assert reply["Status"] == "FAILED"
+    assert "'elsewhere'" in reply["Reason"] and "'fleet'" in reply["Reason"]
+    assert reply["PhysicalResourceId"] == "fleet-elsewhere"  # the rollback's Delete names nothing of ours
+    assert fleet.instances() == []
+
+
+# ---------------------------------------------------------------------------------- lease contention
+
+
+def test_custom_resource_update_waits_for_a_scaling_run_that_holds_the_lease(fleet, custom_resource):
+    """LaunchTemplateVersion changes on almost every deploy, so the Fleet resource updates on
+    almost every deploy, often while a scaling run holds the lease for most of a minute."""
+    from autoscaler.controller import Controller
+
+    assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
+    store = Controller(fleet.runtime).store
+    assert store.acquire_lease("scaling-run", fleet.clock.now(), fleet.settings.lease_seconds)
+    fleet.clock.at(fleet.clock.now() + timedelta(seconds=55), lambda: store.release_lease("scaling-run"))
+    slept = fleet.clock.slept
+
+    reply = custom_resource(cfn_event("Update", "fleet"))
+    assert reply["Status"] == "SUCCESS", reply
+    assert fleet.clock.slept - slept >= 55
+
+
+def test_custom_resource_outwaits_the_lease_of_a_crashed_run(fleet, custom_resource):
+    from autoscaler.controller import Controller
+
+    assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
+    store = Controller(fleet.runtime).store
+    assert store.acquire_lease("crashed-run", fleet.clock.now(), fleet.settings.lease_seconds)
+    reply = custom_resource(cfn_event("Update", "fleet"))
+    assert reply["Status"] == "SUCCESS", reply

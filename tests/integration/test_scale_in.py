@@ -18,7 +18,9 @@ def _two_in_service(fleet):
     fleet.mark_ready()
     entrypoints.reconcile(fleet.runtime)
     fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
+    fleet.knobs.alarms["fleet-cpu-high"] = "OK"
     # The pool's replacement warm-up is still installing (not ready).
     assert fleet.lifecycle_counts().get("service:running") == 2
 
@@ -27,13 +29,13 @@ def test_scale_in_waits_for_the_stabilization_window_then_drains_into_the_pool(f
     fleet = fleet.with_settings(scale_in_stabilization_seconds=120)
     _two_in_service(fleet)
     fleet.knobs.cpu, fleet.knobs.requests = 33.0, 40.0
+    fleet.knobs.alarms["fleet-scale-in"] = "ALARM"
     fleet.clock.advance(60)
     early = entrypoints.handle_alarm_event(
         alarm_event("fleet-scale-in", fleet.clock.now()), fleet.runtime, Direction.IN
     )
     assert early["results"][0]["reason"] == "scale-in-stabilizing"
 
-    fleet.knobs.alarms["fleet-scale-in"] = "ALARM"
     fleet.clock.advance(61)
     outcome = entrypoints.reconcile(fleet.runtime)
     assert outcome["reason"] == "scale-in" and outcome["desired"] == 1
@@ -68,6 +70,7 @@ def test_scale_in_needs_every_signal_low(fleet):
     fleet = fleet.with_settings(scale_in_stabilization_seconds=0)
     _two_in_service(fleet)
     fleet.knobs.cpu, fleet.knobs.requests = 30.0, 80.0  # requests still near target
+    fleet.knobs.alarms["fleet-scale-in"] = "ALARM"
     fleet.clock.advance(60)
     (outcome,) = entrypoints.handle_alarm_event(
         alarm_event("fleet-scale-in", fleet.clock.now()), fleet.runtime, Direction.IN
@@ -79,6 +82,7 @@ def test_scale_in_never_goes_below_min(fleet):
     _two_in_service(fleet)
     fleet = fleet.with_settings(min_size=2, scale_in_stabilization_seconds=0)
     fleet.knobs.cpu, fleet.knobs.requests = 1.0, 1.0
+    fleet.knobs.alarms["fleet-scale-in"] = "ALARM"
     fleet.clock.advance(60)
     (outcome,) = entrypoints.handle_alarm_event(
         alarm_event("fleet-scale-in", fleet.clock.now()), fleet.runtime, Direction.IN

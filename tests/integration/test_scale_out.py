@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import timedelta
 
 import pytest
 from autoscaler import entrypoints
@@ -26,6 +27,7 @@ def _settle(fleet) -> None:
 def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
     _settle(fleet)
     fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     fleet.clock.advance(60)
     result = entrypoints.handle_alarm_event(
         alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT
@@ -45,6 +47,7 @@ def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
 def test_second_notification_during_boot_does_not_scale_twice(fleet):
     _settle(fleet)
     fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms.update({"fleet-cpu-high": "ALARM", "fleet-requests-high": "ALARM"})
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     started = [i for i in fleet.instances() if i["State"]["Name"] == "running"]
     fleet.knobs.health = {i["InstanceId"]: "initial" for i in started[1:]}  # still booting
@@ -65,8 +68,8 @@ def test_one_notification_reaches_the_needed_capacity_through_reconcile(fleet):
     entrypoints.create_fleet(fleet.runtime)
     fleet.knobs.cpu = 700.0  # needs 10 instances' worth of CPU
     fleet.knobs.requests = None
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"  # and stays there
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
-    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     desired = []
     for _ in range(6):
         # Every new instance becomes healthy; the fleet CPU stays at the level that needs 10.
@@ -82,17 +85,20 @@ def test_one_notification_reaches_the_needed_capacity_through_reconcile(fleet):
     ("event", "reason"),
     [
         ({"Records": "nope"}, "malformed-sns-event"),
+        ({"Records": []}, "malformed-sns-event"),
         (sns_event("{not json"), "malformed-json"),
+        (sns_event("[" * 2048), "malformed-json"),
         (sns_event({"AlarmName": "fleet-cpu-high"}), "missing-fields"),
         ({"hello": "world"}, "unrecognised-event"),
         ("a string", "unrecognised-event"),
     ],
 )
-def test_bad_input_is_acknowledged_with_a_reason(fleet, event, reason):
+def test_bad_input_is_acknowledged_with_a_reason(fleet, event, reason, caplog):
     result = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
     assert result["results"][0]["status"] == "ignored"
     assert result["results"][0]["reason"] == reason
     assert fleet.instances() == []
+    assert [r.reason for r in caplog.records if r.getMessage() == "ignored event"] == [reason]
 
 
 @pytest.mark.parametrize(
@@ -113,6 +119,7 @@ def test_irrelevant_alarms_are_acknowledged(fleet, name, new, old, reason):
 def test_duplicate_delivery_has_no_second_effect(fleet):
     _settle(fleet)
     fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-1")
     first = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
     # The same message again, and the same transition in another message (CloudWatch may send twice).
@@ -131,6 +138,7 @@ def test_stale_transition_is_ignored(fleet):
     old = fleet.clock.now()
     fleet.clock.advance(120)
     fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms.update({"fleet-cpu-high": "ALARM", "fleet-requests-high": "ALARM"})
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     late = entrypoints.handle_alarm_event(alarm_event("fleet-requests-high", old), fleet.runtime, Direction.OUT)
     assert late["results"][0]["reason"] == "stale-transition"
@@ -139,6 +147,7 @@ def test_stale_transition_is_ignored(fleet):
 def test_direct_alarm_action_payload_is_accepted(fleet):
     _settle(fleet)
     fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = {
         "source": "aws.cloudwatch",
         "alarmArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:fleet-cpu-high",
@@ -172,6 +181,7 @@ def test_scale_out_is_recorded_in_the_activity_history(fleet):
 
     _settle(fleet)
     fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     fleet.clock.advance(60)
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     latest = Controller(fleet.runtime).store.activities(since=fleet.clock.now())[0]
@@ -180,3 +190,55 @@ def test_scale_out_is_recorded_in_the_activity_history(fleet):
     assert latest["details"]["cpu"] == 79.0 and latest["details"]["in_service"] == 1
     assert latest["details"]["alarm_time"].startswith("2026-01-01T00:")
     assert len(latest["instance_ids"]) == 2  # the started pool instance and the replacement warm-up
+
+
+def test_a_late_alarm_delivered_after_its_ok_does_not_scale(fleet):
+    """Lambda retries a failed invocation 1-2 minutes later: by then the alarm may be OK again.
+    A direction acts only while its alarm is in ALARM."""
+    _settle(fleet)
+    fired = fleet.clock.now()
+    fleet.knobs.cpu = 79.0
+    fleet.clock.advance(30)
+    fleet.knobs.alarms["fleet-cpu-high"] = "OK"
+    ok = alarm_event("fleet-cpu-high", fleet.clock.now(), new="OK", old="ALARM")
+    (acknowledged,) = entrypoints.handle_alarm_event(ok, fleet.runtime, Direction.OUT)["results"]
+    assert acknowledged["status"] == "ignored"
+
+    fleet.clock.advance(60)
+    late = alarm_event("fleet-cpu-high", fired)
+    (outcome,) = entrypoints.handle_alarm_event(late, fleet.runtime, Direction.OUT)["results"]
+    assert (outcome["status"], outcome["reason"]) == ("skipped", "alarm-cleared-since")
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+
+
+def test_a_late_alarm_whose_ok_was_not_delivered_reads_the_alarm_state(fleet):
+    """The template routes only ALARM transitions to the functions, so the OK may never arrive:
+    the alarm's current state (DescribeAlarms) decides."""
+    _settle(fleet)
+    fired = fleet.clock.now()
+    fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "OK"  # back to OK before the (retried) delivery
+    fleet.clock.advance(90)
+    (outcome,) = entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fired), fleet.runtime, Direction.OUT)[
+        "results"
+    ]
+    assert (outcome["status"], outcome["reason"]) == ("skipped", "alarm-not-in-alarm")
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+    # The same transition, had the alarm still been in ALARM, would have scaled (new key: a
+    # different message of another transition time).
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
+    fleet.clock.advance(10)
+    (again,) = entrypoints.handle_alarm_event(
+        alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT
+    )["results"]
+    assert again["reason"] == "scale-out"
+
+
+def test_notifications_out_of_order_keep_the_latest_clearance(fleet):
+    from autoscaler.controller import Controller
+
+    store = Controller(fleet.runtime).store
+    later, earlier = fleet.clock.now(), fleet.clock.now() - timedelta(seconds=30)
+    store.remember_cleared("fleet-cpu-high", later)
+    store.remember_cleared("fleet-cpu-high", earlier)  # delivered after the later one
+    assert store.load().alarms_cleared_at == {"fleet-cpu-high": later}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.stages import STAGES, percentile, selected_stages, stage_at, stage_seconds
+from loadtest.stages import STAGES, closed_loop, percentile, selected_stages, stage_at, stage_seconds
 
 
 def test_nine_stages_match_the_scenario() -> None:
@@ -46,3 +46,10 @@ def test_percentile() -> None:
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 0.5) == 50.0
     assert percentile(values, 0.95) == 95.0
+
+
+def test_closed_loop_arithmetic_behind_the_expectations() -> None:
+    figures = [closed_loop(n) for n in (1, 2, 3, 4)]
+    assert [round(f.utilisation * 100) for f in figures] == [33, 60, 79, 90]
+    assert [round(f.response_seconds, 2) for f in figures] == [0.5, 0.67, 0.9, 1.21]
+    assert [round(f.requests_per_minute / f.clients) for f in figures] == [40, 36, 32, 27]

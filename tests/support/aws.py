@@ -22,21 +22,35 @@ IN_ALARMS = ("fleet-scale-in",)
 
 
 class FakeClock:
-    """Virtual time: ``sleep`` advances it instead of blocking."""
+    """Virtual time: ``sleep`` advances it instead of blocking. ``at`` schedules what others
+    (a concurrent invocation, an operator) do at a given time; it runs when time passes it."""
 
     def __init__(self, start: datetime = START) -> None:
         self.current = start
         self.slept = 0.0
+        self._scheduled: list[tuple[datetime, int, Callable[[], object]]] = []
 
     def now(self) -> datetime:
         return self.current
 
     def sleep(self, seconds: float) -> None:
         self.slept += seconds
-        self.current += timedelta(seconds=seconds)
+        self._pass(seconds)
 
     def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
+        self._pass(seconds)
+
+    def at(self, when: datetime, action: Callable[[], object]) -> None:
+        self._scheduled.append((when, len(self._scheduled), action))
+        self._scheduled.sort(key=lambda item: item[:2])
+
+    def _pass(self, seconds: float) -> None:
+        target = self.current + timedelta(seconds=seconds)
+        while self._scheduled and self._scheduled[0][0] <= target:
+            when, _, action = self._scheduled.pop(0)
+            self.current = max(self.current, when)
+            action()
+        self.current = target
 
 
 @dataclass
@@ -154,21 +168,68 @@ def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
     answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
 
 
-def answer(client: Any, operation: str, respond: Callable[..., dict[str, Any]]) -> None:
-    """Answer ``operation`` (``service-id.Operation``) with ``respond(api_params)`` instead of moto.
-
-    before-call sees the serialized request, so the API parameters are stashed in the request
-    context at before-parameter-build.
-    """
+def _stash_params(client: Any, operation: str) -> None:
+    """Keep the API parameters of ``operation`` in the request context: later events (before-call,
+    after-call) see only the serialized request."""
 
     def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["api_params"] = dict(params)
 
+    client.meta.events.register(f"before-parameter-build.{operation}", stash)
+
+
+def answer(client: Any, operation: str, respond: Callable[..., dict[str, Any]]) -> None:
+    """Answer ``operation`` (``service-id.Operation``) with ``respond(api_params)`` instead of moto."""
+
     def call(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         return AWSResponse("https://modelled", 200, {}, None), respond(context["api_params"])
 
-    client.meta.events.register(f"before-parameter-build.{operation}", stash)
+    _stash_params(client, operation)
     client.meta.events.register(f"before-call.{operation}", call)
+
+
+def keep_pending(ec2: Any) -> None:
+    """DescribeInstances by instance id reports every instance ``pending``, as EC2 does for a few
+    seconds after RunInstances or StartInstances (moto has them running at once)."""
+
+    def pending(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if context.get("api_params", {}).get("InstanceIds"):
+            for reservation in parsed.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    instance["State"] = {"Code": 0, "Name": "pending"}
+
+    _stash_params(ec2, "ec2.DescribeInstances")
+    ec2.meta.events.register("after-call.ec2.DescribeInstances", pending)
+
+
+@dataclass
+class Invisible:
+    """New instances EC2 does not show yet: ``times`` more refusals to come, the ids of each."""
+
+    times: int
+    refused: list[list[str]] = field(default_factory=list)
+
+
+def not_yet_visible(ec2: Any, times: int) -> Invisible:
+    """The next ``times`` DescribeInstances calls by instance id answer InvalidInstanceID.NotFound,
+    as EC2 may for a few seconds after RunInstances ("Eventual consistency in the Amazon EC2 API",
+    https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html). Set ``times`` to
+    0 on the result when EC2 has caught up."""
+    invisible = Invisible(times)
+
+    def refuse(context: dict[str, Any], **_: Any) -> None:
+        ids = context.get("api_params", {}).get("InstanceIds")
+        if ids and invisible.times > 0:
+            invisible.times -= 1
+            invisible.refused.append(list(ids))
+            message = f"The instance ID '{ids[0]}' does not exist"
+            raise ClientError(
+                {"Error": {"Code": "InvalidInstanceID.NotFound", "Message": message}}, "DescribeInstances"
+            )
+
+    _stash_params(ec2, "ec2.DescribeInstances")
+    ec2.meta.events.register("before-call.ec2.DescribeInstances", refuse)
+    return invisible
 
 
 def _moto_targets(arn: str) -> list[str]:
@@ -220,12 +281,15 @@ def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
     return Fleet(runtime, clock, knobs, settings, subnets, zones)
 
 
-def throttle(client: Any, operation: str, times: int, code: str = "RequestLimitExceeded") -> list[int]:
-    """Answer the next ``times`` HTTP attempts of ``operation`` (``ec2.RunInstances``) with a
-    throttling error.
+def throttle(ec2: Any, operation: str, times: int, code: str = "RequestLimitExceeded") -> list[int]:
+    """Answer the next ``times`` HTTP attempts of an EC2 ``operation`` (``ec2.RunInstances``) with
+    a throttling error. Returns a list that counts the attempts seen.
 
-    Hooked at before-send, ahead of moto's own handler, so botocore's retry handler sees a real
-    error response and retries. Returns a list that counts the attempts seen.
+    Hooked at before-send, the only event botocore emits for every retried attempt, so its retry
+    handler sees a real error response and retries. botocore emits before-send to every handler
+    (moto's included) and uses the first response; so that moto, which answers after us, does not
+    carry out a throttled attempt, the attempt is turned into a DryRun: EC2 checks it and changes
+    nothing (EC2 API reference, "DryRun").
     """
     attempts: list[int] = []
 
@@ -233,13 +297,16 @@ def throttle(client: Any, operation: str, times: int, code: str = "RequestLimitE
         attempts.append(1)
         if len(attempts) > times:
             return None
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        request.body = f"{body}&DryRun=true".encode()
+        request.headers["Content-Length"] = str(len(request.body))
         xml = (
             f"<Response><Errors><Error><Code>{code}</Code><Message>Request limit exceeded.</Message></Error>"
             "</Errors><RequestID>throttled</RequestID></Response>"
         )
         return AWSResponse(request.url, 400, {}, _Raw(xml.encode()))
 
-    client.meta.events.register_first(f"before-send.{operation}", send)
+    ec2.meta.events.register_first(f"before-send.{operation}", send)
     return attempts
 
 
@@ -254,20 +321,3 @@ class _Raw:
 
     def read(self, *_: Any) -> bytes:
         return self._data
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment the template would give a function with these settings."""
-    from dataclasses import fields
-
-    env = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        env[f.name.upper()] = (
-            ",".join(value)
-            if isinstance(value, tuple)
-            else str(value).lower()
-            if isinstance(value, bool)
-            else str(value)
-        )
-    return env

@@ -107,3 +107,20 @@ def sns_event(message: dict[str, Any] | str) -> dict[str, Any]:
     """An SNS event carrying ``message`` (an object, or raw text for malformed input)."""
     raw = message if isinstance(message, str) else json.dumps(message)
     return with_raw_message(load_event("sns-alarm-cpu-high.json"), raw)
+
+
+def cfn_event(
+    request: str, fleet: str, *, physical_id: str | None = None, old_fleet: str | None = None
+) -> dict[str, Any]:
+    """A CloudFormation custom resource request (``Create``, ``Update``, ``Delete``) for the
+    ``Fleet`` resource, from tests/events/cfn-<request>.json, naming ``fleet`` in its properties.
+
+    ``physical_id`` defaults to the id the lifecycle function gave the fleet (``fleet-<name>``);
+    an Update's old properties name ``old_fleet`` (default: the same fleet)."""
+    event = load_event(f"cfn-{request.lower()}.json")
+    event["ResourceProperties"]["FleetName"] = fleet
+    if request != "Create":
+        event["PhysicalResourceId"] = physical_id or f"fleet-{fleet}"
+    if request == "Update":
+        event["OldResourceProperties"]["FleetName"] = old_fleet or fleet
+    return event

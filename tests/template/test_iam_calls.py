@@ -28,10 +28,17 @@ def _tour(fleet: Any) -> None:
     fleet.mark_ready()
     entrypoints.reconcile(runtime)
     fleet.knobs.cpu = 79.0
-    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), runtime, Direction.OUT)
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
+    outcome = entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), runtime, Direction.OUT)
+    assert outcome["results"][0]["reason"] == "scale-out"
+    fleet.knobs.alarms["fleet-cpu-high"] = "OK"
+    cleared = alarm_event("fleet-cpu-high", fleet.clock.now(), new="OK", old="ALARM")
+    entrypoints.handle_alarm_event(cleared, runtime, Direction.OUT)
     fleet.clock.advance(60)
     fleet.knobs.cpu, fleet.knobs.requests = 20.0, 20.0
-    entrypoints.handle_alarm_event(alarm_event("fleet-scale-in", fleet.clock.now()), runtime, Direction.IN)
+    fleet.knobs.alarms["fleet-scale-in"] = "ALARM"
+    outcome = entrypoints.handle_alarm_event(alarm_event("fleet-scale-in", fleet.clock.now()), runtime, Direction.IN)
+    assert outcome["results"][0]["reason"] == "scale-in"
     fleet.clock.advance(400)
     entrypoints.reconcile(runtime)
     Controller(runtime).store.activities()

@@ -3,6 +3,7 @@ encryption, IMDSv2, IAM scoping and the inline user-data copy. Offline (samtrans
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import json
 import re
@@ -14,10 +15,10 @@ from autoscaler.settings import ENVIRONMENT_VARIABLES, REQUIRED_ENVIRONMENT_VARI
 
 from tests.template.conftest import FUNCTIONS, PARAMETERS, ROOT
 from tools import sync_userdata
-from tools.cfn_template import function_environment, resolve
+from tools.cfn_template import function_environment, parameter_values, resolve
 
 REQUIRED = set(REQUIRED_ENVIRONMENT_VARIABLES)
-POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 
 def _resources(template: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
@@ -346,7 +347,8 @@ def test_worker_may_tag_only_itself_ready(raw_template: dict[str, Any], params: 
     assert tag["Condition"]["StringEquals"]["aws:ARN"] == "${ec2:SourceInstanceARN}"
     assert tag["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] == ["AutoscalerReady"]
     assert statements["PublishFleetCpu"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Autoscaler"}}
-    assert statements["DownloadWorkerLayer"]["Resource"] == "<WorkerLayer>"
+    layer = resolve(raw_template["Resources"]["WorkerLayer"]["Properties"]["LayerName"], params, raw_template)
+    assert statements["DownloadWorkerLayer"]["Resource"].endswith(f":layer:{layer}:*")
 
 
 # ---------------------------------------------------------------------------------- IAM
@@ -497,7 +499,7 @@ def test_fleetctl_reads_every_tunable_the_functions_get_from_a_parameter(raw_tem
         for name, value in environment.items()
         if isinstance(value, dict) and value.get("Ref") in raw_template["Parameters"]
     }
-    from_parameters.pop("LOG_LEVEL")  # powertools', not a Settings field
+    from_parameters.pop("POWERTOOLS_LOG_LEVEL")  # powertools', not a Settings field
     assert from_parameters == PARAMETER_SETTINGS
 
 
@@ -507,3 +509,99 @@ def test_the_decision_lease_outlives_every_scaling_invocation(translated: dict[s
     for name, function in _lambda_functions(translated).items():
         if name != "LifecycleFunction":  # holds the lease only for create, a few seconds
             assert function["Properties"]["Timeout"] < lease, name
+
+
+# ---------------------------------------------------------------------------------- deploy windows
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return fnmatch.fnmatchcase(value, pattern)  # IAM's * and ? wildcards
+
+
+def _allows(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    """Whether an Allow statement grants ``action`` on ``resource`` given the condition keys in
+    ``context`` (StringEquals / ArnEquals / ArnLike only: what these policies use)."""
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    if statement["Effect"] != "Allow" or not any(_matches(a, action) for a in actions):
+        return False
+    if not any(_matches(r, resource) for r in resources):
+        return False
+    for operator, conditions in statement.get("Condition", {}).items():
+        for key, expected in conditions.items():
+            values = expected if isinstance(expected, list) else [expected]
+            if key not in context:
+                return False
+            if operator in ("StringEquals", "ArnEquals") and context[key] not in values:
+                return False
+            if operator == "ArnLike" and not any(_matches(v, context[key]) for v in values):
+                return False
+    return True
+
+
+def test_launch_permissions_hold_for_both_versions_during_a_deploy(raw_template: dict[str, Any]) -> None:
+    """An update gives the roles their new policies before the functions get the new
+    LAUNCH_TEMPLATE_VERSION: until then they launch the previous version, whose image (the AMI
+    the SSM parameter named before) and worker layer version must still be allowed."""
+    resources = raw_template["Resources"]
+    layer_props = resources["WorkerLayer"]["Properties"]
+    params = parameter_values(raw_template, {**PARAMETERS, "AmiId": "ami-0new0000000000000"})
+    layer_name = resolve(layer_props.get("LayerName", "WorkerLayer"), params, raw_template)
+
+    def layer_version(version: int) -> str:
+        return f"arn:aws:lambda:eu-west-1:123456789012:layer:{layer_name}:{version}"
+
+    def ref(name: str) -> str:
+        return layer_version(8) if name == "WorkerLayer" else f"<{name}>"
+
+    worker = resolve(resources["WorkerRole"]["Properties"]["Policies"][0], params, raw_template, resource_ref=ref)
+    statements = worker["PolicyDocument"]["Statement"]
+    for version in (7, 8):
+        assert any(_allows(s, "lambda:GetLayerVersion", layer_version(version), {}) for s in statements), version
+    other_layer = layer_version(8).replace(f":layer:{layer_name}:", ":layer:someone-elses:")
+    assert not any(_allows(s, "lambda:GetLayerVersion", other_layer, {}) for s in statements)
+
+    control = resolve(resources["ControlPlanePolicy"]["Properties"], params, raw_template)
+    statements = control["PolicyDocument"]["Statement"]
+    for image, owner in (("ami-0old0000000000000", "amazon"), ("ami-0new0000000000000", "amazon")):
+        arn = f"arn:aws:ec2:eu-west-1::image/{image}"
+        assert any(_allows(s, "ec2:RunInstances", arn, {"ec2:Owner": owner}) for s in statements), image
+    strangers = "arn:aws:ec2:eu-west-1::image/ami-0bad0000000000000"
+    assert not any(_allows(s, "ec2:RunInstances", strangers, {"ec2:Owner": "999999999999"}) for s in statements)
+
+
+def test_functions_reserve_no_concurrency_by_default(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
+    """An account may reserve only its unreserved concurrency minus 100 (Lambda developer guide,
+    "Configuring reserved concurrency"): on a new account with a low quota any reservation fails
+    the deploy. The decision lease, not reserved concurrency, serializes decisions."""
+    assert params["ReservedConcurrency"] == 0
+    reservation = raw_template["Globals"]["Function"]["ReservedConcurrentExecutions"]
+    assert resolve({"ReservedConcurrentExecutions": reservation}, params, raw_template) == {}
+    for logical_id in FUNCTIONS:
+        assert "ReservedConcurrentExecutions" not in raw_template["Resources"][logical_id]["Properties"]
+
+
+DEPLOY_COMMAND = re.compile(r"sam deploy((?:\s+--[\w-]+(?:[ =](?!--)[^\s`#]+)?)+)")
+
+
+def test_every_documented_deploy_command_can_work(raw_template: dict[str, Any]) -> None:
+    """A parameter without a default must come from the samconfig environment the command uses,
+    or the command must be --guided (which asks for it and saves it there)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    required = {name for name, spec in raw_template["Parameters"].items() if "Default" not in spec}
+    assert required  # VpcId, SubnetIds
+    commands = []
+    for doc in ("README.md", "docs/stack.md", "samconfig.toml"):
+        for flags in DEPLOY_COMMAND.findall((ROOT / doc).read_text(encoding="utf-8")):
+            commands.append((doc, flags.split()))
+    assert any("--config-env" in flags for _, flags in commands), "no documented deploy of the dev environment"
+    for doc, flags in commands:
+        if "--guided" in flags:
+            continue
+        env = flags[flags.index("--config-env") + 1] if "--config-env" in flags else "default"
+        overrides = config[env]["deploy"]["parameters"].get("parameter_overrides", "")
+        given = {pair.split("=", 1)[0] for pair in overrides.split()}
+        missing = sorted(required - given)
+        assert not missing, f"{doc}: `sam deploy {' '.join(flags)}` cannot work: {missing} have no default"

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from tests.unit.builders import (
     DECIDED_AT,
-    T0,
     booting,
     per_instance,
     policy,

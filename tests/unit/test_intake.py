@@ -14,6 +14,7 @@ from tests.support.events import (
     load_event,
     sns_alarm_event,
     sns_batch,
+    sns_event,
     sns_message,
     with_raw_message,
 )
@@ -128,7 +129,7 @@ def test_direct_alarm_event_file():
     assert result.reason.startswith("Threshold Crossed")
 
 
-@pytest.mark.parametrize("filename", ["scheduled-event.json", "cfn-create.json", "cfn-delete.json"])
+@pytest.mark.parametrize("filename", ["scheduled-event.json", "cfn-create.json", "cfn-update.json", "cfn-delete.json"])
 def test_non_alarm_event_files_are_unrecognised(filename):
     assert rejected(load_event(filename)).reason == "unrecognised-event"
 
@@ -195,10 +196,6 @@ def test_batch_of_records_is_parsed_record_by_record():
     assert results[1].message_id == "bad"
     assert isinstance(results[2], AlarmNotice)
     assert results[2].alarm_name == "fleet-scale-in"
-
-
-def test_empty_batch_yields_nothing():
-    assert parse_event({"Records": []}) == []
 
 
 # --- rejections --------------------------------------------------------------------------------
@@ -331,3 +328,28 @@ def test_direct_alarm_missing_fields(event):
 
 def test_direct_alarm_with_unknown_state_is_rejected_like_sns():
     assert rejected(direct_alarm_event(new_state="PENDING")).reason == "missing-fields"
+
+
+# --- hostile input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 2048,  # 2 KB of brackets: json.loads raises RecursionError
+        "[" * 1024 + "]" * 1024,
+        '{"a":' * 700 + "1" + "}" * 700,
+    ],
+    ids=["unclosed-arrays", "closed-arrays", "objects"],
+)
+def test_deeply_nested_json_is_rejected_with_a_reason(raw):
+    result = rejected(sns_event(raw))
+    assert result.reason == "malformed-json"
+    assert "recursion" in result.detail or "nested" in result.detail
+    assert result.message_id == MID + "1"
+
+
+def test_an_empty_records_list_is_rejected_with_a_reason():
+    result = rejected({"Records": []})
+    assert result.reason == "malformed-sns-event"
+    assert "no records" in result.detail

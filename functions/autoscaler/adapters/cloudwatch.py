@@ -62,8 +62,9 @@ class FleetSignals:
                 else:
                     per_instance[name].setdefault(instance, []).extend(points)
         return {
-            s.name: SignalData(per_instance={i: tuple(p) for i, p in per_instance[s.name].items()},
-                               fleet=tuple(fleet[s.name]))  # fmt: skip
+            s.name: SignalData(
+                per_instance={i: tuple(p) for i, p in per_instance[s.name].items()}, fleet=tuple(fleet[s.name])
+            )
             for s in signals
         }
 
@@ -80,19 +81,23 @@ class FleetSignals:
             if not token:
                 return results
 
+    def alarm_states(self, names: Sequence[str]) -> dict[str, str]:
+        """Current state (OK, ALARM, INSUFFICIENT_DATA) of each named alarm that exists (one
+        DescribeAlarms call, metric and composite alarms)."""
+        if not names:
+            return {}
+        response = self._cw.describe_alarms(AlarmNames=list(names), AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        return {
+            alarm["AlarmName"]: str(alarm.get("StateValue"))
+            for key in ("MetricAlarms", "CompositeAlarms")
+            for alarm in response.get(key, [])
+        }
+
     def active_directions(self) -> frozenset[Direction]:
         """Directions whose scaling alarms are in ALARM now (one DescribeAlarms call)."""
         s = self._settings
-        names = list(s.all_alarm_names)
-        if not names:
-            return frozenset()
-        response = self._cw.describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-        in_alarm = {
-            alarm["AlarmName"]
-            for key in ("MetricAlarms", "CompositeAlarms")
-            for alarm in response.get(key, [])
-            if alarm.get("StateValue") == "ALARM"
-        }
+        states = self.alarm_states(s.all_alarm_names)
+        in_alarm = {name for name, state in states.items() if state == "ALARM"}
         active = set()
         if in_alarm & set(s.scale_out_alarm_names):
             active.add(Direction.OUT)

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from autoscaler.clock import Clock
-from autoscaler.errors import CapacityError, InstanceStateError
+from autoscaler.errors import CapacityError, InstanceNotVisibleError, InstanceStateError
 from autoscaler.model import Instance, Lifecycle
 from autoscaler.settings import FLEET_TAG, LIFECYCLE_TAG, READY_TAG, Settings
 
@@ -44,13 +44,20 @@ class Ec2Fleet:
         return sorted(instances, key=lambda i: (i.launch_time, i.instance_id))
 
     def running(self, instance_ids: Sequence[str]) -> set[str]:
+        """Which of these (just started or launched) instances are running.
+
+        Raises ``InstanceNotVisibleError`` when EC2 does not know one of them yet: right after
+        RunInstances, DescribeInstances may answer InvalidInstanceID.NotFound for a few seconds
+        ("Eventual consistency in the Amazon EC2 API", EC2 developer guide). botocore does not
+        retry that code; the caller backs off.
+        """
         if not instance_ids:
             return set()
         try:
             response = self._ec2.describe_instances(InstanceIds=list(instance_ids))
         except ClientError as exc:
-            if _code(exc) in NOT_FOUND_CODES:
-                return set()  # just launched: not visible yet (EC2 eventual consistency)
+            if _code(exc) == "InvalidInstanceID.NotFound":
+                raise InstanceNotVisibleError(str(exc)) from exc
             raise
         return {
             raw["InstanceId"]

@@ -1,13 +1,13 @@
 """DynamoDB adapter: fleet state, the decision lease and the scaling-activity history.
 
-One table (see docs/contracts.md); every item of a fleet shares ``pk = FLEET#<name>``.
+One table (see docs/contracts.md); every item of a fleet shares ``pk = FLEET#<fleet>``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,8 @@ from autoscaler.model import FleetState, Recommendation
 STATE_SK = "STATE"
 LEASE_SK = "LEASE"
 ACTIVITY_PREFIX = "ACTIVITY#"
+# STATE attributes "cleared#<alarm name>": its latest transition to OK or INSUFFICIENT_DATA (ISO, UTC).
+CLEARED_PREFIX = "cleared#"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class StateStore:
             last_reason=item.get("last_reason", {}).get("S"),
             last_message=item.get("last_message", {}).get("S"),
             last_decision_at=_time(item.get("last_decision_at")),
+            alarms_cleared_at={
+                name.removeprefix(CLEARED_PREFIX): datetime.fromisoformat(value["S"])
+                for name, value in item.items()
+                if name.startswith(CLEARED_PREFIX)
+            },
         )
 
     def save_decision(self, state: FleetState) -> None:
@@ -91,6 +98,23 @@ class StateStore:
 
     def set_suspended(self, suspended: bool) -> None:
         self._update({"suspended": {"BOOL": suspended}})
+
+    def remember_cleared(self, alarm_name: str, at: datetime) -> None:
+        """Remember that ``alarm_name`` was not in ALARM at ``at`` (a transition to OK or
+        INSUFFICIENT_DATA), unless a later time is known: notifications arrive in any order."""
+        stamp = at.astimezone(UTC).isoformat(timespec="microseconds")
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=self._key(STATE_SK),
+                UpdateExpression="SET #c = :at",
+                ConditionExpression="attribute_not_exists(#c) OR #c < :at",
+                ExpressionAttributeNames={"#c": f"{CLEARED_PREFIX}{alarm_name}"},
+                ExpressionAttributeValues={":at": {"S": stamp}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
     def _update(self, values: dict[str, dict[str, Any]]) -> None:
         sets = ", ".join(f"#{k} = :{k}" for k in values)

@@ -1,0 +1,48 @@
+"""docs/contracts.md's state-table rows are the items the code writes: their keys, with the
+fleet's name exactly where the doc says <fleet>."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from autoscaler import entrypoints
+from autoscaler.model import Direction
+
+from tests.support.events import alarm_event
+from tests.support.lambda_env import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def _documented_keys() -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
+    text = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8")
+    section = text.split("## State table", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|", section, re.MULTILINE)
+    assert rows, "no rows in the state table section"
+
+    def pattern(key: str) -> re.Pattern[str]:
+        # <fleet> is the fleet's name (\0 in the item's key below); any other placeholder is not.
+        parts = re.split(r"(<[^>]+>)", key)
+        return re.compile(
+            "".join("\0" if p == "<fleet>" else "[^\0]+" if p.startswith("<") else re.escape(p) for p in parts)
+        )
+
+    return [(pattern(pk), pattern(sk)) for pk, sk in rows]
+
+
+def test_every_item_the_code_writes_is_documented(fleet):
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    fleet.knobs.cpu = 79.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
+    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
+    entrypoints.set_suspended(fleet.runtime, True)
+
+    items = fleet.runtime.clients.dynamodb.scan(TableName=fleet.settings.table_name)["Items"]
+    documented = _documented_keys()
+    for item in items:
+        pk = item["pk"]["S"].replace(fleet.settings.fleet_name, "\0")
+        sk = item["sk"]["S"]
+        assert any(p.fullmatch(pk) and s.fullmatch(sk) for p, s in documented), (item["pk"]["S"], sk)
+    assert {item["pk"]["S"].split("#")[0] for item in items} == {"FLEET", "IDEMPOTENCY"}
