@@ -35,6 +35,7 @@ OUTPUT_SETTINGS = {
     "SUBNET_IDS": "SubnetIds",
     "TARGET_GROUP_ARN": "TargetGroupArn",
     "TARGET_GROUP_DIMENSION": "TargetGroupDimension",
+    "LOAD_BALANCER_DIMENSION": "LoadBalancerDimension",
     "SCALE_OUT_ALARM_NAMES": "ScaleOutAlarmNames",
     "SCALE_IN_ALARM_NAMES": "ScaleInAlarmNames",
 }
@@ -43,6 +44,7 @@ PARAMETER_SETTINGS = {
     "MIN_SIZE": "MinSize",
     "MAX_SIZE": "MaxSize",
     "WARM_POOL_SIZE": "WarmPoolSize",
+    "MAX_PREPARED_CAPACITY": "WarmPoolMaxPreparedCapacity",
     "CPU_TARGET": "CpuTarget",
     "REQUESTS_PER_TARGET_TARGET": "RequestsPerTargetTarget",
     "SCALE_IN_STABILIZATION_SECONDS": "ScaleInStabilizationSeconds",

@@ -110,7 +110,7 @@ def _emitted(cold_starts: dict[str, ColdStart]) -> set[tuple[str, str, frozenset
                     dims = frozenset((d, str(blob[d])) for d in dimensions)
                     emitted |= {(directive["Namespace"], m["Name"], dims) for m in directive["Metrics"]}
 
-    from worker.metrics_publisher import CloudWatchSink
+    from worker.metrics_publisher import CloudWatchSink, Reading
 
     class Recording:
         def __init__(self) -> None:
@@ -122,7 +122,9 @@ def _emitted(cold_starts: dict[str, ColdStart]) -> set[tuple[str, str, frozenset
     client = Recording()
     user_data = load_template(TEMPLATE)["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     namespace = user_data["Fn::Base64"]["Fn::Sub"][1]["CpuMetricNamespace"]
-    CloudWatchSink(FLEET, namespace=namespace, client=client)(50.0, datetime.now(UTC))
+    CloudWatchSink(FLEET, "i-0123456789abcdef0", namespace=namespace, client=client)(
+        Reading(50.0, 60.0), datetime.now(UTC)
+    )
     for call in client.calls:
         for datum in call["MetricData"]:
             dims = frozenset((d["Name"], d["Value"]) for d in datum["Dimensions"])

@@ -46,7 +46,7 @@ def real_time_fleet(atomic_dynamodb):
 def test_concurrent_alarm_invocations_scale_once_and_drop_nothing(real_time_fleet):
     fleet = real_time_fleet
     entrypoints.create_fleet(fleet.runtime)
-    fleet.knobs.cpu = 79.0  # one instance at 79 % needs exactly two
+    fleet.knobs.cpu = 90.0  # one instance at 90 % needs exactly two
     fleet.knobs.alarms.update({"fleet-cpu-high": "ALARM", "fleet-requests-high": "ALARM"})
     now = fleet.clock.now()
     events = [

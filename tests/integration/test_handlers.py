@@ -102,18 +102,25 @@ def test_scale_out_handler_acts(fleet, deploy):
     # what the worker hosts and the ALB would.
     now = lambda_runtime().clock.now()
     cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    serving = [
+        i["InstanceId"]
+        for r in boto3.client("ec2", region_name="eu-west-1").describe_instances()["Reservations"]
+        for i in r["Instances"]
+        if {"Key": "AutoscalerLifecycle", "Value": "service"} in i.get("Tags", [])
+    ]
     cloudwatch.put_metric_data(
         Namespace="Autoscaler",
         MetricData=[
             {
                 "MetricName": "CPUUtilization",
-                "Dimensions": [{"Name": "Fleet", "Value": "fleet"}],
+                "Dimensions": [{"Name": "Fleet", "Value": "fleet"}, *instance],
                 "Timestamp": now - timedelta(seconds=age),
-                "Value": 79.0,
+                "Value": 90.0,
                 "Unit": "Percent",
                 "StorageResolution": 1,
             }
             for age in (35, 25, 15)
+            for instance in ([], *([{"Name": "InstanceId", "Value": i}] for i in serving))
         ],
     )
     _alarm_in_moto("fleet-cpu-high")

@@ -26,7 +26,7 @@ def _settle(fleet) -> None:
 
 def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     fleet.clock.advance(60)
     result = entrypoints.handle_alarm_event(
@@ -46,7 +46,7 @@ def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
 
 def test_second_notification_during_boot_does_not_scale_twice(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms.update({"fleet-cpu-high": "ALARM", "fleet-requests-high": "ALARM"})
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     started = [i for i in fleet.instances() if i["State"]["Name"] == "running"]
@@ -62,11 +62,32 @@ def test_second_notification_during_boot_does_not_scale_twice(fleet):
     assert outcome["reason"] in {"capacity-on-the-way", "within-tolerance"}
 
 
+def test_a_reading_one_host_made_is_not_multiplied_by_a_host_that_just_joined(fleet):
+    """After a scale-out from 1 to 2, a decision right after the second instance turned healthy
+    reads a minute in which the first carried the load alone (98 %). Sized as the fleet average
+    times the new count (2 x 98 / target) it asked for a third instance; the load is one host and
+    a bit."""
+    _settle(fleet)
+    fleet.knobs.cpu = 98.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
+    fleet.clock.advance(60)
+    first = entrypoints.handle_alarm_event(
+        alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT
+    )
+    assert first["results"][0]["desired"] == 2
+    joined = first["results"][0]["result"]["started"][0]
+    fleet.knobs.per_instance[("CPUUtilization", joined)] = None  # in service, nothing published yet
+    fleet.knobs.per_instance[("RequestsPerMinute", joined)] = None
+    fleet.clock.advance(40)
+    again = entrypoints.reconcile(fleet.runtime)
+    assert again["desired"] == 2, again
+
+
 def test_one_notification_reaches_the_needed_capacity_through_reconcile(fleet):
     """CloudWatch does not repeat notifications: the schedule keeps going while the alarm holds."""
     fleet = fleet.with_settings(max_size=20, warm_pool_size=0)
     entrypoints.create_fleet(fleet.runtime)
-    fleet.knobs.cpu = 700.0  # needs 10 instances' worth of CPU
+    fleet.knobs.cpu = 800.0  # needs 10 instances' worth of CPU
     fleet.knobs.requests = None
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"  # and stays there
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
@@ -75,7 +96,7 @@ def test_one_notification_reaches_the_needed_capacity_through_reconcile(fleet):
         # Every new instance becomes healthy; the fleet CPU stays at the level that needs 10.
         fleet.clock.advance(60)
         serving = len([i for i in fleet.instances() if i["State"]["Name"] == "running"])
-        fleet.knobs.cpu = 70.0 * 10 / serving
+        fleet.knobs.cpu = 80.0 * 10 / serving
         desired.append(entrypoints.reconcile(fleet.runtime)["desired"])
     assert desired[-1] == 10
     assert all(b >= a for a, b in itertools.pairwise(desired))
@@ -118,7 +139,7 @@ def test_irrelevant_alarms_are_acknowledged(fleet, name, new, old, reason):
 
 def test_duplicate_delivery_has_no_second_effect(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-1")
     first = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
@@ -137,7 +158,7 @@ def test_stale_transition_is_ignored(fleet):
     _settle(fleet)
     old = fleet.clock.now()
     fleet.clock.advance(120)
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms.update({"fleet-cpu-high": "ALARM", "fleet-requests-high": "ALARM"})
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     late = entrypoints.handle_alarm_event(alarm_event("fleet-requests-high", old), fleet.runtime, Direction.OUT)
@@ -146,7 +167,7 @@ def test_stale_transition_is_ignored(fleet):
 
 def test_direct_alarm_action_payload_is_accepted(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = {
         "source": "aws.cloudwatch",
@@ -180,14 +201,14 @@ def test_scale_out_is_recorded_in_the_activity_history(fleet):
     from autoscaler.controller import Controller
 
     _settle(fleet)
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     fleet.clock.advance(60)
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     latest = Controller(fleet.runtime).store.activities(since=fleet.clock.now())[0]
     assert latest["cause"] == "fleet-cpu-high"
     assert (latest["from"], latest["to"], latest["reason"], latest["status"]) == (1, 2, "scale-out", "Successful")
-    assert latest["details"]["cpu"] == 79.0 and latest["details"]["in_service"] == 1
+    assert latest["details"]["signals"]["cpu"]["up"] == 90.0 and latest["details"]["in_service"] == 1
     assert latest["details"]["alarm_time"].startswith("2026-01-01T00:")
     assert len(latest["instance_ids"]) == 2  # the started pool instance and the replacement warm-up
 
@@ -197,7 +218,7 @@ def test_a_late_alarm_delivered_after_its_ok_does_not_scale(fleet):
     A direction acts only while its alarm is in ALARM."""
     _settle(fleet)
     fired = fleet.clock.now()
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.clock.advance(30)
     fleet.knobs.alarms["fleet-cpu-high"] = "OK"
     ok = alarm_event("fleet-cpu-high", fleet.clock.now(), new="OK", old="ALARM")
@@ -216,7 +237,7 @@ def test_a_late_alarm_whose_ok_was_not_delivered_reads_the_alarm_state(fleet):
     the alarm's current state (DescribeAlarms) decides."""
     _settle(fleet)
     fired = fleet.clock.now()
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "OK"  # back to OK before the (retried) delivery
     fleet.clock.advance(90)
     (outcome,) = entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fired), fleet.runtime, Direction.OUT)[

@@ -34,7 +34,7 @@ def _documented_keys() -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
 def test_every_item_the_code_writes_is_documented(fleet):
     entrypoints.create_fleet(fleet.runtime)
     fleet.mark_ready()
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     entrypoints.set_suspended(fleet.runtime, True)

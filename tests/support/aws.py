@@ -14,6 +14,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from simulator.aws import create_table  # the state table's key schema, as template.yaml declares it
+from tests.support.template_settings import template_settings
 
 REGION = "eu-west-1"
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
@@ -59,8 +60,13 @@ class Knobs:
 
     health: dict[str, str] = field(default_factory=dict)
     default_health: str = "healthy"
+    # Per-host figures, as every instance in service publishes them (CPU %, requests per minute),
+    # and the load balancer's RequestCount per minute (None: no datapoint).
     cpu: float | None = 50.0
     requests: float | None = 60.0
+    alb_requests: float | None = None
+    # (metric name, instance id) -> a different figure for one instance (None: it is silent).
+    per_instance: dict[tuple[str, str], float | None] = field(default_factory=dict)
     alarms: dict[str, str] = field(default_factory=dict)
     # operation name -> list of error codes to raise, consumed one per call
     faults: dict[str, list[str]] = field(default_factory=dict)
@@ -131,22 +137,29 @@ def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
             "ResponseMetadata": {"HTTPStatusCode": 200},
         }
 
+    by_metric = {"CPUUtilization": "cpu", "RequestsPerMinute": "requests", "RequestCount": "alb_requests"}
+
     def metric_data(params: dict[str, Any]) -> dict[str, Any]:
-        end = params["EndTime"]
+        """Each query answered by the knob of its own metric: one datapoint per period from the
+        range's start to the last complete period; a metric without a knob has no data."""
+        start, end = params["StartTime"], params["EndTime"]
         results = []
         for query in params["MetricDataQueries"]:
-            value = knobs.cpu if query["Id"] == "cpu" else knobs.requests
-            period = query["MetricStat"]["Period"]
-            stamp = end - timedelta(seconds=2 * period)
-            stamp = stamp.replace(second=0, microsecond=0) if period >= 60 else stamp
-            results.append(
-                {
-                    "Id": query["Id"],
-                    "Timestamps": [stamp] if value is not None else [],
-                    "Values": [value] if value is not None else [],
-                    "StatusCode": "Complete",
-                }
-            )
+            stat = query["MetricStat"]
+            name = stat["Metric"]["MetricName"]
+            instance = next((d["Value"] for d in stat["Metric"]["Dimensions"] if d["Name"] == "InstanceId"), None)
+            knob = by_metric.get(name)
+            value = getattr(knobs, knob) if knob else None
+            if instance is not None and (name, instance) in knobs.per_instance:
+                value = knobs.per_instance[(name, instance)]
+            period = timedelta(seconds=stat["Period"])
+            stamps: list[datetime] = []
+            stamp = datetime.fromtimestamp(end.timestamp() // period.seconds * period.seconds, end.tzinfo) - period
+            while value is not None and stamp >= start:
+                stamps.append(stamp)
+                stamp -= period
+            results.append({"Id": query["Id"], "Timestamps": stamps, "Values": [value] * len(stamps),
+                            "StatusCode": "Complete"})  # fmt: skip
         return {"MetricDataResults": results, "ResponseMetadata": {"HTTPStatusCode": 200}}
 
     def describe_alarms(params: dict[str, Any]) -> dict[str, Any]:
@@ -262,19 +275,21 @@ def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
         Name="fleet-workers", Protocol="HTTP", Port=30000, VpcId=vpc, TargetType="instance"
     )["TargetGroups"][0]
     create_table(clients.dynamodb, "fleet-state")
-    settings = Settings(
-        fleet_name="fleet",
-        table_name="fleet-state",
-        launch_template_id=template,
-        subnet_ids=subnets,
-        target_group_arn=group["TargetGroupArn"],
-        target_group_dimension="targetgroup/fleet-workers/0123456789abcdef",
-        scale_out_alarm_names=OUT_ALARMS,
-        scale_in_alarm_names=IN_ALARMS,
-        running_wait_seconds=10,
-        lease_wait_seconds=5,
-    )
-    settings = replace(settings, **overrides)
+    values: dict[str, Any] = {
+        "fleet_name": "fleet",
+        "table_name": "fleet-state",
+        "launch_template_id": template,
+        "launch_template_version": "$Latest",
+        "subnet_ids": subnets,
+        "target_group_arn": group["TargetGroupArn"],
+        "target_group_dimension": "targetgroup/fleet-workers/0123456789abcdef",
+        "load_balancer_dimension": "app/fleet-lb/0123456789abcdef",
+        "scale_out_alarm_names": OUT_ALARMS,
+        "scale_in_alarm_names": IN_ALARMS,
+        "running_wait_seconds": 10,
+        "lease_wait_seconds": 5,
+    }
+    settings = template_settings(**{**values, **overrides})
     knobs = Knobs()
     _install_knobs(clients, knobs)
     runtime = Runtime(settings=settings, clients=clients, clock=clock)

@@ -48,6 +48,7 @@ def stack_resources(fleet: Fleet, params: Mapping[str, Any]) -> dict[str, str]:
         "LaunchTemplate.LatestVersionNumber": "1",
         "TargetGroup": s.target_group_arn,
         "TargetGroup.TargetGroupFullName": s.target_group_dimension,
+        "LoadBalancer.LoadBalancerFullName": s.load_balancer_dimension,
     }
     # Ref of an alarm is its name, which the template derives from the fleet name.
     for logical_id, resource in template.resources("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm").items():

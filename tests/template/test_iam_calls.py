@@ -27,7 +27,7 @@ def _tour(fleet: Any) -> None:
     entrypoints.create_fleet(runtime)
     fleet.mark_ready()
     entrypoints.reconcile(runtime)
-    fleet.knobs.cpu = 79.0
+    fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     outcome = entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), runtime, Direction.OUT)
     assert outcome["results"][0]["reason"] == "scale-out"

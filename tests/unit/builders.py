@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from autoscaler.model import (
@@ -27,33 +25,17 @@ from autoscaler.runtime import policy_from_settings
 from autoscaler.settings import Settings
 from autoscaler.signals import Point, SignalData
 
-from tools.cfn_template import function_environment, load_template, parameter_values
+from tests.support.template_settings import template_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 """A fixed, aware UTC origin; every test time is an offset from it."""
 DECIDED_AT = T0 + timedelta(seconds=600)
 """When the snapshots' metric windows end (the unit tests decide at this time)."""
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
-REQUIRED = {
-    "VpcId": "vpc-0123456789abcdef0",
-    "SubnetIds": "subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb",
-    "AmiId": "ami-0123456789abcdef0",
-}
-
-
-@cache
-def template_settings() -> Settings:
-    """The reconcile function's settings with every template parameter at its default."""
-    template = load_template(TEMPLATE)
-    env = function_environment(template, "ReconcileFunction", parameter_values(template, REQUIRED))
-    return Settings.from_env(env)
-
-
 _SETTINGS_FIELDS = {f.name for f in fields(Settings)}
 
 
 def settings(**overrides: Any) -> Settings:
-    return replace(template_settings(), **overrides)
+    return template_settings(**overrides)
 
 
 def policy(**overrides: Any) -> ScalingPolicy:

@@ -1,0 +1,35 @@
+"""The control plane's settings as template.yaml deploys them, every parameter at its default.
+
+Unit and integration tests start from these, so no test runs with values nobody deploys; the
+values a deployed stack provides (resource names and ids) are placeholders to override.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from autoscaler.settings import Settings
+
+from tools.cfn_template import function_environment, load_template, parameter_values
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+REQUIRED_PARAMETERS = {
+    "VpcId": "vpc-0123456789abcdef0",
+    "SubnetIds": "subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb",
+    "AmiId": "ami-0123456789abcdef0",
+}
+
+
+@cache
+def _template_settings() -> Settings:
+    template = load_template(TEMPLATE)
+    env = function_environment(template, "ReconcileFunction", parameter_values(template, REQUIRED_PARAMETERS))
+    return Settings.from_env(env)
+
+
+def template_settings(**overrides: Any) -> Settings:
+    """The reconcile function's settings with every template parameter at its default."""
+    return replace(_template_settings(), **overrides)
