@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario against the template")
     envelope = sub.add_parser("sweep", help="run a scenario many times, every modelled parameter drawn afresh")
+    sub.add_parser("params", help="print the modelled parameters with their defaults, ranges and sources")
     for command in (run, envelope):
         command.add_argument("scenario")
         command.add_argument("--template", default="template.yaml")
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     envelope.add_argument("--jobs", type=int, default=0, help="parallel processes (0: one per CPU)")
     envelope.add_argument("--min-pass-rate", type=float, default=0.95, help="exit 0 at or above this share")
     args = parser.parse_args(argv)
+    if args.command == "params":
+        from simulator.params import markdown_table
+
+        print(markdown_table())
+        return EXIT_PASSED
     environment()
     try:
         scenario = load_scenario(args.scenario)

@@ -52,7 +52,7 @@ class Action:
 
 @dataclass(frozen=True)
 class Phases:
-    """Where the run sits against the wall-clock minute, drawn from the seed."""
+    """Where the run sits against the wall-clock minute, drawn from the scenario's seed."""
 
     start: float  # the scenario's start within its minute
     schedule: float  # the EventBridge schedule's second within the minute

@@ -3,7 +3,7 @@
 Two kinds:
 - **per event** (a :class:`Span`): drawn afresh, uniformly within its range, every time the thing
   happens (each boot, each datapoint's publication delay, each API call). ``run`` and ``sweep``
-  both sample them from the seed.
+  both sample them from the scenario's seed.
 - **per run** (a float): one value for the whole run. ``run`` uses the default; ``sweep`` draws
   each run's value uniformly from the range.
 
@@ -360,3 +360,17 @@ def vcpus_for(instance_type: str, override: float = 0) -> int:
     if size == "medium":
         return 2
     return VCPUS.get(size, 2)
+
+
+def markdown_table() -> str:
+    """Every modelled parameter as docs/simulator.md lists it (``python -m simulator params``)."""
+    params = ModelParams()
+    rows = ["| parameter | kind | default | range | unit | source |", "|---|---|---|---|---|---|"]
+    for name, spec in SPECS.items():
+        value = getattr(params, name)
+        if isinstance(value, Span):
+            kind, default = "per event", f"uniform {value.low:g}-{value.high:g}"
+        else:
+            kind, default = "per run", f"{value:g}"
+        rows.append(f"| `{name}` | {kind} | {default} | {spec.low:g}-{spec.high:g} | {spec.unit} | {spec.source} |")
+    return "\n".join(rows)

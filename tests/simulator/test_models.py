@@ -252,3 +252,13 @@ def test_drawn_parameters_stay_in_their_ranges_and_follow_the_seed():
     for name, (low, high) in ModelParams().ranges().items():
         assert low <= getattr(a, name) <= high
     assert replace(a, vcpus=1) != ModelParams().drawn(random.Random(6))
+
+
+def test_the_documented_parameter_table_is_the_code_s():
+    from pathlib import Path
+
+    from simulator.params import markdown_table
+
+    doc = (Path(__file__).parents[2] / "docs" / "simulator.md").read_text(encoding="utf-8")
+    documented = doc.split("<!-- params:begin -->\n", 1)[1].split("\n<!-- params:end -->", 1)[0]
+    assert documented == markdown_table(), "regenerate with: python -m simulator params"
