@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from tests.support.host_endpoints import FakeImds
 from worker import metrics_publisher as mp
 from worker.metrics_publisher import CloudWatchSink, CpuTimes, Imds, Publisher, cpu_percent, parse_proc_stat
 
@@ -164,53 +163,22 @@ def test_cloudwatch_sink_against_moto(monkeypatch: pytest.MonkeyPatch) -> None:
         ]
 
 
-class _FakeImds(BaseHTTPRequestHandler):
-    tags: dict[str, str] = {"AutoscalerLifecycle": "service"}  # noqa: RUF012
-
-    def do_PUT(self) -> None:
-        assert self.headers["X-aws-ec2-metadata-token-ttl-seconds"]
-        self._send(200, b"TOKEN")
-
-    def do_GET(self) -> None:
-        if self.headers.get("X-aws-ec2-metadata-token") != "TOKEN":
-            self._send(401, b"")
-        elif self.path == "/ping":
-            self._send(200, b"pong")
-        else:
-            name = self.path.rsplit("/", 1)[-1]
-            value = self.tags.get(name)
-            self._send(200, value.encode()) if value else self._send(404, b"")
-
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def fake_imds() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeImds)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def fake_imds() -> Iterator[FakeImds]:
+    with FakeImds() as imds:
+        yield imds
 
 
-def test_imds_v2_reads_the_lifecycle_tag(fake_imds: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    imds = Imds(fake_imds)
+def test_imds_v2_reads_the_lifecycle_tag(fake_imds: FakeImds) -> None:
+    imds = Imds(fake_imds.url)
     assert imds.lifecycle() == "service"
-    monkeypatch.setitem(_FakeImds.tags, "AutoscalerLifecycle", "pool")
+    fake_imds.tags["AutoscalerLifecycle"] = "pool"
     assert imds.lifecycle() == "pool"
     assert imds.get("latest/meta-data/tags/instance/Missing") is None
     assert Imds("http://127.0.0.1:1", timeout=0.2).lifecycle() is None  # no IMDS: never publish
 
 
-def test_ping_ok(fake_imds: str) -> None:
+def test_ping_ok() -> None:
     assert mp.ping_ok("http://127.0.0.1:1/ping", timeout=0.2) is False
 
 
