@@ -245,7 +245,9 @@ def parse_unit(path: Path) -> tuple[dict[str, str], list[str], dict[str, list[st
 NginxLayout = Literal["test", "al2023"]
 
 
-def nginx_main_conf(prefix: Path, server_conf: Path, layout: NginxLayout = "test") -> str:
+def nginx_main_conf(
+    prefix: Path, server_conf: Path, layout: NginxLayout = "test", worker_processes: int | None = None
+) -> str:
     """The ``nginx.conf`` around bootstrap.sh's server block, every path under ``prefix``.
 
     ``test``: one foreground process (cheap, enough to prove the proxying). ``al2023``: the
@@ -254,7 +256,9 @@ def nginx_main_conf(prefix: Path, server_conf: Path, layout: NginxLayout = "test
     ``tcp_nopush``, ``keepalive_timeout 65``, a default server), so CPU measured on it is the
     host's. Differences kept on purpose: the master stays in the foreground (systemd's
     ``Type=forking`` only daemonizes it), no ``user nginx`` (workers run as nginx's default
-    user), and the default server listens on a free port instead of :80.
+    user), the default server listens on a free port instead of :80, and ``worker_processes``
+    (default ``auto``) can be set to what ``auto`` gives on a host with that many vCPUs (nginx
+    counts the machine's CPUs, not the CPUs a pinned process may use).
     """
     temp_paths = "\n".join(
         f"    {kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -276,7 +280,7 @@ http {{
     mime_types = Path("/etc/nginx/mime.types")
     return f"""
 daemon off;
-worker_processes auto;
+worker_processes {worker_processes or "auto"};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log notice;
 events {{
@@ -312,14 +316,16 @@ class RunningNginx:
 
 
 @contextlib.contextmanager
-def nginx_process(tmp: Path, server_conf: Path, port: int, layout: NginxLayout = "test") -> Iterator[RunningNginx]:
+def nginx_process(
+    tmp: Path, server_conf: Path, port: int, layout: NginxLayout = "test", worker_processes: int | None = None
+) -> Iterator[RunningNginx]:
     """A real nginx, its master in the foreground (our child), every path under ``tmp/nginx``."""
     if NGINX is None:
         raise RuntimeError("nginx is not installed")
     prefix = tmp / "nginx"
     prefix.mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
-    conf.write_text(nginx_main_conf(prefix, server_conf, layout), encoding="utf-8")
+    conf.write_text(nginx_main_conf(prefix, server_conf, layout, worker_processes), encoding="utf-8")
     proc = subprocess.Popen([NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)])
     url = f"http://127.0.0.1:{port}"
     try:
