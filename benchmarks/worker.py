@@ -218,7 +218,7 @@ def main() -> int:
     calibration.add_argument("--reps", type=int, default=5, help="repetitions of every measurement")
     calibration.add_argument("--quiet-seconds", type=float, default=20.0, help="no-traffic window (floor)")
     calibration.add_argument("--pings", type=int, default=1000, help="/ping requests per repetition")
-    calibration.add_argument("--work-requests", type=int, default=40, help="/work requests per repetition and mode")
+    calibration.add_argument("--work-requests", type=int, default=60, help="/work requests per repetition and mode")
     calibration.add_argument("--idle-seconds", type=float, default=60.0, help="idle window (whole 10 s periods)")
     calibration.add_argument("--vcpus", type=int, default=1, help="vCPUs of the host (template: c7g.medium = 1)")
     calibration.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
