@@ -43,6 +43,7 @@ test: lint typecheck template-check unit
 bench: $(STAMP)
 	$(PY) benchmarks/control_plane.py
 	$(PY) benchmarks/worker.py
+	$(PY) benchmarks/worker.py --calibrate --json out/worker-calibration.json
 	$(PY) benchmarks/policies.py
 	$(PY) benchmarks/cpu_noise.py
 

@@ -15,6 +15,13 @@ on the machine lowers it, and the ratio with it), the useful fraction of that CP
 of /work done / CPU seconds used), and /ping p50 / p99 / max.
 
     .venv/bin/python benchmarks/worker.py [--seconds 10] [--processes N]
+
+``--calibrate`` measures instead the figures the twin is calibrated with, on the host stack as
+``userdata/bootstrap.sh`` sets it up (nginx + supervisor + worker processes + metrics
+publisher): idle background CPU, CPU per /ping and per /work beyond the burn, service time
+(see ``benchmarks/worker_calibration.py`` and docs/worker.md):
+
+    .venv/bin/python benchmarks/worker.py --calibrate [--reps 5] [--json out/worker-calibration.json]
 """
 
 from __future__ import annotations
@@ -206,9 +213,31 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per design")
     parser.add_argument("--processes", type=int, default=default_processes(), help="processes (vCPUs)")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    calibration = parser.add_argument_group("calibration (--calibrate)")
+    calibration.add_argument("--calibrate", action="store_true", help="measure the host's calibration figures")
+    calibration.add_argument("--reps", type=int, default=5, help="repetitions of every measurement")
+    calibration.add_argument("--quiet-seconds", type=float, default=20.0, help="no-traffic window (floor)")
+    calibration.add_argument("--pings", type=int, default=1000, help="/ping requests per repetition")
+    calibration.add_argument("--work-requests", type=int, default=60, help="/work requests per repetition and mode")
+    calibration.add_argument("--idle-seconds", type=float, default=60.0, help="idle window (whole 10 s periods)")
+    calibration.add_argument("--vcpus", type=int, default=1, help="vCPUs of the host (template: c7g.medium = 1)")
+    calibration.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args()
     if args.serve_baseline:
         serve_baseline(args.serve_baseline, args.processes)
+        return 0
+    if args.calibrate:
+        from benchmarks.worker_calibration import Calibration, calibrate
+
+        settings = Calibration(
+            reps=args.reps,
+            quiet_seconds=args.quiet_seconds,
+            pings=args.pings,
+            work_requests=args.work_requests,
+            idle_seconds=args.idle_seconds,
+            vcpus=args.vcpus,
+        )
+        calibrate(settings, args.json)
         return 0
     print(
         f"worker benchmark: {args.processes} processes on {os.cpu_count()} CPUs, "

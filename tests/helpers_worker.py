@@ -3,9 +3,12 @@
 * :func:`running_worker` starts ``python -m worker`` on a free loopback port;
 * :func:`install_sandbox` renders ``userdata/bootstrap.sh`` like Fn::Sub and runs it under a
   temporary root (sandbox mode) with a zip of ``worker/`` standing in for the Lambda layer;
-* :func:`running_nginx` starts a real nginx (non-root friendly, single process) around the
-  server block that bootstrap.sh wrote;
-* :func:`worker_behind_nginx` chains the three: the stack's instance, in a temp dir.
+* :func:`running_nginx` starts a real nginx (non-root friendly, single process by default)
+  around the server block that bootstrap.sh wrote;
+* :func:`worker_behind_nginx` chains the three: the stack's instance, in a temp dir;
+* :func:`nginx_process` with ``layout="al2023"`` runs nginx as the host does (master + one
+  worker per vCPU), :func:`publisher_from_unit` the CPU metric publisher as its unit says; the
+  worker calibration (``benchmarks/worker.py --calibrate``) measures the host on them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from userdata.render import render_bootstrap
 
@@ -238,16 +242,29 @@ def parse_unit(path: Path) -> tuple[dict[str, str], list[str], dict[str, list[st
     return env, shlex.split(keys["ExecStart"][0]), keys
 
 
-@contextlib.contextmanager
-def running_nginx(tmp: Path, server_conf: Path, port: int) -> Iterator[str]:
-    """A real nginx in the foreground, single process, every path under ``tmp``."""
-    if NGINX is None:
-        raise RuntimeError("nginx is not installed")
-    prefix = tmp / "nginx"
-    prefix.mkdir(parents=True, exist_ok=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(
-        f"""
+NginxLayout = Literal["test", "al2023"]
+
+
+def nginx_main_conf(
+    prefix: Path, server_conf: Path, layout: NginxLayout = "test", worker_processes: int | None = None
+) -> str:
+    """The ``nginx.conf`` around bootstrap.sh's server block, every path under ``prefix``.
+
+    ``test``: one foreground process (cheap, enough to prove the proxying). ``al2023``: the
+    process layout and http settings of the stock ``nginx.conf`` of the Fedora / Amazon Linux 2023
+    nginx package (master + ``worker_processes auto``, ``access_log ... main``, ``sendfile``,
+    ``tcp_nopush``, ``keepalive_timeout 65``, a default server), so CPU measured on it is the
+    host's. Differences kept on purpose: the master stays in the foreground (systemd's
+    ``Type=forking`` only daemonizes it), no ``user nginx`` (workers run as nginx's default
+    user), the default server listens on a free port instead of :80, and ``worker_processes``
+    (default ``auto``) can be set to what ``auto`` gives on a host with that many vCPUs (nginx
+    counts the machine's CPUs, not the CPUs a pinned process may use).
+    """
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    if layout == "test":
+        return f"""
 daemon off;
 master_process off;
 worker_processes 1;
@@ -256,24 +273,74 @@ error_log {prefix}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
     access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+{temp_paths}
     include {server_conf};
 }}
-""",
-        encoding="utf-8",
-    )
+"""
+    mime_types = Path("/etc/nginx/mime.types")
+    return f"""
+daemon off;
+worker_processes {worker_processes or "auto"};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log notice;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    log_format  main  '$remote_addr - $remote_user [$time_local] "$request" '
+                      '$status $body_bytes_sent "$http_referer" '
+                      '"$http_user_agent" "$http_x_forwarded_for"';
+    access_log  {prefix}/access.log  main;
+    sendfile            on;
+    tcp_nopush          on;
+    keepalive_timeout   65;
+    types_hash_max_size 4096;
+    {f"include {mime_types};" if mime_types.exists() else ""}
+    default_type        application/octet-stream;
+{temp_paths}
+    include {server_conf};
+    server {{
+        listen       127.0.0.1:{free_port()};
+        server_name  _;
+        root         {prefix}/html;
+    }}
+}}
+"""
+
+
+@dataclass
+class RunningNginx:
+    proc: subprocess.Popen[bytes]
+    url: str
+    prefix: Path
+
+
+@contextlib.contextmanager
+def nginx_process(
+    tmp: Path, server_conf: Path, port: int, layout: NginxLayout = "test", worker_processes: int | None = None
+) -> Iterator[RunningNginx]:
+    """A real nginx, its master in the foreground (our child), every path under ``tmp/nginx``."""
+    if NGINX is None:
+        raise RuntimeError("nginx is not installed")
+    prefix = tmp / "nginx"
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(nginx_main_conf(prefix, server_conf, layout, worker_processes), encoding="utf-8")
     proc = subprocess.Popen([NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)])
     url = f"http://127.0.0.1:{port}"
     try:
         if not wait_until(lambda: _port_open(port), timeout=10):
             raise RuntimeError(f"nginx did not listen on {port}: {(prefix / 'error.log').read_text()}")
-        yield url
+        yield RunningNginx(proc, url, prefix)
     finally:
         stop_process(proc, signal.SIGQUIT)
+
+
+@contextlib.contextmanager
+def running_nginx(tmp: Path, server_conf: Path, port: int, layout: NginxLayout = "test") -> Iterator[str]:
+    """:func:`nginx_process`, yielding its URL."""
+    with nginx_process(tmp, server_conf, port, layout) as nginx:
+        yield nginx.url
 
 
 def _port_open(port: int) -> bool:
@@ -290,6 +357,26 @@ def worker_from_unit(sandbox: Sandbox, extra_env: dict[str, str] | None = None) 
     env.update(extra_env or {})
     with running_worker(argv=argv, env=env, port=sandbox.worker_port) as worker:
         yield worker
+
+
+@contextlib.contextmanager
+def publisher_from_unit(sandbox: Sandbox, extra_env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start the CPU metric publisher as its systemd unit says (``Environment=``, ``Nice=``,
+    ``ExecStart``), from the unzipped layer, with systemd's small environment instead of ours.
+
+    ``extra_env`` points it at local endpoints (``IMDS_URL``, ``AWS_ENDPOINT_URL_CLOUDWATCH``,
+    ``AWS_EC2_METADATA_SERVICE_ENDPOINT``, ...); its output goes to ``log``.
+    """
+    env, argv, keys = parse_unit(sandbox.publisher_unit)
+    env["PYTHONPATH"] = str(sandbox.app_dir)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **env, **extra_env}
+    nice = keys.get("Nice", ["0"])[0]
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(["nice", "-n", nice, *argv], cwd=sandbox.root, env=env, stdout=sink, stderr=sink)
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,24 @@ import pytest
 from tests.helpers_worker import (
     NGINX,
     RENDER_VALUES,
+    NginxLayout,
+    child_pids,
     http_get,
     install_sandbox,
     make_worker_zip,
+    nginx_process,
     parse_unit,
+    publisher_from_unit,
     run_bootstrap,
-    running_nginx,
+    wait_until,
     worker_from_unit,
 )
+from tests.support.host_endpoints import FakeImds, running_moto_server, self_signed_cert
 from userdata.render import BOOTSTRAP, PLACEHOLDERS, UnresolvedPlaceholderError, placeholders, render
+from worker.server import default_processes
 
 TEMPLATE = BOOTSTRAP.read_text(encoding="utf-8")
+_FAKE_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def test_render_mimics_fn_sub() -> None:
@@ -123,12 +131,14 @@ def test_bad_layer_fails_the_boot(tmp_path: Path) -> None:
 
 @pytest.mark.server
 @pytest.mark.skipif(NGINX is None, reason="nginx not installed")
-def test_ping_answers_through_nginx(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["test", "al2023"])
+def test_ping_answers_through_nginx(tmp_path: Path, layout: NginxLayout) -> None:
     box = install_sandbox(tmp_path)
     with (
         worker_from_unit(box, {"WORKER_PROCESSES": "1"}),
-        running_nginx(tmp_path, box.nginx_conf, box.nginx_port) as url,
+        nginx_process(tmp_path, box.nginx_conf, box.nginx_port, layout) as nginx,
     ):
+        url = nginx.url
         assert http_get(f"{url}/ping") == (200, b"pong")
         status, body = http_get(f"{url}/work")
         assert status == 200
@@ -136,3 +146,54 @@ def test_ping_answers_through_nginx(tmp_path: Path) -> None:
         assert http_get(f"{url}/missing")[0] == 404
         # The worker's counters are for the local publisher only, never through the load balancer.
         assert http_get(f"{url}/stats")[0] == 404
+        # The host's layout: a master and one nginx worker per vCPU (worker_processes auto).
+        expected = 0 if layout == "test" else default_processes()
+        assert len(child_pids(nginx.proc.pid)) == expected
+
+
+@pytest.mark.server
+@pytest.mark.integration
+def test_publisher_from_its_unit_publishes_with_instance_profile_credentials(tmp_path: Path) -> None:
+    """The publisher as its unit starts it: IMDSv2 lifecycle tag and instance id, the worker's
+    /stats, then PutMetricData through botocore over TLS with credentials from the instance
+    profile, per fleet and per instance."""
+    boto3 = pytest.importorskip("boto3")
+    box = install_sandbox(tmp_path)
+    cert = self_signed_cert(tmp_path / "tls")
+    with (
+        worker_from_unit(box, {"WORKER_PROCESSES": "1"}),
+        FakeImds() as imds,
+        running_moto_server(tmp_path / "moto.log", cert) as endpoint,
+        publisher_from_unit(
+            box,
+            {
+                "CPU_METRIC_PERIOD_SECONDS": "0.5",
+                "IMDS_URL": imds.url,
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url,
+                "AWS_ENDPOINT_URL_CLOUDWATCH": endpoint,
+                "AWS_CA_BUNDLE": str(cert[0]),
+                "AWS_CONFIG_FILE": str(tmp_path / "absent"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent"),
+            },
+            tmp_path / "publisher.log",
+        ),
+    ):
+        cloudwatch = boto3.client(
+            "cloudwatch", region_name="eu-west-1", endpoint_url=endpoint, verify=str(cert[0]), **_FAKE_KEYS
+        )
+
+        def datapoints() -> int:
+            stats = cloudwatch.get_metric_statistics(
+                Namespace="Autoscaler",
+                MetricName="CPUUtilization",
+                Dimensions=[{"Name": "Fleet", "Value": RENDER_VALUES["FleetName"]}],
+                StartTime=datetime.now(UTC) - timedelta(minutes=5),
+                EndTime=datetime.now(UTC) + timedelta(minutes=1),
+                Period=60,
+                Statistics=["SampleCount"],
+            )
+            return int(sum(p["SampleCount"] for p in stats["Datapoints"]))
+
+        assert wait_until(lambda: datapoints() >= 2, timeout=30), (tmp_path / "publisher.log").read_text()
+        assert imds.reads(FakeImds.CREDENTIALS + FakeImds.ROLE)  # credentials from the instance profile
+        assert len(imds.reads(FakeImds.TAGS + "AutoscalerLifecycle")) >= 2

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from tests.support.host_endpoints import FakeImds
 from worker import metrics_publisher as mp
 from worker.metrics_publisher import (
     CloudWatchSink,
@@ -187,59 +186,28 @@ def test_cloudwatch_sink_against_moto(monkeypatch: pytest.MonkeyPatch) -> None:
                          ("RequestsPerMinute", 2)]  # fmt: skip
 
 
-class _FakeImds(BaseHTTPRequestHandler):
-    tags: dict[str, str] = {"AutoscalerLifecycle": "service"}  # noqa: RUF012
-
-    def do_PUT(self) -> None:
-        assert self.headers["X-aws-ec2-metadata-token-ttl-seconds"]
-        self._send(200, b"TOKEN")
-
-    def do_GET(self) -> None:
-        if self.headers.get("X-aws-ec2-metadata-token") != "TOKEN":
-            self._send(401, b"")
-        elif self.path == "/latest/meta-data/instance-id":
-            self._send(200, b"i-0abc")
-        else:
-            name = self.path.rsplit("/", 1)[-1]
-            value = self.tags.get(name)
-            self._send(200, value.encode()) if value else self._send(404, b"")
-
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def fake_imds() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeImds)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def fake_imds() -> Iterator[FakeImds]:
+    with FakeImds() as imds:
+        yield imds
 
 
-def test_imds_v2_reads_the_lifecycle_tag(fake_imds: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    imds = Imds(fake_imds)
+def test_imds_v2_reads_the_lifecycle_tag(fake_imds: FakeImds) -> None:
+    imds = Imds(fake_imds.url)
     assert imds.lifecycle() == "service"
-    monkeypatch.setitem(_FakeImds.tags, "AutoscalerLifecycle", "pool")
+    fake_imds.tags["AutoscalerLifecycle"] = "pool"
     assert imds.lifecycle() == "pool"
     assert imds.get("latest/meta-data/tags/instance/Missing") is None
     assert Imds("http://127.0.0.1:1", timeout=0.2).lifecycle() is None  # no IMDS: never publish
 
 
-def test_imds_reads_the_instance_id(fake_imds: str) -> None:
-    assert Imds(fake_imds).instance_id() == "i-0abc"
+def test_imds_reads_the_instance_id(fake_imds: FakeImds) -> None:
+    assert Imds(fake_imds.url).instance_id() == FakeImds.INSTANCE_ID
 
 
-def test_read_stats_of_a_worker_that_does_not_answer(fake_imds: str) -> None:
+def test_read_stats_of_a_worker_that_does_not_answer(fake_imds: FakeImds) -> None:
     assert mp.read_stats("http://127.0.0.1:1/stats", timeout=0.2) is None  # worker down: not healthy
-    assert mp.read_stats(f"{fake_imds}/missing") is None
+    assert mp.read_stats(f"{fake_imds.url}/missing") is None
 
 
 def test_main_requires_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
