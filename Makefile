@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# One run (table and chart), then a short envelope: 8 runs with their own seeds, phases and
+# modelled parameters (the full one: --runs 50). The run's verdict is the demo's exit code.
 demo: $(STAMP)
 	$(PY) -m simulator run scenarios/nine-stage.yaml --out out/nine-stage
+	$(PY) -m simulator sweep scenarios/nine-stage.yaml --runs 8 --min-pass-rate 0 --out out/nine-stage-envelope
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -46,6 +49,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/worker.py --calibrate --json out/worker-calibration.json
 	$(PY) benchmarks/policies.py
 	$(PY) benchmarks/cpu_noise.py
+	$(PY) benchmarks/twin.py
 
 # userdata/bootstrap.sh is the source; the template carries an inline copy (CloudFormation
 # cannot read local files). tests/template fails when the two differ.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from simulator.params import ModelParams
 
 ACTIONS = ("fail_instance", "capacity_error")
 
@@ -70,7 +72,7 @@ class Scenario:
     stages: tuple[Stage, ...]
     events: tuple[Event, ...] = ()
     parameters: dict[str, str] = field(default_factory=dict)
-    model: dict[str, float] = field(default_factory=dict)
+    model: dict[str, float | list[float]] = field(default_factory=dict)  # a number or [low, high]
     expect: Expectations = field(default_factory=Expectations)
     warmup: float = 600.0
     path: str = ""
@@ -215,10 +217,24 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     if "parameters" in top:
         for key, (_, value) in reader.mapping(top["parameters"][1], "parameters").items():
             parameters[key] = reader.string(value, f"parameters.{key}")
-    model: dict[str, float] = {}
+    model: dict[str, float | list[float]] = {}
     if "model" in top:
-        for key, (_, value) in reader.mapping(top["model"][1], "model").items():
-            model[key] = reader.number(value, f"model.{key}", minimum=-1e18)
+        known = {f.name for f in fields(ModelParams)}
+        for key, (key_node, value) in reader.mapping(top["model"][1], "model").items():
+            if key not in known:
+                raise reader.fail(
+                    key_node, f"model.{key}", f"unknown model parameter (known: {', '.join(sorted(known))})"
+                )
+            if isinstance(value, yaml.SequenceNode):
+                items = reader.sequence(value, f"model.{key}")
+                if len(items) != 2:
+                    raise reader.fail(value, f"model.{key}", "a range is [low, high]")
+                low, high = (reader.number(item, f"model.{key}[{n}]") for n, item in enumerate(items))
+                if high < low:
+                    raise reader.fail(value, f"model.{key}", "high must be >= low")
+                model[key] = [low, high]
+            else:
+                model[key] = reader.number(value, f"model.{key}")
     expect = Expectations()
     if "expect" in top:
         fields_ = reader.mapping(top["expect"][1], "expect")

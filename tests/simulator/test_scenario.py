@@ -24,7 +24,7 @@ events:
   - {at: 1200, action: fail_instance}
   - {at: 1500, action: capacity_error, seconds: 300}
 parameters: {WarmPoolSize: 0}
-model: {start_seconds: 25}
+model: {start_pending_seconds: 25, install_seconds: [100, 200]}
 expect: {scale_out_actions: 1, max_flaps: 0}
 """
     )
@@ -35,7 +35,7 @@ expect: {scale_out_actions: 1, max_flaps: 0}
     assert scenario.stages[1].rate_at(600) == pytest.approx(6.0)
     assert scenario.events[1].seconds == 300
     assert scenario.parameters == {"WarmPoolSize": "0"}
-    assert scenario.model == {"start_seconds": 25.0}
+    assert scenario.model == {"start_pending_seconds": 25.0, "install_seconds": [100.0, 200.0]}
     assert scenario.expect.max_flaps == 0
 
 
@@ -63,6 +63,9 @@ def test_shipped_scenarios_parse(path: Path):
         ),
         ("stages:\n  - {duration: 60, clients: 1, expect_instances: [3, 1]}\n", 2, "stages[0].expect_instances"),
         ("stages: [\n", 2, "<yaml>"),
+        ("stages:\n  - {duration: 60, clients: 1}\nmodel: {boot_secs: 3}\n", 3, "model.boot_secs"),
+        ("stages:\n  - {duration: 60, clients: 1}\nmodel: {boot_seconds: [9, 3]}\n", 3, "model.boot_seconds"),
+        ("stages:\n  - {duration: 60, clients: 1}\nmodel: {boot_seconds: [1, 2, 3]}\n", 3, "model.boot_seconds"),
     ],
 )
 def test_bad_scenarios_name_field_and_line(text: str, line: int, field: str):
