@@ -72,6 +72,7 @@ def _process_once(notice: AlarmNotice, runtime: Runtime, direction: Direction, c
         IdempotencyConfig,
         idempotent_function,
     )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
     settings = runtime.settings
     store = DynamoDBPersistenceLayer(
@@ -98,7 +99,14 @@ def _process_once(notice: AlarmNotice, runtime: Runtime, direction: Direction, c
         return {"alarm": transition["alarm_name"], **outcome.to_json()}
 
     once = idempotent_function(data_keyword_argument="transition", persistence_store=store, config=config)(act)
-    result: dict[str, Any] = once(transition=notice.idempotency_data)
+    try:
+        result: dict[str, Any] = once(transition=notice.idempotency_data)
+    except IdempotencyAlreadyInProgressError:
+        # A concurrent delivery of the same transition is acting now. Raising would make Lambda
+        # retry this copy and count a function error for nothing: if that run fails, its own
+        # retry (its record is deleted) repairs, and the reconcile run follows every minute.
+        logger.info("duplicate delivery while the first is running", extra={"alarm": notice.alarm_name})
+        return {"status": "ignored", "reason": "in-progress-elsewhere", "alarm": notice.alarm_name}
     return result
 
 

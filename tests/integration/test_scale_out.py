@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from autoscaler import entrypoints
+from autoscaler.decide import decide
 from autoscaler.model import Direction
 
 from tests.support.events import alarm_event, sns_event
@@ -263,3 +264,27 @@ def test_notifications_out_of_order_keep_the_latest_clearance(fleet):
     store.remember_cleared("fleet-cpu-high", later)
     store.remember_cleared("fleet-cpu-high", earlier)  # delivered after the later one
     assert store.load().alarms_cleared_at == {"fleet-cpu-high": later}
+
+
+def test_a_duplicate_delivered_while_the_first_runs_is_acknowledged(fleet):
+    _settle(fleet)
+    fleet.knobs.cpu = 90.0
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
+    event = alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-1")
+    seen: list[object] = []
+
+    def deciding_while_a_copy_arrives(snapshot, policy, now):
+        if not seen:  # SNS delivered the same transition to a second, concurrent invocation
+            try:
+                seen.append(entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT))
+            except Exception as error:  # noqa: BLE001 - the assertion below names it
+                seen.append(error)
+        return decide(snapshot, policy, now)
+
+    fleet.runtime.decider = deciding_while_a_copy_arrives
+    (first,) = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)["results"]
+    assert seen == [
+        {"results": [{"status": "ignored", "reason": "in-progress-elsewhere", "alarm": "fleet-cpu-high"}]}
+    ]
+    assert first["reason"] == "scale-out"
+    assert fleet.lifecycle_counts().get("service:running") == 2
