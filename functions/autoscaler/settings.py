@@ -27,6 +27,8 @@ class SettingsError(ValueError):
 class Settings:
     """Control-plane configuration; field names map to UPPER_CASE environment variables."""
 
+    # No defaults here for what the template sets: its parameters are the one source of the
+    # defaults, and a missing variable fails at cold start instead of falling back to a stale value.
     fleet_name: str
     table_name: str
     launch_template_id: str
@@ -35,23 +37,23 @@ class Settings:
     # "targetgroup/<name>/<id>", the dimension value of AWS/ApplicationELB metrics.
     target_group_dimension: str
     # "app/<name>/<id>": with the target group, the dimensions of the ALB's RequestCount.
-    load_balancer_dimension: str = ""
-    min_size: int = 1
-    max_size: int = 10
-    warm_pool_size: int = 1
+    load_balancer_dimension: str
+    min_size: int
+    max_size: int
+    warm_pool_size: int
     # At most this many instances in service and in the pool together; 0 = no bound.
-    max_prepared_capacity: int = 0
-    launch_template_version: str = "$Latest"
+    max_prepared_capacity: int
     # Scaling targets: fleet CPU (%) and requests per target per minute.
-    cpu_target: float = 70.0
-    requests_per_target_target: float = 84.0
-    tolerance: float = 0.03
-    min_step_fraction: float = 0.1
-    scale_in_stabilization_seconds: int = 120
-    # Windows over which decisions average the fleet CPU read at decision time: the long one for
+    cpu_target: float
+    requests_per_target_target: float
+    tolerance: float
+    min_step_fraction: float
+    scale_in_stabilization_seconds: int
+    # Windows over which decisions average the metrics read at decision time: the long one for
     # scale-in and the stabilization history, the short one to confirm a scale-out quickly.
-    metric_window_seconds: int = 60
-    scale_out_window_seconds: int = 30
+    metric_window_seconds: int
+    scale_out_window_seconds: int
+    launch_template_version: str = "$Latest"
     cpu_metric_namespace: str = "Autoscaler"
     cpu_metric_name: str = "CPUUtilization"
     # Published by every host beside its CPU (same namespace, dimensions and period).

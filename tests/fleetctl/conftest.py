@@ -26,6 +26,9 @@ from typing import Any
 import boto3
 import pytest
 
+from fleetctl.stack import PARAMETER_SETTINGS
+from tests.support.template_settings import template_parameter_defaults
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FLEETCTL = BIN / "fleetctl"
@@ -167,14 +170,11 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def _template(fleet: str, table: str, outputs: dict[str, str]) -> str:
+    # Every tunable at the template's default, as DescribeStacks lists a deployed stack's parameters.
     numbers = {
-        "MinSize": 1,
-        "MaxSize": 4,
-        "WarmPoolSize": 1,
-        "CpuTarget": 70,
-        "RequestsPerTargetTarget": 84,
-        "ScaleInStabilizationSeconds": 120,
+        name: value for name, value in template_parameter_defaults().items() if name in PARAMETER_SETTINGS.values()
     }
+    numbers["MaxSize"] = 4
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"fleetctl test stack of fleet {fleet}",
@@ -243,6 +243,7 @@ def make_stack(moto: Moto, network: dict[str, Any], ping_url: str) -> Callable[.
             "SubnetIds": ",".join(network["subnets"]),
             "TargetGroupArn": group,
             "TargetGroupDimension": f"targetgroup/tg-{suffix}/0123456789abcdef",
+            "LoadBalancerDimension": f"app/lb-{suffix}/0123456789abcdef",
             "ScaleOutAlarmNames": f"{fleet}-cpu-high,{fleet}-requests-high",
             "ScaleInAlarmNames": f"{fleet}-scale-in",
             "CpuLowAlarmName": f"{fleet}-cpu-low",

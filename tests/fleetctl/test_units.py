@@ -15,6 +15,7 @@ from fleetctl.context import Context
 from fleetctl.errors import explain
 from fleetctl.render import Renderer
 from fleetctl.stack import Stack, StackError
+from tests.support.template_settings import template_parameter_defaults
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -72,11 +73,19 @@ def test_stack_settings_from_outputs_and_parameters():
             "SubnetIds": "subnet-a,subnet-b",
             "TargetGroupArn": "arn:tg",
             "TargetGroupDimension": "targetgroup/x/1",
+            "LoadBalancerDimension": "app/x/1",
             "ScaleOutAlarmNames": "f-cpu-high,f-requests-high",
             "ScaleInAlarmNames": "f-scale-in",
             "CpuLowAlarmName": "f-cpu-low",
         },
-        parameters={"MinSize": "2", "MaxSize": "6", "WarmPoolSize": "0", "CpuTarget": "60", "FleetName": ""},
+        parameters={
+            **template_parameter_defaults(),
+            "MinSize": "2",
+            "MaxSize": "6",
+            "WarmPoolSize": "0",
+            "CpuTarget": "60",
+            "FleetName": "",
+        },
     )
     settings = stack.settings()
     assert settings.subnet_ids == ("subnet-a", "subnet-b")

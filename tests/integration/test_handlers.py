@@ -237,6 +237,7 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
     """Python's logging refuses some ``extra=`` keys (``message``, ``asctime``, LogRecord's own
     attributes) with a KeyError, but only when the call's level is enabled. Run every handler
     path at DEBUG and check that every logging call that passes ``extra=`` ran."""
+    from autoscaler import decide as decide_module
     from handlers import lifecycle, reconcile, scale_in, scale_out
 
     from tests.support.aws import keep_pending
@@ -277,6 +278,22 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
         results = invoke("ScaleOutFunction", scale_out.handler, batch)["results"]
         assert [r["reason"] for r in results][:2] == ["malformed-json", "irrelevant-transition ALARM->OK"]
         assert results[2]["status"] == "acted", results
+        # The same transition delivered again while its first delivery is still deciding.
+        fleet.clock.advance(60)
+        _alarm_in_moto("fleet-cpu-high")
+        again = sns_alarm_event("fleet-cpu-high", time=alarm_time(fleet.clock.now()))
+        nested: list[Any] = []
+        real_decide = decide_module.decide
+
+        def decide_while_a_copy_arrives(*args: Any) -> Any:
+            if not nested:
+                nested.append(invoke("ScaleOutFunction", scale_out.handler, again)["results"])
+            return real_decide(*args)
+
+        monkeypatch.setattr(decide_module, "decide", decide_while_a_copy_arrives)
+        invoke("ScaleOutFunction", scale_out.handler, again)
+        monkeypatch.setattr(decide_module, "decide", real_decide)
+        assert nested == [[{"status": "ignored", "reason": "in-progress-elsewhere", "alarm": "fleet-cpu-high"}]]
         invoke("ScaleInFunction", scale_in.handler, sns_alarm_event("fleet-scale-in", time=alarm_time(now)))
         rename = cfn_event("Update", "renamed", old_fleet=name, physical_id=f"fleet-{name}")
         invoke("LifecycleFunction", lifecycle.handler, rename)  # refused

@@ -33,3 +33,14 @@ def _template_settings() -> Settings:
 def template_settings(**overrides: Any) -> Settings:
     """The reconcile function's settings with every template parameter at its default."""
     return replace(_template_settings(), **overrides)
+
+
+@cache
+def _parameter_defaults() -> dict[str, str]:
+    template = load_template(TEMPLATE)
+    return {name: str(value) for name, value in parameter_values(template).items()}
+
+
+def template_parameter_defaults() -> dict[str, str]:
+    """Every template parameter with a default, as strings (as DescribeStacks reports them)."""
+    return dict(_parameter_defaults())

@@ -50,7 +50,9 @@ def test_every_required_setting_is_set_on_every_function(translated: dict[str, A
         "SUBNET_IDS",
         "TARGET_GROUP_ARN",
         "TARGET_GROUP_DIMENSION",
-    } == REQUIRED
+        "CPU_TARGET",
+        "SCALE_IN_STABILIZATION_SECONDS",
+    } <= REQUIRED
     for name, function in _lambda_functions(translated).items():
         env = function["Properties"]["Environment"]["Variables"]
         missing = REQUIRED - set(env)

@@ -14,6 +14,19 @@ REQUIRED = {
     "SUBNET_IDS": "subnet-a,subnet-b",
     "TARGET_GROUP_ARN": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/demo-fleet/0123456789abcdef",
     "TARGET_GROUP_DIMENSION": "targetgroup/demo-fleet/0123456789abcdef",
+    "LOAD_BALANCER_DIMENSION": "app/demo-fleet/0123456789abcdef",
+    # The template sets every tunable below; Settings has no fallback of its own for them.
+    "MIN_SIZE": "1",
+    "MAX_SIZE": "10",
+    "WARM_POOL_SIZE": "1",
+    "MAX_PREPARED_CAPACITY": "0",
+    "CPU_TARGET": "75",
+    "REQUESTS_PER_TARGET_TARGET": "90",
+    "TOLERANCE": "0.05",
+    "MIN_STEP_FRACTION": "0.1",
+    "SCALE_IN_STABILIZATION_SECONDS": "120",
+    "METRIC_WINDOW_SECONDS": "60",
+    "SCALE_OUT_WINDOW_SECONDS": "30",
 }
 
 
@@ -28,7 +41,8 @@ def test_minimal_environment_uses_defaults():
     assert settings.fleet_name == "demo-fleet"
     assert settings.subnet_ids == ("subnet-a", "subnet-b")
     assert (settings.min_size, settings.max_size, settings.warm_pool_size) == (1, 10, 1)
-    assert settings.cpu_target == 70.0
+    assert settings.cpu_target == 75.0
+    assert settings.health_grace_seconds == 300
     assert settings.launch_template_version == "$Latest"
     assert settings.scale_out_alarm_names == ()
     assert settings.suspended_by_default is False
@@ -62,7 +76,22 @@ def test_empty_required_variable_counts_as_missing(key):
 
 
 def test_empty_optional_variable_keeps_the_default():
-    assert Settings.from_env(env(MIN_SIZE="", CPU_TARGET="")).min_size == 1
+    assert Settings.from_env(env(HEALTH_GRACE_SECONDS="", LAUNCH_TEMPLATE_VERSION="")).health_grace_seconds == 300
+
+
+def test_the_template_is_the_only_source_of_the_scaling_defaults():
+    """A tunable the template sets has no second default in code that could drift from it."""
+    from tests.support.template_settings import REQUIRED_PARAMETERS, TEMPLATE
+    from tools.cfn_template import function_environment, load_template, parameter_values
+
+    template = load_template(TEMPLATE)
+    deployed = function_environment(template, "ReconcileFunction", parameter_values(template, REQUIRED_PARAMETERS))
+    stack_derived = {"LAUNCH_TEMPLATE_VERSION", "SCALE_OUT_ALARM_NAMES", "SCALE_IN_ALARM_NAMES"}
+    for f in fields(Settings):
+        name = f.name.upper()
+        if name in deployed and name not in stack_derived and f.default is not MISSING:
+            # Only the fixed names of the metric contract keep a default, and it is the template's.
+            assert str(f.default) == deployed[name], name
 
 
 @pytest.mark.parametrize(

@@ -194,6 +194,11 @@ def test_publisher_from_its_unit_publishes_with_instance_profile_credentials(tmp
             )
             return int(sum(p["SampleCount"] for p in stats["Datapoints"]))
 
-        assert wait_until(lambda: datapoints() >= 2, timeout=30), (tmp_path / "publisher.log").read_text()
+        # One tick publishes the fleet's datum and the instance's; the tag is read again every tick.
+        def ticks() -> int:
+            return len(imds.reads(FakeImds.TAGS + "AutoscalerLifecycle"))
+
+        assert wait_until(lambda: datapoints() >= 2 and ticks() >= 2, timeout=30), (
+            tmp_path / "publisher.log"
+        ).read_text()
         assert imds.reads(FakeImds.CREDENTIALS + FakeImds.ROLE)  # credentials from the instance profile
-        assert len(imds.reads(FakeImds.TAGS + "AutoscalerLifecycle")) >= 2
