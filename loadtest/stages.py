@@ -1,7 +1,8 @@
 """The nine-stage acceptance scenario as data (no Locust import, so tests can read it).
 
 Clients per stage and the instance count the autoscaler is expected to reach in that stage;
-``closed_loop`` gives the arithmetic behind the expectations (loadtest/README.md).
+``closed_loop`` gives the textbook closed-loop figures (loadtest/README.md compares them with the
+twin's model of these clients' exact one-second sleeps).
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class ClosedLoop:
 def closed_loop(clients: int, service_seconds: float = 0.5, think_seconds: float = 1.0) -> ClosedLoop:
     """Exact mean-value analysis of ``clients`` that each send a request, wait for the answer and
     think ``think_seconds``, against one vCPU serving each request in ``service_seconds`` on
-    average (processor sharing): R(n) = S (1 + Q(n-1)), X(n) = n / (R(n) + Z), Q(n) = X(n) R(n)."""
+    average (processor sharing): R(n) = S (1 + Q(n-1)), X(n) = n / (R(n) + Z), Q(n) = X(n) R(n).
+    Exact for think times that vary (a product-form network); constant sleeps that fall into step
+    load the vCPU more (loadtest/README.md)."""
     queue = 0.0
     response = throughput = 0.0
     for n in range(1, clients + 1):
