@@ -148,7 +148,8 @@ def main() -> int:
         "below 0.9 x). See `simulator/policies.py` and docs/simulator.md. *To scale out/in* is from the "
         "first stage whose expected count rises/falls to the first action that way; *SLO* is the share of "
         "requests answered within 1.2 s; the *oracle* runs exactly the instances the demand needs at the "
-        "CPU target, started a boot ahead.\n\n"
+        "CPU target, started a boot ahead; a *flap* is an action reversed within the scenario's "
+        "`flap_window_seconds` (180 s).\n\n"
     )
     doc_lines = [intro, "\n".join(table), ""]
     if prototype is not None:

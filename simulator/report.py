@@ -67,8 +67,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
     stages = []
     previous_load = 0.0
     settings = result.settings
-    min_size = int(settings.get("min_size", 1))
-    cpu_target = float(settings.get("cpu_target", 70.0))
+    min_size = int(settings["min_size"])
+    cpu_target = float(settings["cpu_target"])
     oracle_seconds = 0.0
     oracle_prev = min_size
     p = result.params
@@ -137,11 +137,11 @@ def build_report(result: RunResult) -> dict[str, Any]:
     good = int(np.count_nonzero(ok & (latency <= SLO_SECONDS)))
     outs = [a for a in result.actions if a.direction == "out"]
     ins = [a for a in result.actions if a.direction == "in"]
-    window = float(settings.get("scale_in_stabilization_seconds", 120))
+    window = expect.flap_window_seconds
     flaps = sum(
         1
         for a, b in zip(result.actions, result.actions[1:], strict=False)
-        if a.direction != b.direction and b.t - a.t <= max(window, 1.0)
+        if a.direction != b.direction and b.t - a.t <= window
     )
     totals = {
         "requests": total,

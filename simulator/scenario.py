@@ -63,6 +63,10 @@ class Expectations:
     max_flaps: int | None = None
     latency_p95_max: float | None = None
     latency_grace_seconds: float = 120.0
+    # A flap: an action reversed within this many seconds. Fixed by the scenario, not by the
+    # configuration under test: a window taken from the template's stabilization would let a
+    # shorter stabilization hide its own flaps.
+    flap_window_seconds: float = 180.0
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,14 @@ class _Reader:
 
 STAGE_KEYS = {"duration", "clients", "think", "rate", "rate_end", "expect_instances", "expect_within", "name"}
 TOP_KEYS = {"name", "seed", "stages", "events", "parameters", "model", "expect", "warmup", "description"}
-EXPECT_KEYS = {"scale_out_actions", "scale_in_actions", "max_flaps", "latency_p95_max", "latency_grace_seconds"}
+EXPECT_KEYS = {
+    "scale_out_actions",
+    "scale_in_actions",
+    "max_flaps",
+    "latency_p95_max",
+    "latency_grace_seconds",
+    "flap_window_seconds",
+}
 
 
 def load_scenario(path: str | Path) -> Scenario:

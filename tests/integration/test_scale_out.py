@@ -283,8 +283,6 @@ def test_a_duplicate_delivered_while_the_first_runs_is_acknowledged(fleet):
 
     fleet.runtime.decider = deciding_while_a_copy_arrives
     (first,) = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)["results"]
-    assert seen == [
-        {"results": [{"status": "ignored", "reason": "in-progress-elsewhere", "alarm": "fleet-cpu-high"}]}
-    ]
+    assert seen == [{"results": [{"status": "ignored", "reason": "in-progress-elsewhere", "alarm": "fleet-cpu-high"}]}]
     assert first["reason"] == "scale-out"
     assert fleet.lifecycle_counts().get("service:running") == 2

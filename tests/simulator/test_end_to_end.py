@@ -123,3 +123,20 @@ def test_nine_stage_passes_with_the_template_defaults(tmp_path: Path):
     assert (totals["scale_out_actions"], totals["scale_in_actions"], totals["flaps"]) == (1, 1, 0)
     assert totals["function_errors"] == 0
     assert report["passed"] and code == 0
+
+
+def test_a_flap_is_judged_on_the_scenarios_window_not_on_the_configuration_under_test(short_scenario: Path):
+    from dataclasses import replace
+
+    from simulator.cli import environment
+    from simulator.harness import Action, Simulation
+    from simulator.report import build_report
+    from simulator.scenario import load_scenario
+
+    environment()
+    result = Simulation(load_scenario(short_scenario), str(FIXTURE), {}, "ours").run()
+    reversed_after_100_s = [Action(300.0, "out", 1, 2), Action(400.0, "in", 2, 1)]
+    for stabilization in (0, 60, 300):
+        settings = {**result.settings, "scale_in_stabilization_seconds": stabilization}
+        report = build_report(replace(result, actions=reversed_after_100_s, settings=settings))
+        assert (report["totals"]["flaps"], report["totals"]["flap_window_seconds"]) == (1, 180.0)
