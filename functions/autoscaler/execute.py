@@ -90,7 +90,9 @@ class Executor:
         waiting = [i for i in new if i not in running]
         if waiting:
             logger.info("not running yet; the next reconcile registers them", extra={"instances": waiting})
-        self._register([*plan.register, *running], result)
+        # In the plan's order, not the set's: a set's order changes with the interpreter's string
+        # hash seed, and the twin replays a run only if every call comes in the same order.
+        self._register([*plan.register, *(i for i in new if i in running)], result)
 
         if plan.to_pool:
             self._ec2.set_lifecycle(plan.to_pool, Lifecycle.POOL)

@@ -140,3 +140,34 @@ def test_a_flap_is_judged_on_the_scenarios_window_not_on_the_configuration_under
         settings = {**result.settings, "scale_in_stabilization_seconds": stabilization}
         report = build_report(replace(result, actions=reversed_after_100_s, settings=settings))
         assert (report["totals"]["flaps"], report["totals"]["flap_window_seconds"]) == (1, 180.0)
+
+
+BURST = """
+name: burst
+seed: 3
+warmup: 300
+stages:
+  - {duration: 900, rate: 5.0}
+"""
+
+
+def test_a_run_does_not_depend_on_the_interpreters_hash_seed(tmp_path: Path):
+    """`run --sweep-run K` must replay run K of a sweep, which ran in another process: a set of
+    instance ids iterated in hash order once changed the order of RegisterTargets, and with it
+    the registration delays each target drew."""
+    import os
+    import subprocess
+    import sys
+
+    scenario = tmp_path / "burst.yaml"
+    scenario.write_text(BURST)
+    reports = []
+    for hash_seed in ("1", "5"):
+        out = tmp_path / f"seed-{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        command = [sys.executable, "-m", "simulator", "run", str(scenario), "--out", str(out), "--quiet"]
+        subprocess.run(command, env=env, cwd=ROOT, check=False, capture_output=True, timeout=300)
+        report = json.loads((out / "report.json").read_text())
+        reports.append((report["actions"], report["totals"]["requests"], report["totals"]["instance_seconds"]))
+    assert reports[0][0][0]["to"] - reports[0][0][0]["from"] >= 2  # several instances started at once
+    assert reports[0] == reports[1]
