@@ -15,7 +15,7 @@ from typing import Any
 import simpy
 
 from simulator.alarms import AlarmEngine, Transition
-from simulator.aws import Provisioned, create_table, install_hooks, provision
+from simulator.aws import ACCOUNT, REGION, Provisioned, create_table, install_hooks, provision
 from simulator.balancer import Balancer
 from simulator.cloudwatch import MetricStore
 from simulator.deployment import AlarmSpec, Deployment, build_deployment, load_template
@@ -268,8 +268,13 @@ class Simulation:
 
     def _handler(self, role: str, entry: Callable[[dict[str, Any], Any], Any], runtime: Any) -> Callable[
             [dict[str, Any]], Any]:  # fmt: skip
+        from autoscaler.observability import logger
+
         def run(event: dict[str, Any]) -> Any:
             self.engine.advance_to(self.env.now)
+            # What the handlers' inject_lambda_context(clear_state=True) does: no correlation id
+            # of an earlier invocation (or an earlier run in this process) on this one's lines.
+            logger.clear_state()
             try:
                 return entry(event, runtime)
             finally:
@@ -387,8 +392,13 @@ class Simulation:
         from moto.moto_api._internal import mock_random
 
         started = time.perf_counter()
-        mock_random.seed(self.seed)  # moto's resource ids, hence routing order: deterministic
         with mock_aws():
+            # moto's resource ids, hence every order that follows them: seeded once the mock has
+            # reset its backends, so a run does not depend on the runs before it in this process.
+            from moto.backends import get_backend
+
+            get_backend("ec2")[ACCOUNT][REGION]  # its default VPC draws ids too: before the seed
+            mock_random.seed(self.seed)
             self._setup()
             env = self.env
             lifecycle = self.deployment.function("lifecycle")

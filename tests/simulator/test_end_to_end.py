@@ -171,3 +171,21 @@ def test_a_run_does_not_depend_on_the_interpreters_hash_seed(tmp_path: Path):
         reports.append((report["actions"], report["totals"]["requests"], report["totals"]["instance_seconds"]))
     assert reports[0][0][0]["to"] - reports[0][0][0]["from"] >= 2  # several instances started at once
     assert reports[0] == reports[1]
+
+
+def test_a_run_does_not_depend_on_the_runs_before_it_in_the_process(tmp_path: Path):
+    """A sweep runs many scenarios in one worker process: moto's ids were seeded before its
+    default VPC drew some, so run K there and `run --sweep-run K` alone named (and ordered)
+    their instances differently."""
+    from simulator.cli import environment
+    from simulator.harness import Simulation
+    from simulator.scenario import load_scenario
+
+    environment()
+    scenario = tmp_path / "burst.yaml"
+    scenario.write_text(BURST)
+    runs = []
+    for _ in range(2):
+        result = Simulation(load_scenario(scenario), str(ROOT / "template.yaml"), {}, "ours").run()
+        runs.append(([(a.t, a.after) for a in result.actions], bytes(result.log.sent), result.instance_seconds))
+    assert runs[0] == runs[1]
