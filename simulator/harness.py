@@ -397,7 +397,7 @@ class Simulation:
             # reset its backends, so a run does not depend on the runs before it in this process.
             from moto.backends import get_backend
 
-            get_backend("ec2")[ACCOUNT][REGION]  # its default VPC draws ids too: before the seed
+            get_backend("ec2")[ACCOUNT][REGION]  # its default VPC draws ids too: do that before seeding
             mock_random.seed(self.seed)
             self._setup()
             env = self.env

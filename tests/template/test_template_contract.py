@@ -223,7 +223,8 @@ def test_alarm_signals_match_the_contract(raw_template: dict[str, Any], params: 
     assert (cpu["Namespace"], cpu["MetricName"]) == ("Autoscaler", "CPUUtilization")
     assert cpu["Dimensions"] == [{"Name": "Fleet", "Value": _fleet_name(params)}]
     assert cpu["Period"] in (10, 30)
-    assert cpu["Threshold"] == params["CpuTarget"]
+    # Hysteresis: the alarm wakes the scale-out above the target the decision sizes for.
+    assert cpu["Threshold"] == params["CpuHighThreshold"] >= params["CpuTarget"]
     # The scale-out guard: the load balancer's own count, independent of the hosts' publishers.
     guard = resolve(res["RequestsHighAlarm"]["Properties"], params, raw_template)
     assert (guard["Namespace"], guard["MetricName"], guard["Statistic"], guard["Period"]) == (
