@@ -68,7 +68,7 @@ RESULT_WORDS = {
 
 def status(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
     controller = ctx.controller
-    state = controller.store.load()
+    state = controller.state()
     instances = controller.instances()
     runtime = ctx.runtime
     view = views.status(
@@ -89,6 +89,7 @@ def status(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
             ("Stack", view["stack"]),
             ("Fleet", view["fleet"]),
             ("Desired", f"{desired}  (min {view['min_size']}, max {view['max_size']})"),
+            ("Capacity", _capacity_line(view["capacity"])),
             ("Scaling", "SUSPENDED" if view["suspended"] else "active"),
             ("Last decision", _decision_line(decision)),
         ],
@@ -101,6 +102,11 @@ def status(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
     parts = [f"{t[name]} {name}" for name in views.LIFECYCLES if t[name]]
     out.line(f"Total: {t['total']} instance(s)" + (f" - {', '.join(parts)}" if parts else ""))
     return 0
+
+
+def _capacity_line(counts: dict[str, int]) -> str:
+    serving, coming, pool = counts["in_service"], counts["booting"], counts["pool"]
+    return f"{counts['capacity']}  ({serving} in service, {coming} on the way; {pool} in the pool)"
 
 
 def _decision_line(decision: dict[str, Any]) -> str:
@@ -140,7 +146,7 @@ def alarms(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
 def activities(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
     runtime = ctx.runtime
     since = views.parse_since(args.since, runtime.clock.now()) if args.since else None
-    rows = [views.activity_row(raw) for raw in ctx.controller.store.activities(since, limit=args.limit)]
+    rows = [views.activity_row(raw) for raw in ctx.controller.activities(since, limit=args.limit)]
     if args.output == "json":
         out.json({"fleet": runtime.settings.fleet_name, "since": views.stamp(since), "activities": rows})
         return 0
@@ -155,10 +161,7 @@ def scale(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
     if args.to is not None:
         asked = args.to
     else:
-        state = ctx.controller.store.load()
-        current = state.desired
-        if current is None:
-            current = sum(1 for i in ctx.controller.instances() if views.lifecycle(i) in {"in service", "booting"})
+        current = ctx.controller.current_desired()
         asked = current + args.by if args.direction == "out" else current - args.by
     preview = entrypoints.set_capacity(runtime, asked, CAUSE, dry_run=True)
     clamp = _clamp_note(asked, preview["desired"], policy.min_size, policy.max_size)
@@ -221,7 +224,7 @@ def resume(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
 
 
 def _set_suspended(ctx: Context, args: argparse.Namespace, out: Renderer, suspended: bool) -> int:
-    was = ctx.controller.store.load().suspended
+    was = ctx.controller.state().suspended
     entrypoints.set_suspended(ctx.runtime, suspended, CAUSE)
     fleet = ctx.runtime.settings.fleet_name
     if args.output == "json":
@@ -267,7 +270,7 @@ def _print_pool(out: Renderer, view: dict[str, Any]) -> None:
 
 def _pool_fill(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
     runtime = ctx.runtime
-    state = ctx.controller.store.load()
+    state = ctx.controller.state()
     desired = state.desired if state.desired is not None else runtime.scaling_policy().min_size
     if args.dry_run:
         preview = entrypoints.set_capacity(runtime, desired, CAUSE, dry_run=True)

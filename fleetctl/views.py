@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from autoscaler.model import FleetState, Instance, Lifecycle, TargetHealth
+from autoscaler.model import FleetCounts, FleetState, Instance, Lifecycle, TargetHealth
 
 LIFECYCLES = ("in service", "booting", "unhealthy", "draining", "warming", "pool")
 COMPARISONS = {
@@ -95,9 +95,18 @@ def status(
             "message": state.last_message,
             "last_scaling_at": stamp(state.last_scaling_at),
         },
+        "capacity": capacity(instances),
         "totals": totals(instances),
         "instances": [instance_row(i, now) for i in instances],
     }
+
+
+def capacity(instances: Iterable[Instance]) -> dict[str, int]:
+    """The counts the decisions use (an unhealthy instance is capacity on its way until the grace
+    period replaces it), as opposed to ``totals``, which splits them by label for display."""
+    counts = FleetCounts.of(instances)
+    return {"in_service": counts.in_service, "booting": counts.booting, "pool": counts.pool,
+            "capacity": counts.capacity}  # fmt: skip
 
 
 def pool(fleet: str, size: int, instances: Sequence[Instance], now: datetime) -> dict[str, Any]:

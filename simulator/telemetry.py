@@ -19,9 +19,11 @@ import math
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import simpy
+from autoscaler.model import FleetCounts, Instance, Lifecycle, TargetHealth
 
 from simulator.balancer import Balancer
 from simulator.cloudwatch import MetricKey, MetricStore, metric_key
@@ -31,6 +33,7 @@ from simulator.traffic import TrafficEngine
 
 PUBLISH_PERIOD = 10.0
 SAMPLE_SECONDS = 10.0
+SAMPLE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # launch times play no part in the counts
 
 
 @dataclass(frozen=True)
@@ -232,19 +235,12 @@ class Observer:
             self.timeline.append((self.to_scenario(self.env.now), count))
 
     def sample(self, load: float, cpu: float | None, alarms: dict[str, str]) -> None:
-        in_service = booting = pool = warming = 0
-        rule = self.in_service_rule
-        for instance_id, m in self.ec2.machines.items():
-            if m.state == "terminated":
-                continue
-            if m.lifecycle == "service":
-                if rule(m.lifecycle, m.state, self.balancer.state_of(instance_id)):
-                    in_service += 1
-                elif m.state not in {"stopping", "shutting-down"}:
-                    booting += 1
-            elif m.lifecycle == "pool":
-                pool += 1
-            elif m.lifecycle == "warming":
-                warming += 1
+        # The control plane's own counting rule (FleetCounts), over what EC2 and the ELB hold now.
+        state_of = self.balancer.state_of
+        counts = FleetCounts.of(
+            Instance(i, m.state, Lifecycle(m.lifecycle), "", "", SAMPLE_EPOCH, m.worker_up, TargetHealth(state_of(i)))
+            for i, m in self.ec2.machines.items()
+        )
+        in_service, booting, pool, warming = counts.in_service, counts.booting, counts.pool, counts.warming
         t = self.to_scenario(self.env.now)
         self.samples.append(Sample(t, load, in_service, booting, pool, warming, cpu, alarms))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from autoscaler.adapters.cloudwatch import FleetSignals
 from autoscaler.adapters.ec2 import Ec2Fleet
@@ -20,12 +21,22 @@ from autoscaler.adapters.state import Activity, StateStore
 from autoscaler.decide import current_desired, recent_recommendations, signal_recommendations
 from autoscaler.errors import LeaseBusyError, StateConflictError
 from autoscaler.execute import Executor, Result
-from autoscaler.model import Decision, Direction, Instance, Recommendation, Snapshot, TargetHealth
+from autoscaler.model import (
+    Decision,
+    Direction,
+    FleetCounts,
+    FleetState,
+    Instance,
+    Recommendation,
+    Snapshot,
+    TargetHealth,
+)
 from autoscaler.observability import logger
 from autoscaler.plan import Plan, PlanLimits, plan
 from autoscaler.runtime import Runtime
 
 LEASE_POLL_SECONDS = 1.0
+DELETE_POLL_SECONDS = 5.0
 MANUAL = "manual"
 
 
@@ -43,6 +54,7 @@ class Trigger:
     must_run: bool = True
     read_alarms: bool = False
     override_desired: int | None = None  # fleetctl scale --to N
+    dry_run: bool = False  # decide and plan as for real, change nothing (no lease, no writes)
     lease_wait_seconds: float | None = None  # how long to wait for the lease (default LEASE_WAIT_SECONDS)
     ignore_suspend: bool = False
     details: dict[str, object] = field(default_factory=dict)
@@ -50,7 +62,7 @@ class Trigger:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # "acted", "skipped"
+    status: str  # "acted", "skipped", "dry-run"
     reason: str
     decision: Decision | None = None
     plan: Plan | None = None
@@ -76,12 +88,12 @@ class Controller:
         self.runtime = runtime
         self.settings = s
         self.clock = runtime.clock
-        self.ec2 = Ec2Fleet(c.ec2, s, runtime.clock)
-        self.target_group = TargetGroup(c.elbv2, s.target_group_arn)
-        self.signals = FleetSignals(c.cloudwatch, s)
-        self.store = StateStore(c.dynamodb, s.table_name, s.fleet_name, s.history_ttl_days)
-        self.executor = Executor(self.ec2, self.target_group, runtime.clock, s.subnet_ids, s.running_wait_seconds)
-        self.limits = PlanLimits(
+        self._ec2 = Ec2Fleet(c.ec2, s, runtime.clock)
+        self._target_group = TargetGroup(c.elbv2, s.target_group_arn)
+        self._signals = FleetSignals(c.cloudwatch, s)
+        self._store = StateStore(c.dynamodb, s.table_name, s.fleet_name, s.history_ttl_days)
+        self._executor = Executor(self._ec2, self._target_group, runtime.clock, s.subnet_ids, s.running_wait_seconds)
+        self._limits = PlanLimits(
             subnet_ids=s.subnet_ids,
             warm_pool_size=s.warm_pool_size,
             max_prepared_capacity=s.max_prepared_capacity,
@@ -95,7 +107,7 @@ class Controller:
         wait = self.settings.lease_wait_seconds if wait_seconds is None else wait_seconds
         deadline = self.clock.now().timestamp() + (wait if must_run else 0)
         while True:
-            if self.store.acquire_lease(owner, self.clock.now(), self.settings.lease_seconds):
+            if self._store.acquire_lease(owner, self.clock.now(), self.settings.lease_seconds):
                 return True
             if self.clock.now().timestamp() >= deadline:
                 if must_run:
@@ -115,25 +127,84 @@ class Controller:
         finally:
             if acquired:
                 try:
-                    self.store.release_lease(owner)
+                    self._store.release_lease(owner)
                 except StateConflictError:
                     logger.warning("lease expired before this invocation finished; raise LEASE_SECONDS")
 
     def run(self, trigger: Trigger) -> Outcome:
+        if trigger.dry_run:
+            return self._run_locked(trigger)  # reads only: no lease to hold
         with self.lease(trigger.must_run, trigger.lease_wait_seconds) as acquired:
             return self._run_locked(trigger) if acquired else Outcome("skipped", "lease-busy")
 
+    # --- the fleet, for entry points and fleetctl (nothing outside reaches the adapters) ------
+    def state(self) -> FleetState:
+        return self._store.load()
+
+    def activities(self, since: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return self._store.activities(since, limit=limit)
+
+    def current_desired(self) -> int:
+        """The desired capacity now: remembered, or (before any decision) what serves or boots."""
+        counts = FleetCounts.of(self.instances())
+        return current_desired(self.state(), counts.capacity, self.runtime.scaling_policy())
+
+    def suspend(self, suspended: bool, cause: str) -> None:
+        """Pause or resume automatic scaling, recorded in the activity history."""
+        self._store.set_suspended(suspended)
+        state = self._store.load()
+        desired = state.desired if state.desired is not None else 0
+        self._store.record(
+            Activity(
+                activity_id=uuid.uuid4().hex[:12],
+                at=self.clock.now(),
+                cause=cause,
+                reason="suspend" if suspended else "resume",
+                from_desired=desired,
+                to_desired=desired,
+                status="Successful",
+            )
+        )
+
+    def remember_cleared(self, alarm: str, at: datetime) -> None:
+        """An alarm's transition out of ALARM, so a late ALARM from before it does not act."""
+        self._store.remember_cleared(alarm, at)
+
+    def set_suspended_flag(self, suspended: bool) -> None:
+        """The flag alone, without a history entry (the custom resource's own bookkeeping)."""
+        self._store.set_suspended(suspended)
+
+    def terminate_everything(self, timeout_seconds: float) -> dict[str, Any]:
+        """Deregister and terminate every fleet instance, under the decision lease, and wait until
+        EC2 reports them gone (``LeaseBusyError`` if the lease stays busy throughout)."""
+        deadline = self.clock.now().timestamp() + timeout_seconds
+        terminated: set[str] = set()
+        with self.lease(wait_seconds=timeout_seconds):
+            while True:
+                instances = self.instances(include_shutting_down=True)
+                if not instances:
+                    return {"status": "deleted", "terminated": sorted(terminated)}
+                ids = [i.instance_id for i in instances if i.state != "shutting-down"]
+                registered = [i.instance_id for i in instances if i.health is not TargetHealth.UNUSED]
+                self._target_group.deregister(registered)
+                self._ec2.terminate(ids)
+                terminated.update(ids)
+                if self.clock.now().timestamp() >= deadline:
+                    remaining = [i.instance_id for i in instances]
+                    return {"status": "timeout", "remaining": remaining, "terminated": sorted(terminated)}
+                self.clock.sleep(DELETE_POLL_SECONDS)
+
     def instances(self, include_shutting_down: bool = False) -> list[Instance]:
         """The fleet's live instances with their target health (two calls at any fleet size)."""
-        health = self.target_group.health()
+        health = self._target_group.health()
         return [
             replace(i, health=health.get(i.instance_id, TargetHealth.UNUSED))
-            for i in self.ec2.describe(include_shutting_down)
+            for i in self._ec2.describe(include_shutting_down)
         ]
 
     def _run_locked(self, trigger: Trigger) -> Outcome:
         now = self.clock.now()
-        state = self.store.load()
+        state = self._store.load()
         if trigger.event_time and state.last_scaling_at and trigger.event_time < state.last_scaling_at:
             return Outcome("skipped", "stale-transition")
         if state.suspended and not trigger.ignore_suspend:
@@ -145,17 +216,17 @@ class Controller:
             cleared = state.alarms_cleared_at.get(trigger.alarm)
             if cleared is not None and trigger.event_time is not None and trigger.event_time <= cleared:
                 return Outcome("skipped", "alarm-cleared-since")
-            if self.signals.alarm_states([trigger.alarm]).get(trigger.alarm) != "ALARM":
+            if self._signals.alarm_states([trigger.alarm]).get(trigger.alarm) != "ALARM":
                 return Outcome("skipped", "alarm-not-in-alarm")
 
         instances = self.instances()
         manual = trigger.override_desired is not None
         policy = self.runtime.scaling_policy()
         in_service = [i.instance_id for i in instances if i.in_service]
-        data = {} if manual or not in_service else self.signals.read(policy.signals, in_service, now)
+        data = {} if manual or not in_service else self._signals.read(policy.signals, in_service, now)
         active = set(trigger.directions)
         if trigger.read_alarms:
-            active |= self.signals.active_directions()
+            active |= self._signals.active_directions()
         snapshot = Snapshot(tuple(instances), state, data, frozenset(active), trigger.cause)
 
         if manual:
@@ -165,6 +236,8 @@ class Controller:
             decision = Decision(target, previous, MANUAL, f"operator asked for {trigger.override_desired}")
         else:
             decision = self.runtime.decide(snapshot, now)
+        if trigger.dry_run:
+            return Outcome("dry-run", decision.reason, decision, plan(instances, decision.desired, self._limits, now))
 
         recommendations = state.recommendations
         if decision.recommendation is not None:
@@ -179,10 +252,10 @@ class Controller:
             last_scaling_at=now if decision.changed else state.last_scaling_at,
         )
         # Remember the decision before acting: if we crash mid-action, the next run converges to it.
-        self.store.save_decision(new_state)
+        self._store.save_decision(new_state)
 
-        actions = plan(instances, decision.desired, self.limits, now)
-        result = self.executor.apply(actions, instances) if not actions.empty else Result()
+        actions = plan(instances, decision.desired, self._limits, now)
+        result = self._executor.apply(actions, instances) if not actions.empty else Result()
         self._record(trigger, decision, snapshot, actions, result, now)
         self._emit(decision, snapshot, now)
         # Not "message": logging refuses extra keys that name LogRecord attributes (KeyError).
@@ -235,7 +308,7 @@ class Controller:
         }
         if trigger.event_time:
             details["alarm_time"] = trigger.event_time.isoformat()
-        self.store.record(
+        self._store.record(
             Activity(
                 activity_id=uuid.uuid4().hex[:12],
                 at=now,

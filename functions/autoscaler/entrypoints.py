@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
-from autoscaler.adapters.state import Activity, StateStore
 from autoscaler.controller import Controller, Trigger
-from autoscaler.decide import current_desired
-from autoscaler.model import Direction, FleetState, Snapshot
+from autoscaler.model import Direction
 from autoscaler.observability import logger
-from autoscaler.plan import plan
 from autoscaler.runtime import Runtime
 
 if TYPE_CHECKING:
     from autoscaler.intake import AlarmNotice
 
-DELETE_POLL_SECONDS = 5.0
 IRRELEVANT_TRANSITION = "irrelevant-transition"
 
 
@@ -39,9 +34,7 @@ def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, conte
         if reason:
             if reason.startswith(IRRELEVANT_TRANSITION):
                 # Not in ALARM at this time: a late or retried ALARM from before must not act.
-                StateStore(
-                    runtime.clients.dynamodb, runtime.settings.table_name, runtime.settings.fleet_name
-                ).remember_cleared(item.alarm_name, item.state_change_time)
+                Controller(runtime).remember_cleared(item.alarm_name, item.state_change_time)
             logger.info("ignored alarm", extra={"reason": reason, "alarm": item.alarm_name})
             results.append({"status": "ignored", "reason": reason, "alarm": item.alarm_name})
             continue
@@ -117,37 +110,15 @@ def reconcile(runtime: Runtime) -> dict[str, Any]:
 
 
 def set_capacity(runtime: Runtime, desired: int, cause: str = "manual", dry_run: bool = False) -> dict[str, Any]:
-    """Manual override through the same lease; min and max still hold."""
-    controller = Controller(runtime)
-    if dry_run:
-        policy = runtime.scaling_policy()
-        target = max(policy.min_size, min(policy.max_size, desired))
-        instances = controller.instances()
-        capacity = Snapshot(tuple(instances), FleetState()).capacity
-        previous = current_desired(controller.store.load(), capacity, policy)
-        actions = plan(instances, target, controller.limits, runtime.clock.now())
-        return {"status": "dry-run", "previous": previous, "desired": target, "plan": actions.summary()}
-    trigger = Trigger(cause=cause, override_desired=desired, ignore_suspend=True)
-    return controller.run(trigger).to_json()
+    """Manual override through the same lease; min and max still hold. ``dry_run``: the same
+    path up to the plan, which is returned instead of carried out."""
+    trigger = Trigger(cause=cause, override_desired=desired, ignore_suspend=True, dry_run=dry_run)
+    return Controller(runtime).run(trigger).to_json()
 
 
 def set_suspended(runtime: Runtime, suspended: bool, cause: str = "manual") -> None:
     """Pause or resume automatic scaling (maintenance); recorded in the activity history."""
-    controller = Controller(runtime)
-    controller.store.set_suspended(suspended)
-    state = controller.store.load()
-    desired = state.desired if state.desired is not None else 0
-    controller.store.record(
-        Activity(
-            activity_id=uuid.uuid4().hex[:12],
-            at=runtime.clock.now(),
-            cause=cause,
-            reason="suspend" if suspended else "resume",
-            from_desired=desired,
-            to_desired=desired,
-            status="Successful",
-        )
-    )
+    Controller(runtime).suspend(suspended, cause)
 
 
 def create_fleet(runtime: Runtime, lease_wait_seconds: float | None = None) -> dict[str, Any]:
@@ -157,11 +128,11 @@ def create_fleet(runtime: Runtime, lease_wait_seconds: float | None = None) -> d
     ``LEASE_WAIT_SECONDS``); the custom resource waits for most of its own timeout.
     """
     controller = Controller(runtime)
-    state = controller.store.load()
+    state = controller.state()
     policy = runtime.scaling_policy()
     desired = state.desired if state.desired is not None else policy.min_size
     if state.desired is None and runtime.settings.suspended_by_default:
-        controller.store.set_suspended(True)
+        controller.set_suspended_flag(True)
     trigger = Trigger(
         cause="lifecycle", override_desired=desired, ignore_suspend=True, lease_wait_seconds=lease_wait_seconds
     )
@@ -177,21 +148,5 @@ def delete_fleet(runtime: Runtime, timeout_seconds: float = 600.0) -> dict[str, 
     every later run sees the suspension. ``LeaseBusyError`` if the lease stays busy throughout.
     """
     controller = Controller(runtime)
-    controller.store.set_suspended(True)
-    clock = runtime.clock
-    deadline = clock.now().timestamp() + timeout_seconds
-    terminated: set[str] = set()
-    with controller.lease(wait_seconds=timeout_seconds):
-        while True:
-            instances = controller.instances(include_shutting_down=True)
-            if not instances:
-                return {"status": "deleted", "terminated": sorted(terminated)}
-            ids = [i.instance_id for i in instances if i.state != "shutting-down"]
-            registered = [i.instance_id for i in instances if i.health.value != "unused"]
-            controller.target_group.deregister(registered)
-            controller.ec2.terminate(ids)
-            terminated.update(ids)
-            if clock.now().timestamp() >= deadline:
-                remaining = [i.instance_id for i in instances]
-                return {"status": "timeout", "remaining": remaining, "terminated": sorted(terminated)}
-            clock.sleep(DELETE_POLL_SECONDS)
+    controller.set_suspended_flag(True)
+    return controller.terminate_everything(timeout_seconds)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 
 from autoscaler.signals import SignalData, SignalSpec
 
@@ -97,6 +98,32 @@ class FleetState:
 
 
 @dataclass(frozen=True)
+class FleetCounts:
+    """How many instances serve, are on their way, wait in the pool: the one rule that decide,
+    the twin's observer and fleetctl all count with."""
+
+    in_service: int
+    booting: int  # service lifecycle, alive, not (yet, or no longer) healthy: capacity on its way
+    pool: int
+    warming: int = 0  # installing, to be stopped into the pool
+
+    @property
+    def capacity(self) -> int:
+        """Instances serving or on their way to serving."""
+        return self.in_service + self.booting
+
+    @classmethod
+    def of(cls, instances: Iterable[Instance]) -> FleetCounts:
+        listed = tuple(instances)
+        return cls(
+            in_service=sum(1 for i in listed if i.in_service),
+            booting=sum(1 for i in listed if i.booting),
+            pool=sum(1 for i in listed if i.lifecycle is Lifecycle.POOL and i.alive),
+            warming=sum(1 for i in listed if i.lifecycle is Lifecycle.WARMING and i.alive),
+        )
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything a decision needs, read once; the decision itself does no I/O."""
 
@@ -108,9 +135,13 @@ class Snapshot:
     active: frozenset[Direction] = field(default_factory=frozenset)
     cause: str = ""  # what triggered the decision: an alarm name, "schedule", "manual"
 
+    @cached_property
+    def counts(self) -> FleetCounts:
+        return FleetCounts.of(self.instances)
+
     @property
     def in_service(self) -> int:
-        return sum(1 for i in self.instances if i.in_service)
+        return self.counts.in_service
 
     @property
     def in_service_ids(self) -> tuple[str, ...]:
@@ -118,16 +149,16 @@ class Snapshot:
 
     @property
     def booting(self) -> int:
-        return sum(1 for i in self.instances if i.booting)
+        return self.counts.booting
 
     @property
     def pool(self) -> int:
-        return sum(1 for i in self.instances if i.lifecycle is Lifecycle.POOL and i.alive)
+        return self.counts.pool
 
     @property
     def capacity(self) -> int:
         """Instances serving or on their way to serving."""
-        return self.in_service + self.booting
+        return self.counts.capacity
 
 
 @dataclass(frozen=True)

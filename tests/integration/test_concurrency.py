@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from autoscaler import entrypoints
 from autoscaler.clock import SystemClock
-from autoscaler.controller import Controller
 from autoscaler.model import Direction
 
 from tests.support.aws import build_fleet
@@ -79,4 +78,4 @@ def test_concurrent_alarm_invocations_scale_once_and_drop_nothing(real_time_flee
     others = [r for r in results if r.get("reason") != "scale-out"]
     assert all(r["reason"] == "stale-transition" or r["previous"] == r["desired"] == 2 for r in others), others
     # ...and every invocation gave the lease back.
-    assert Controller(fleet.runtime).store.acquire_lease("after-the-race", fleet.clock.now(), 60)
+    assert fleet.store.acquire_lease("after-the-race", fleet.clock.now(), 60)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from autoscaler import entrypoints
-from autoscaler.controller import Controller
+from autoscaler.adapters.ec2 import Ec2Fleet
 from autoscaler.errors import LeaseBusyError
 from autoscaler.model import Direction, Lifecycle
 
@@ -67,7 +67,7 @@ def test_capacity_error_on_start_uses_a_pool_instance_in_another_zone(fleet):
     (started,) = outcome["result"]["started"]
     assert outcome["result"]["capacity_errors"]
     assert zones[started] != zones[outcome["plan"]["start"][0]]
-    history = Controller(fleet.runtime).store.activities()
+    history = fleet.store.activities()
     assert history[0]["status"] == "PartiallyFailed"
     assert "InsufficientInstanceCapacity" in history[0]["details"]["capacity_errors"][0]
 
@@ -93,7 +93,7 @@ def test_capacity_error_with_no_way_out_is_recorded_and_retried_next_run(fleet):
     outcome = entrypoints.create_fleet(fleet.runtime)
     assert "launched" not in outcome["result"]
     fleet.clock.advance(10)
-    assert Controller(fleet.runtime).store.activities()[0]["status"] == "Failed"
+    assert fleet.store.activities()[0]["status"] == "Failed"
     retry = entrypoints.reconcile(fleet.runtime)
     assert len(retry["result"]["launched"]) == 1
 
@@ -101,7 +101,7 @@ def test_capacity_error_with_no_way_out_is_recorded_and_retried_next_run(fleet):
 def test_lease_conflict_makes_an_alarm_invocation_raise_so_lambda_retries(fleet):
     fleet = fleet.with_settings(lease_wait_seconds=3)
     entrypoints.create_fleet(fleet.runtime)
-    store = Controller(fleet.runtime).store
+    store = fleet.store
     assert store.acquire_lease("stuck-invocation", fleet.clock.now(), 60)
     fleet.knobs.cpu = 200.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
@@ -123,7 +123,7 @@ def test_conditional_check_failure_on_the_lease_is_a_lost_race_not_a_crash(fleet
 
 
 def test_an_expired_lease_is_taken_over(fleet):
-    store = Controller(fleet.runtime).store
+    store = fleet.store
     assert store.acquire_lease("crashed", fleet.clock.now(), 60)
     fleet.clock.advance(61)
     assert store.acquire_lease("next", fleet.clock.now(), 60)
@@ -134,12 +134,12 @@ def test_delete_waits_for_a_run_in_flight_before_its_last_sweep(fleet):
     """A run that read the state before Delete suspended the fleet still acts; if Delete does
     not wait for its lease, the run launches after Delete reported every instance gone."""
     entrypoints.create_fleet(fleet.runtime)
-    controller = Controller(fleet.runtime)
-    assert controller.store.acquire_lease("in-flight", fleet.clock.now(), fleet.settings.lease_seconds)
+    store = fleet.store
+    assert store.acquire_lease("in-flight", fleet.clock.now(), fleet.settings.lease_seconds)
 
     def in_flight_run_acts() -> None:
-        controller.ec2.launch(fleet.subnets[0], 1, Lifecycle.SERVICE)
-        controller.store.release_lease("in-flight")
+        Ec2Fleet(fleet.ec2, fleet.settings, fleet.clock).launch(fleet.subnets[0], 1, Lifecycle.SERVICE)
+        store.release_lease("in-flight")
 
     fleet.clock.at(fleet.clock.now() + timedelta(seconds=30), in_flight_run_acts)
     outcome = entrypoints.delete_fleet(fleet.runtime, timeout_seconds=600)

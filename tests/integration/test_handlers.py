@@ -406,10 +406,9 @@ def test_create_refuses_a_fleet_the_functions_do_not_manage(fleet, custom_resour
 def test_custom_resource_update_waits_for_a_scaling_run_that_holds_the_lease(fleet, custom_resource):
     """LaunchTemplateVersion changes on almost every deploy, so the Fleet resource updates on
     almost every deploy, often while a scaling run holds the lease for most of a minute."""
-    from autoscaler.controller import Controller
 
     assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
-    store = Controller(fleet.runtime).store
+    store = fleet.store
     assert store.acquire_lease("scaling-run", fleet.clock.now(), fleet.settings.lease_seconds)
     fleet.clock.at(fleet.clock.now() + timedelta(seconds=55), lambda: store.release_lease("scaling-run"))
     slept = fleet.clock.slept
@@ -420,10 +419,9 @@ def test_custom_resource_update_waits_for_a_scaling_run_that_holds_the_lease(fle
 
 
 def test_custom_resource_outwaits_the_lease_of_a_crashed_run(fleet, custom_resource):
-    from autoscaler.controller import Controller
 
     assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
-    store = Controller(fleet.runtime).store
+    store = fleet.store
     assert store.acquire_lease("crashed-run", fleet.clock.now(), fleet.settings.lease_seconds)
     reply = custom_resource(cfn_event("Update", "fleet"))
     assert reply["Status"] == "SUCCESS", reply

@@ -97,7 +97,7 @@ def test_drained_instance_is_terminated_when_the_pool_is_already_full(fleet):
 
 
 def test_reconcile_skips_when_the_lease_is_held(fleet):
-    controller_store = __import__("autoscaler.controller", fromlist=["Controller"]).Controller(fleet.runtime).store
+    controller_store = fleet.store
     assert controller_store.acquire_lease("someone-else", fleet.clock.now(), 60)
     assert entrypoints.reconcile(fleet.runtime) == {"status": "skipped", "reason": "lease-busy"}
 

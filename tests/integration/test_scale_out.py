@@ -199,14 +199,13 @@ def test_suspended_fleet_does_not_scale(fleet):
 
 
 def test_scale_out_is_recorded_in_the_activity_history(fleet):
-    from autoscaler.controller import Controller
 
     _settle(fleet)
     fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     fleet.clock.advance(60)
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
-    latest = Controller(fleet.runtime).store.activities(since=fleet.clock.now())[0]
+    latest = fleet.store.activities(since=fleet.clock.now())[0]
     assert latest["cause"] == "fleet-cpu-high"
     assert (latest["from"], latest["to"], latest["reason"], latest["status"]) == (1, 2, "scale-out", "Successful")
     assert latest["details"]["signals"]["cpu"]["up"] == 90.0 and latest["details"]["in_service"] == 1
@@ -257,9 +256,8 @@ def test_a_late_alarm_whose_ok_was_not_delivered_reads_the_alarm_state(fleet):
 
 
 def test_notifications_out_of_order_keep_the_latest_clearance(fleet):
-    from autoscaler.controller import Controller
 
-    store = Controller(fleet.runtime).store
+    store = fleet.store
     later, earlier = fleet.clock.now(), fleet.clock.now() - timedelta(seconds=30)
     store.remember_cleared("fleet-cpu-high", later)
     store.remember_cleared("fleet-cpu-high", earlier)  # delivered after the later one

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+from autoscaler.adapters.state import StateStore
 from autoscaler.runtime import AwsClients, Runtime
 from autoscaler.settings import Settings
 from botocore.awsrequest import AWSResponse
@@ -85,6 +86,12 @@ class Fleet:
     @property
     def ec2(self) -> Any:
         return self.runtime.clients.ec2
+
+    @property
+    def store(self) -> StateStore:
+        """The fleet's state table, read and written as the functions do."""
+        s = self.settings
+        return StateStore(self.runtime.clients.dynamodb, s.table_name, s.fleet_name, s.history_ttl_days)
 
     def with_settings(self, **changes: Any) -> Fleet:
         settings = replace(self.settings, **changes)

@@ -41,7 +41,7 @@ def _tour(fleet: Any) -> None:
     assert outcome["results"][0]["reason"] == "scale-in"
     fleet.clock.advance(400)
     entrypoints.reconcile(runtime)
-    Controller(runtime).store.activities()
+    Controller(runtime).activities()
     entrypoints.set_suspended(runtime, True)
     entrypoints.delete_fleet(runtime, timeout_seconds=30)
 
