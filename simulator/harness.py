@@ -101,7 +101,9 @@ def _entry_points() -> dict[str, Callable[[dict[str, Any], Any], Any]]:
     }
 
 
-class Simulation:
+class _Run:
+    """One run inside moto: every model, built in ``__init__``, and the processes that drive them."""
+
     def __init__(
         self,
         scenario: Scenario,
@@ -127,38 +129,7 @@ class Simulation:
         self.actions: list[Action] = []
         self.desired: int | None = None
         self.api_rng = self._rng("api")
-        # Set in _setup (the template decides most of it).
-        self.start = float(scenario.warmup)
         self.billed_at_start = 0.0
-
-    def _rng(self, stream: str) -> random.Random:
-        """One independent, reproducible random stream per model, from the scenario seed."""
-        return random.Random(f"{self.seed}:{stream}")
-
-    # -- Twin protocol (hooks) ----------------------------------------------------------------
-    def now(self) -> float:
-        return self.env.now
-
-    def sim_time(self, when: datetime) -> float:
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return (when - SIM_EPOCH).total_seconds()
-
-    def wall(self, t: float) -> datetime:
-        return SIM_EPOCH + timedelta(seconds=t)
-
-    def advance_traffic(self) -> None:
-        self.engine.advance_to(self.env.now)
-
-    def api_latency(self, service: str, operation: str) -> None:
-        name = "run_instances_api_seconds" if operation == "RunInstances" else API_SPANS[service]
-        self.clock.sleep(getattr(self.params, name).sample(self.api_rng))
-
-    def to_scenario(self, t: float) -> float:
-        return t - self.start
-
-    # -- setup --------------------------------------------------------------------------------
-    def _setup(self) -> None:
         from autoscaler.model import serving
         from autoscaler.runtime import Runtime
         from autoscaler.settings import Settings
@@ -225,6 +196,32 @@ class Simulation:
         self.phases = Phases.draw(self._rng("phases"), {n: self.alarms.interval(n) for n in self.alarms.alarms})
         self.start = float(self.scenario.warmup) + self.phases.start
 
+    def _rng(self, stream: str) -> random.Random:
+        """One independent, reproducible random stream per model, from the scenario seed."""
+        return random.Random(f"{self.seed}:{stream}")
+
+    # -- Twin protocol (hooks) ----------------------------------------------------------------
+    def now(self) -> float:
+        return self.env.now
+
+    def sim_time(self, when: datetime) -> float:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return (when - SIM_EPOCH).total_seconds()
+
+    def wall(self, t: float) -> datetime:
+        return SIM_EPOCH + timedelta(seconds=t)
+
+    def advance_traffic(self) -> None:
+        self.engine.advance_to(self.env.now)
+
+    def api_latency(self, service: str, operation: str) -> None:
+        name = "run_instances_api_seconds" if operation == "RunInstances" else API_SPANS[service]
+        self.clock.sleep(getattr(self.params, name).sample(self.api_rng))
+
+    def to_scenario(self, t: float) -> float:
+        return t - self.start
+
     def add_alarm(self, spec: AlarmSpec) -> None:
         """A metric alarm created during the run (PutMetricAlarm), evaluated from then on."""
         self.alarms.add(spec)
@@ -262,9 +259,7 @@ class Simulation:
         self._changed()
 
     def _changed(self) -> None:
-        observer = getattr(self, "observer", None)
-        if observer is not None:
-            observer.changed()
+        self.observer.changed()
 
     def _handler(self, role: str, entry: Callable[[dict[str, Any], Any], Any], runtime: Any) -> Callable[
             [dict[str, Any]], Any]:  # fmt: skip
@@ -386,47 +381,34 @@ class Simulation:
         self.observer.changed()
 
     # -- run ----------------------------------------------------------------------------------
-    def run(self) -> RunResult:
-        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # seconds of JSON we never use
-        from moto import mock_aws
-        from moto.moto_api._internal import mock_random
-
-        started = time.perf_counter()
-        with mock_aws():
-            # moto's resource ids, hence every order that follows them: seeded once the mock has
-            # reset its backends, so a run does not depend on the runs before it in this process.
-            from moto.backends import get_backend
-
-            get_backend("ec2")[ACCOUNT][REGION]  # its default VPC draws ids too: do that before seeding
-            mock_random.seed(self.seed)
-            self._setup()
-            env = self.env
-            lifecycle = self.deployment.function("lifecycle")
-            if lifecycle is not None:
-                self.lambdas.invoke_async(lifecycle.arn, {"RequestType": "Create"})
-            self.alarms.evaluate_composites(0.0)
-            env.process(self._drive())
-            env.process(self._events())
-            env.process(self._mark_start())
-            env.process(self._observe())
-            env.process(self.alb_metrics.run())
-            if self.strategy.ec2_monitoring_period:
-                ec2_metrics = Ec2Metrics(env, self.engine, self.ec2_model, self.store, self.params,
-                                         self._rng("ec2-metrics"), self.strategy.ec2_monitoring_period,
-                                         self.settings.fleet_name)  # fmt: skip
-                env.process(ec2_metrics.run())
-            for name in sorted(self.alarms.alarms):
-                env.process(self._alarm_loop(name))
-            self.strategy.start(self)
-            for fn in self.deployment.functions:
-                if fn.role == "reconcile" and not self.strategy.reconcile:
-                    continue
-                for period in fn.schedules:
-                    env.process(self._schedule(fn.arn, period))
-            end = self.start + self.scenario.duration
-            env.run(until=end + 1e-6)
-            self.engine.advance_to(end)
-            instance_seconds = self.ec2_model.billed_seconds(end) - self.billed_at_start
+    def execute(self, started: float) -> RunResult:
+        env = self.env
+        lifecycle = self.deployment.function("lifecycle")
+        if lifecycle is not None:
+            self.lambdas.invoke_async(lifecycle.arn, {"RequestType": "Create"})
+        self.alarms.evaluate_composites(0.0)
+        env.process(self._drive())
+        env.process(self._events())
+        env.process(self._mark_start())
+        env.process(self._observe())
+        env.process(self.alb_metrics.run())
+        if self.strategy.ec2_monitoring_period:
+            ec2_metrics = Ec2Metrics(env, self.engine, self.ec2_model, self.store, self.params,
+                                     self._rng("ec2-metrics"), self.strategy.ec2_monitoring_period,
+                                     self.settings.fleet_name)  # fmt: skip
+            env.process(ec2_metrics.run())
+        for name in sorted(self.alarms.alarms):
+            env.process(self._alarm_loop(name))
+        self.strategy.start(self)
+        for fn in self.deployment.functions:
+            if fn.role == "reconcile" and not self.strategy.reconcile:
+                continue
+            for period in fn.schedules:
+                env.process(self._schedule(fn.arn, period))
+        end = self.start + self.scenario.duration
+        env.run(until=end + 1e-6)
+        self.engine.advance_to(end)
+        instance_seconds = self.ec2_model.billed_seconds(end) - self.billed_at_start
         return RunResult(
             scenario=self.scenario,
             deployment=self.deployment,
@@ -457,6 +439,37 @@ class Simulation:
             thresholds=self.strategy.cpu_thresholds(self.settings),
             settings=_settings_json(self.settings),
         )
+
+
+class Simulation:
+    """A scenario against a template, under a policy: ``run()`` builds the world in moto and runs it."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        template_path: str | Path,
+        overrides: dict[str, str] | None = None,
+        policy: str = "ours",
+        params: ModelParams | None = None,
+        progress: Callable[[float, float], None] | None = None,
+        function_log: Path | None = None,
+    ) -> None:
+        self._inputs = (scenario, template_path, overrides, policy, params, progress, function_log)
+
+    def run(self) -> RunResult:
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # seconds of JSON we never use
+        from moto import mock_aws
+        from moto.backends import get_backend
+        from moto.moto_api._internal import mock_random
+
+        started = time.perf_counter()
+        scenario = self._inputs[0]
+        with mock_aws():
+            # moto's resource ids, hence every order that follows them: seeded once the mock has
+            # reset its backends, so a run does not depend on the runs before it in this process.
+            get_backend("ec2")[ACCOUNT][REGION]  # its default VPC draws ids too: do that before seeding
+            mock_random.seed(scenario.seed)
+            return _Run(*self._inputs).execute(started)
 
 
 def _placeholders(path: Path) -> dict[str, Any]:
