@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 
@@ -85,6 +86,7 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         errors: list[str] = []
+        types = typing.get_type_hints(cls)
         for f in fields(cls):
             key = f.name.upper()
             raw = env.get(key)
@@ -94,7 +96,7 @@ class Settings:
                     errors.append(f"{key} is required")
                 continue
             try:
-                values[f.name] = _convert(str(f.type), raw)
+                values[f.name] = _convert(types[f.name], raw)
             except ValueError as exc:
                 errors.append(f"{key}={raw!r}: {exc}")
         if errors:
@@ -133,21 +135,22 @@ class Settings:
         return self.scale_out_alarm_names + self.scale_in_alarm_names
 
 
-def _convert(type_name: str, raw: str) -> object:
-    if type_name == "int":
-        return int(raw)
-    if type_name == "float":
-        return float(raw)
-    if type_name == "bool":
+def _convert(kind: object, raw: str) -> object:
+    """``raw`` as the field's declared type (the type itself, resolved, not its name)."""
+    if kind is bool:
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes"}:
             return True
         if lowered in {"0", "false", "no"}:
             return False
         raise ValueError("expected true or false")
-    if type_name.startswith("tuple"):
+    if kind is int or kind is float:
+        return kind(raw)
+    if typing.get_origin(kind) is tuple and typing.get_args(kind) == (str, ...):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
-    return raw
+    if kind is str:
+        return raw
+    raise TypeError(f"no conversion from the environment to {kind!r}")
 
 
 ENVIRONMENT_VARIABLES = tuple(f.name.upper() for f in fields(Settings))

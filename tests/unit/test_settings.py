@@ -273,3 +273,16 @@ def test_cpu_target_must_stay_below_the_saturation_line():
 def test_non_finite_targets_are_rejected(raw):
     with pytest.raises(SettingsError, match="CPU_TARGET"):
         Settings.from_env(env(CPU_TARGET=raw))
+
+
+def test_a_field_type_without_a_conversion_fails_loudly():
+    """Conversions follow the declared type itself: a type with no conversion is refused, never
+    passed through as the raw string (an annotation read as text once did that for ``float | None``)."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Extended(Settings):
+        ratio: float | None = None
+
+    with pytest.raises(TypeError, match="no conversion"):
+        Extended.from_env(env(RATIO="0.5"))
