@@ -59,7 +59,14 @@ def test_stats_count_the_work_requests_that_arrived() -> None:
         assert before["work_requests"] == 0
         assert http_get(f"{worker.url}/work")[0] == 200
         assert http_get(f"{worker.url}/work", method="POST")[0] == 405  # arrived, refused: still demand
-        after = json.loads(http_get(f"{worker.url}/stats")[1])
+
+        def stats() -> dict[str, int]:
+            return dict(json.loads(http_get(f"{worker.url}/stats")[1]))
+
+        # The worker process answers the client, then tells the supervisor it is done: "served"
+        # follows the answer by a moment ("work_requests", what the publisher sends, does not).
+        assert wait_until(lambda: stats()["served"] == 1, timeout=5)
+        after = stats()
         assert after["work_requests"] == 2
         assert after["served"] == 1
         assert after["in_flight"] == 0
