@@ -87,8 +87,9 @@ class FleetSignals:
         if not names:
             return {}
         response = self._cw.describe_alarms(AlarmNames=list(names), AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        # StateValue is optional in the response shape: an alarm without one has no known state.
         return {
-            alarm["AlarmName"]: str(alarm.get("StateValue"))
+            alarm["AlarmName"]: alarm.get("StateValue", "INSUFFICIENT_DATA")
             for key in ("MetricAlarms", "CompositeAlarms")
             for alarm in response.get(key, [])
         }
