@@ -59,9 +59,9 @@ def api_calls(size: int) -> tuple[Counter[str], Counter[str]]:
         entrypoints.set_capacity(fleet.runtime, size)
         fleet.mark_ready()
         entrypoints.reconcile(fleet.runtime)
-        # 15 % over target (outside the 10 % band): ceil(1.15 x size) instances. The action grows
+        # 15 % over target (outside the tolerance band): ceil(1.15 x size) instances. The action grows
         # with the size, the number of calls must not (one call per AZ or subnet, not per instance).
-        fleet.knobs.cpu = 70.0 * 1.15
+        fleet.knobs.cpu = fleet.runtime.settings.cpu_target * 1.15
         fleet.knobs.requests = None
         fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"  # a notification acts only while its alarm is in ALARM
         fleet.clock.advance(60)
@@ -105,7 +105,7 @@ def scale_out_wall_time() -> float:
             entrypoints.create_fleet(fleet.runtime)
             fleet.mark_ready()
             entrypoints.reconcile(fleet.runtime)
-            fleet.knobs.cpu = 79.0
+            fleet.knobs.cpu = fleet.runtime.settings.cpu_target * 1.13  # one instance wants two
             fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
             event = alarm_event("fleet-cpu-high", fleet.clock.now())
             start = time.perf_counter()

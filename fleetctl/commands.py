@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoscaler import entrypoints
 
 from fleetctl import views
 from fleetctl.context import Context
 from fleetctl.render import Renderer
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch.type_defs import DescribeAlarmsInputPaginateTypeDef
 
 CAUSE = "fleetctl"
 INSTANCE_COLUMNS = (
@@ -119,23 +122,23 @@ def _decision_line(decision: dict[str, Any]) -> str:
 def alarms(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
     runtime = ctx.runtime
     cloudwatch = runtime.clients.cloudwatch
-    types = ["MetricAlarm", "CompositeAlarm"]
-    found: dict[str, tuple[dict[str, Any], str]] = {}
+    now = runtime.clock.now()
+    found: dict[str, dict[str, Any]] = {}
 
-    def collect(**query: Any) -> None:
-        for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=types, **query):
-            for raw in page.get("MetricAlarms", []):
-                found[raw["AlarmName"]] = (raw, "metric")
-            for raw in page.get("CompositeAlarms", []):
-                found[raw["AlarmName"]] = (raw, "composite")
+    def collect(query: DescribeAlarmsInputPaginateTypeDef) -> None:
+        query["AlarmTypes"] = ["MetricAlarm", "CompositeAlarm"]
+        for page in cloudwatch.get_paginator("describe_alarms").paginate(**query):
+            for metric in page.get("MetricAlarms", []):
+                found[metric["AlarmName"]] = views.metric_alarm_row(metric, now)
+            for composite in page.get("CompositeAlarms", []):
+                found[composite["AlarmName"]] = views.composite_alarm_row(composite, now)
 
     # The template names every alarm "<fleet>-..."; outputs name the scaling ones explicitly.
-    collect(AlarmNamePrefix=f"{runtime.settings.fleet_name}-")
+    collect({"AlarmNamePrefix": f"{runtime.settings.fleet_name}-"})
     missing = [n for n in ctx.stack.alarm_names() if n not in found]
     for start in range(0, len(missing), 100):
-        collect(AlarmNames=missing[start : start + 100])
-    now = runtime.clock.now()
-    rows = [views.alarm_row(raw, kind, now) for raw, kind in sorted(found.values(), key=lambda f: f[0]["AlarmName"])]
+        collect({"AlarmNames": missing[start : start + 100]})
+    rows = [found[name] for name in sorted(found)]
     if args.output == "json":
         out.json({"fleet": runtime.settings.fleet_name, "alarms": rows})
         return 0

@@ -5,17 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fleetctl.stack import Stack, describe
 
 if TYPE_CHECKING:
     from autoscaler.controller import Controller
     from autoscaler.runtime import Runtime
-
-# Stack discovery is the first call: fail fast when the endpoint is unreachable, instead of
-# riding the control plane's eight standard-mode retries.
-DISCOVERY_RETRIES = {"mode": "standard", "max_attempts": 2}
+    from boto3.session import Session
 
 
 @dataclass
@@ -26,7 +23,7 @@ class Context:
     endpoint_url: str | None = None
 
     @cached_property
-    def session(self) -> Any:
+    def session(self) -> Session:
         import boto3
 
         return boto3.session.Session(profile_name=self.profile, region_name=self.region)
@@ -36,19 +33,17 @@ class Context:
         """--region, then AWS_REGION (which botocore itself may ignore), then AWS_DEFAULT_REGION or the profile's."""
         return self.region or os.environ.get("AWS_REGION") or self.session.region_name
 
-    def client(self, service: str, **config: Any) -> Any:
-        from botocore.config import Config
-
-        return self.session.client(
-            service,
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-            config=Config(connect_timeout=5, read_timeout=20, **config),
-        )
-
     @cached_property
     def stack(self) -> Stack:
-        return describe(self.client("cloudformation", retries=DISCOVERY_RETRIES), self.stack_name)
+        from botocore.config import Config
+
+        # Stack discovery is the first call: fail fast when the endpoint is unreachable, instead
+        # of riding the control plane's eight standard-mode retries.
+        config = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 2})
+        cloudformation = self.session.client(
+            "cloudformation", region_name=self.region_name, endpoint_url=self.endpoint_url, config=config
+        )
+        return describe(cloudformation, self.stack_name)
 
     @cached_property
     def runtime(self) -> Runtime:

@@ -18,9 +18,12 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from autoscaler.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 SAMCONFIG = "samconfig.toml"
 # The project's own samconfig.toml, next to the fleetctl package (an editable install).
@@ -109,7 +112,7 @@ class Stack:
         return list(dict.fromkeys(names))
 
 
-def describe(cloudformation: Any, name: str) -> Stack:
+def describe(cloudformation: CloudFormationClient, name: str) -> Stack:
     """Find the stack by name; ``StackError`` when it does not exist."""
     from botocore.exceptions import ClientError
 

@@ -9,9 +9,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoscaler.model import FleetCounts, FleetState, Instance, Lifecycle, TargetHealth
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch.type_defs import CompositeAlarmTypeDef, MetricAlarmTypeDef
 
 LIFECYCLES = ("in service", "booting", "unhealthy", "draining", "warming", "pool")
 COMPARISONS = {
@@ -121,20 +124,41 @@ def pool(fleet: str, size: int, instances: Sequence[Instance], now: datetime) ->
     }
 
 
-def alarm_row(raw: dict[str, Any], kind: str, now: datetime) -> dict[str, Any]:
+def metric_alarm_row(raw: MetricAlarmTypeDef, now: datetime) -> dict[str, Any]:
+    metric = f"{raw.get('Namespace', '')}/{raw.get('MetricName', '')}"
+    statistic = raw.get("Statistic") or raw.get("ExtendedStatistic")
+    if statistic:
+        metric += f" ({statistic})"
+    comparison = raw.get("ComparisonOperator", "")
+    evaluation = raw.get("EvaluationPeriods")
+    return _alarm_row(
+        raw,
+        "metric",
+        now,
+        metric=metric,
+        threshold=f"{COMPARISONS.get(comparison, comparison)} {raw['Threshold']:g}" if "Threshold" in raw else None,
+        period=raw.get("Period"),
+        datapoints=f"{raw.get('DatapointsToAlarm', evaluation)}/{evaluation}" if evaluation else None,
+    )
+
+
+def composite_alarm_row(raw: CompositeAlarmTypeDef, now: datetime) -> dict[str, Any]:
+    return _alarm_row(
+        raw, "composite", now, metric=raw.get("AlarmRule", ""), threshold=None, period=None, datapoints=None
+    )
+
+
+def _alarm_row(
+    raw: MetricAlarmTypeDef | CompositeAlarmTypeDef,
+    kind: str,
+    now: datetime,
+    *,
+    metric: str,
+    threshold: str | None,
+    period: int | None,
+    datapoints: str | None,
+) -> dict[str, Any]:
     updated = raw.get("StateUpdatedTimestamp")
-    if kind == "composite":
-        metric = raw.get("AlarmRule", "")
-        threshold = period = datapoints = None
-    else:
-        metric = f"{raw.get('Namespace', '')}/{raw.get('MetricName', '')}"
-        if raw.get("Statistic") or raw.get("ExtendedStatistic"):
-            metric += f" ({raw.get('Statistic') or raw.get('ExtendedStatistic')})"
-        comparison = COMPARISONS.get(raw.get("ComparisonOperator", ""), raw.get("ComparisonOperator", ""))
-        threshold = f"{comparison} {raw['Threshold']:g}" if "Threshold" in raw else None
-        period = raw.get("Period")
-        evaluation = raw.get("EvaluationPeriods")
-        datapoints = f"{raw.get('DatapointsToAlarm', evaluation)}/{evaluation}" if evaluation else None
     return {
         "name": raw["AlarmName"],
         "type": kind,
@@ -143,8 +167,8 @@ def alarm_row(raw: dict[str, Any], kind: str, now: datetime) -> dict[str, Any]:
         "threshold": threshold,
         "period": period,
         "datapoints": datapoints,
-        "changed": stamp(updated) if isinstance(updated, datetime) else updated,
-        "changed_ago": duration(now - updated) if isinstance(updated, datetime) else "-",
+        "changed": stamp(updated),
+        "changed_ago": duration(now - updated) if updated else "-",
         "reason": raw.get("StateReason", ""),
         "actions": raw.get("ActionsEnabled", True) and bool(raw.get("AlarmActions")),
     }

@@ -15,17 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from autoscaler.runtime import AwsClients
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from simulator.alarms import AlarmEngine
 from simulator.balancer import Balancer
 from simulator.cloudwatch import MetricStore, get_metric_data
 from simulator.ec2 import RUNNING, Ec2Model
 from tools.cfn_template import Template
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from botocore.model import OperationModel
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -82,7 +89,9 @@ def provision(template: Template) -> Provisioned:
             data = template.resolve((resource.get("Properties") or {}).get("LaunchTemplateData") or {})
             lt = ec2.create_launch_template(
                 LaunchTemplateName=f"sim-{logical_id}",
-                LaunchTemplateData={"ImageId": image, "InstanceType": str(data.get("InstanceType", "c7g.medium"))},
+                # The template's value as it stands (CloudFormation checks it against the parameter's
+                # AllowedValues, moto takes any): resolved template data is untyped.
+                LaunchTemplateData={"ImageId": image, "InstanceType": data.get("InstanceType", "c7g.medium")},
             )["LaunchTemplate"]
             physical[logical_id] = lt["LaunchTemplateId"]
             attributes[(logical_id, "LatestVersionNumber")] = str(lt["LatestVersionNumber"])
@@ -117,7 +126,7 @@ def provision(template: Template) -> Provisioned:
     return Provisioned(clients, raw, physical, attributes, supplied, target_group_arn)
 
 
-def create_table(dynamodb: Any, name: str) -> None:
+def create_table(dynamodb: DynamoDBClient, name: str) -> None:
     """The state table's key schema, as template.yaml declares it."""
     dynamodb.create_table(
         TableName=name,
@@ -134,7 +143,11 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"Error": {"Code": code, "Message": message}}
 
 
-def _answer(client: Any, operation: str, respond: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+# The hooks below see what botocore's event system hands them: API parameters before
+# serialization and parsed responses as plain dicts of any operation, hence dict[str, Any].
+
+
+def _answer(client: BaseClient, operation: str, respond: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
     """Answer ``service-id.Operation`` with ``respond(api_params)`` instead of moto (None: let
     moto answer; a dict with "Error": fail the call with that error)."""
 
@@ -143,15 +156,19 @@ def _answer(client: Any, operation: str, respond: Callable[[dict[str, Any]], dic
         if result is None:
             return None
         if "Error" in result:
-            return AWSResponse("https://twin.invalid", 400, {}, None), result
+            return AWSResponse("https://twin.invalid", 400, HTTPHeaders(), None), result
         result.setdefault("ResponseMetadata", {"HTTPStatusCode": 200})
-        return AWSResponse("https://twin.invalid", 200, {}, None), result
+        return AWSResponse("https://twin.invalid", 200, HTTPHeaders(), None), result
 
-    client.meta.events.register(f"before-call.{operation}", call)
+    # botocore-stubs types every handler as returning None; a before-call handler's return value
+    # is the response (botocore emits before-call with emit_until_response; boto3 "Extensibility
+    # guide": a handler may return a value). Hence the untyped view of the event system here.
+    events: Any = client.meta.events
+    events.register(f"before-call.{operation}", call)
 
 
-def _observe(client: Any, operation: str, seen: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
-    def after(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+def _observe(client: BaseClient, operation: str, seen: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+    def after(http_response: AWSResponse | None, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if http_response is not None and http_response.status_code < 300:
             seen(context.get("twin_params", {}), parsed)
 
@@ -165,7 +182,7 @@ def install_hooks(clients: AwsClients, twin: Twin) -> None:
     def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["twin_params"] = dict(params)
 
-    def latency(model: Any, **_: Any) -> None:
+    def latency(model: OperationModel, **_: Any) -> None:
         twin.api_latency(SERVICES[model.service_model.service_name], model.name)
 
     for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
@@ -204,7 +221,7 @@ def install_hooks(clients: AwsClients, twin: Twin) -> None:
     _answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
 
 
-def _install_ec2(ec2: Any, twin: Twin) -> None:
+def _install_ec2(ec2: EC2Client, twin: Twin) -> None:
     model = twin.ec2_model
 
     def not_found(ids: list[str]) -> dict[str, Any] | None:
@@ -268,7 +285,7 @@ def _install_ec2(ec2: Any, twin: Twin) -> None:
     _observe(ec2, "ec2.CreateTags", tagged)
 
 
-def _install_elb(elbv2: Any, twin: Twin) -> None:
+def _install_elb(elbv2: ElasticLoadBalancingv2Client, twin: Twin) -> None:
     def ours(params: dict[str, Any]) -> list[str]:
         if params.get("TargetGroupArn") != twin.target_group_arn:
             return []

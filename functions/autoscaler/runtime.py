@@ -9,40 +9,50 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.model import Decision, ScalingPolicy, Snapshot
 from autoscaler.settings import Settings
 from autoscaler.signals import signal_table
 
-Decider = Callable[[Snapshot, ScalingPolicy, datetime], Decision]
+if TYPE_CHECKING:
+    # Type stubs, a dev dependency only: the Lambda package has no mypy_boto3_* modules.
+    from boto3.session import Session
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
-# Standard retry mode retries throttling (RequestLimitExceeded, Throttling) and transient
-# errors with exponential backoff and jitter; eight attempts ride out an EC2 throttle burst
-# well inside the scaling functions' timeout.
-RETRY_CONFIG = {"mode": "standard", "max_attempts": 8}
+Decider = Callable[[Snapshot, ScalingPolicy, datetime], Decision]
 
 
 @dataclass(frozen=True)
 class AwsClients:
-    ec2: Any
-    elbv2: Any
-    cloudwatch: Any
-    dynamodb: Any
+    ec2: EC2Client
+    elbv2: ElasticLoadBalancingv2Client
+    cloudwatch: CloudWatchClient
+    dynamodb: DynamoDBClient
 
     @classmethod
-    def create(cls, session: Any = None, region: str | None = None, endpoint_url: str | None = None) -> AwsClients:
+    def create(
+        cls, session: Session | None = None, region: str | None = None, endpoint_url: str | None = None
+    ) -> AwsClients:
         import boto3
         from botocore.config import Config
 
         session = session or boto3.session.Session()
-        config = Config(retries=RETRY_CONFIG, connect_timeout=5, read_timeout=20)
-
-        def client(name: str) -> Any:
-            return session.client(name, region_name=region, endpoint_url=endpoint_url, config=config)
-
-        return cls(client("ec2"), client("elbv2"), client("cloudwatch"), client("dynamodb"))
+        # Standard retry mode retries throttling (RequestLimitExceeded, Throttling) and transient
+        # errors with exponential backoff and jitter; eight attempts ride out an EC2 throttle burst
+        # well inside the scaling functions' timeout.
+        config = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
+        # One call per service: the service name, a literal, is what selects each client's type.
+        return cls(
+            ec2=session.client("ec2", region_name=region, endpoint_url=endpoint_url, config=config),
+            elbv2=session.client("elbv2", region_name=region, endpoint_url=endpoint_url, config=config),
+            cloudwatch=session.client("cloudwatch", region_name=region, endpoint_url=endpoint_url, config=config),
+            dynamodb=session.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=config),
+        )
 
 
 @dataclass

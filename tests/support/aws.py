@@ -11,7 +11,7 @@ import boto3
 from autoscaler.adapters.state import StateStore
 from autoscaler.runtime import AwsClients, Runtime
 from autoscaler.settings import Settings
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 
 from simulator.aws import create_table  # the state table's key schema, as template.yaml declares it
@@ -202,7 +202,7 @@ def answer(client: Any, operation: str, respond: Callable[..., dict[str, Any]]) 
     """Answer ``operation`` (``service-id.Operation``) with ``respond(api_params)`` instead of moto."""
 
     def call(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        return AWSResponse("https://modelled", 200, {}, None), respond(context["api_params"])
+        return AWSResponse("https://modelled", 200, HTTPHeaders(), None), respond(context["api_params"])
 
     _stash_params(client, operation)
     client.meta.events.register(f"before-call.{operation}", call)
@@ -326,7 +326,7 @@ def throttle(ec2: Any, operation: str, times: int, code: str = "RequestLimitExce
             f"<Response><Errors><Error><Code>{code}</Code><Message>Request limit exceeded.</Message></Error>"
             "</Errors><RequestID>throttled</RequestID></Response>"
         )
-        return AWSResponse(request.url, 400, {}, _Raw(xml.encode()))
+        return AWSResponse(request.url, 400, HTTPHeaders(), _Raw(xml.encode()))
 
     ec2.meta.events.register_first(f"before-send.{operation}", send)
     return attempts

@@ -96,3 +96,56 @@ def test_a_large_fleet_is_read_in_calls_of_at_most_500_queries():
     signals = policy_from_settings(s).signals
     FleetSignals(client, s).read(signals, [f"i-{n}" for n in range(300)], DECIDED_AT)
     assert [len(c["MetricDataQueries"]) for c in client.calls] == [MAX_QUERIES, 601 - MAX_QUERIES]
+
+
+class PagedCloudWatch:
+    """GetMetricData answering in pages, as it does when the datapoints exceed one response."""
+
+    def __init__(self, pages: list[dict[str, Any]]) -> None:
+        self.pages = pages
+        self.calls: list[dict[str, Any]] = []
+
+    def get_metric_data(self, **params: Any) -> dict[str, Any]:
+        self.calls.append(params)
+        return self.pages[len(self.calls) - 1]
+
+
+def test_every_page_of_an_answer_is_read_with_the_token_of_the_page_before():
+    s = settings()
+    signals = policy_from_settings(s).signals
+    early, late = DECIDED_AT - timedelta(seconds=20), DECIDED_AT - timedelta(seconds=10)
+    client = PagedCloudWatch(
+        [
+            {"MetricDataResults": [{"Id": "s0_0", "Timestamps": [late], "Values": [70.0]}], "NextToken": "page-2"},
+            {"MetricDataResults": [{"Id": "s0_0", "Timestamps": [early], "Values": [60.0]}]},
+        ]
+    )
+    data = FleetSignals(client, s).read(signals, ["i-a"], DECIDED_AT)
+    assert [c.get("NextToken") for c in client.calls] == [None, "page-2"]
+    assert client.calls[0]["MetricDataQueries"] == client.calls[1]["MetricDataQueries"]
+    assert list(data["cpu"].per_instance["i-a"]) == [(late, 70.0), (early, 60.0)]
+
+
+class Alarms:
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    def describe_alarms(self, **_: Any) -> dict[str, Any]:
+        return self.answer
+
+
+def test_an_alarm_described_without_a_state_counts_as_insufficient_data():
+    # Every member of the MetricAlarm and CompositeAlarm data types is optional in the
+    # CloudWatch API reference ("Required: No"), StateValue included.
+    client = Alarms(
+        {
+            "MetricAlarms": [{"AlarmName": "fleet-cpu-high", "StateValue": "ALARM"}, {"AlarmName": "fleet-cpu-low"}],
+            "CompositeAlarms": [{"AlarmName": "fleet-scale-in"}],
+        }
+    )
+    states = FleetSignals(client, settings()).alarm_states(["fleet-cpu-high", "fleet-cpu-low", "fleet-scale-in"])
+    assert states == {
+        "fleet-cpu-high": "ALARM",
+        "fleet-cpu-low": "INSUFFICIENT_DATA",
+        "fleet-scale-in": "INSUFFICIENT_DATA",
+    }

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from autoscaler.model import Direction
 from autoscaler.settings import Settings
 from autoscaler.signals import Point, SignalData, SignalSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import (
+        DimensionTypeDef,
+        GetMetricDataInputTypeDef,
+        MetricDataQueryTypeDef,
+        MetricDataResultTypeDef,
+    )
 
 # GetMetricData takes at most 500 queries per call (API reference, MetricDataQueries).
 MAX_QUERIES = 500
 
 
 class FleetSignals:
-    def __init__(self, client: Any, settings: Settings) -> None:
+    def __init__(self, client: CloudWatchClient, settings: Settings) -> None:
         self._cw = client
         self._settings = settings
 
@@ -25,13 +34,13 @@ class FleetSignals:
         Per-instance signals are asked for each instance in service (the InstanceId dimension);
         the others once for the fleet. The range covers the longest window.
         """
-        queries: list[dict[str, Any]] = []
+        queries: list[MetricDataQueryTypeDef] = []
         owners: dict[str, tuple[str, str | None]] = {}  # query id -> (signal, instance or None)
         for s_index, spec in enumerate(signals):
             q = spec.query
             targets: list[str | None] = list(in_service) if q.per_instance else [None]
             for i_index, instance in enumerate(targets):
-                dimensions = [{"Name": k, "Value": v} for k, v in q.dimensions]
+                dimensions: list[DimensionTypeDef] = [{"Name": k, "Value": v} for k, v in q.dimensions]
                 if instance is not None:
                     dimensions.append({"Name": "InstanceId", "Value": instance})
                 query_id = f"s{s_index}_{i_index}"
@@ -68,18 +77,23 @@ class FleetSignals:
             for s in signals
         }
 
-    def _get(self, queries: list[dict[str, Any]], start: datetime, end: datetime) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = []
-        token: str | None = None
+    def _get(
+        self, queries: list[MetricDataQueryTypeDef], start: datetime, end: datetime
+    ) -> list[MetricDataResultTypeDef]:
+        results: list[MetricDataResultTypeDef] = []
+        request: GetMetricDataInputTypeDef = {
+            "MetricDataQueries": queries,
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampDescending",
+        }
         while True:
-            extra = {"NextToken": token} if token else {}
-            response = self._cw.get_metric_data(
-                MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampDescending", **extra
-            )
+            response = self._cw.get_metric_data(**request)
             results.extend(response.get("MetricDataResults", []))
             token = response.get("NextToken")
             if not token:
                 return results
+            request["NextToken"] = token
 
     def alarm_states(self, names: Sequence[str]) -> dict[str, str]:
         """Current state (OK, ALARM, INSUFFICIENT_DATA) of each named alarm that exists (one
@@ -87,11 +101,9 @@ class FleetSignals:
         if not names:
             return {}
         response = self._cw.describe_alarms(AlarmNames=list(names), AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-        return {
-            alarm["AlarmName"]: str(alarm.get("StateValue"))
-            for key in ("MetricAlarms", "CompositeAlarms")
-            for alarm in response.get(key, [])
-        }
+        alarms = [*response.get("MetricAlarms", []), *response.get("CompositeAlarms", [])]
+        # StateValue is optional in the response shape: an alarm without one has no known state.
+        return {alarm["AlarmName"]: alarm.get("StateValue", "INSUFFICIENT_DATA") for alarm in alarms}
 
     def active_directions(self) -> frozenset[Direction]:
         """Directions whose scaling alarms are in ALARM now (one DescribeAlarms call)."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -12,6 +12,10 @@ from autoscaler.clock import Clock
 from autoscaler.errors import CapacityError, InstanceNotVisibleError, InstanceStateError
 from autoscaler.model import Instance, Lifecycle
 from autoscaler.settings import FLEET_TAG, LIFECYCLE_TAG, READY_TAG, Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import InstanceTypeDef, TagSpecificationTypeDef, TagTypeDef
 
 SINCE_TAG = "AutoscalerSince"
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
@@ -21,7 +25,7 @@ NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Ma
 
 
 class Ec2Fleet:
-    def __init__(self, client: Any, settings: Settings, clock: Clock) -> None:
+    def __init__(self, client: EC2Client, settings: Settings, clock: Clock) -> None:
         self._ec2 = client
         self._settings = settings
         self._clock = clock
@@ -67,17 +71,22 @@ class Ec2Fleet:
         }
 
     def start(self, instance_ids: Sequence[str], zone: str | None = None) -> None:
-        self._call("start_instances", instance_ids, zone=zone)
+        self._act(lambda ids: self._ec2.start_instances(InstanceIds=ids), instance_ids, zone=zone)
 
     def stop(self, instance_ids: Sequence[str]) -> None:
-        self._call("stop_instances", instance_ids)
+        self._act(lambda ids: self._ec2.stop_instances(InstanceIds=ids), instance_ids)
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
-        self._call("terminate_instances", instance_ids)
+        # An instance EC2 no longer knows needs no terminating.
+        self._act(lambda ids: self._ec2.terminate_instances(InstanceIds=ids), instance_ids, gone_is_done=True)
 
     def launch(self, subnet_id: str, count: int, lifecycle: Lifecycle) -> list[str]:
         """Launch ``count`` instances from the fleet's launch template into one subnet."""
         tags = self._tags(lifecycle)
+        specifications: list[TagSpecificationTypeDef] = [
+            {"ResourceType": "instance", "Tags": tags},
+            {"ResourceType": "volume", "Tags": tags[:1]},
+        ]
         try:
             response = self._ec2.run_instances(
                 LaunchTemplate={
@@ -87,10 +96,7 @@ class Ec2Fleet:
                 SubnetId=subnet_id,
                 MinCount=count,
                 MaxCount=count,
-                TagSpecifications=[
-                    {"ResourceType": "instance", "Tags": tags},
-                    {"ResourceType": "volume", "Tags": tags[:1]},
-                ],
+                TagSpecifications=specifications,
             )
         except ClientError as exc:
             raise _domain_error(exc, subnet_id=subnet_id) from exc
@@ -101,26 +107,32 @@ class Ec2Fleet:
         if ids:
             self._ec2.create_tags(Resources=ids, Tags=self._tags(lifecycle)[1:])
 
-    def _tags(self, lifecycle: Lifecycle) -> list[dict[str, str]]:
+    def _tags(self, lifecycle: Lifecycle) -> list[TagTypeDef]:
         return [
             {"Key": FLEET_TAG, "Value": self._settings.fleet_name},
             {"Key": LIFECYCLE_TAG, "Value": lifecycle.value},
             {"Key": SINCE_TAG, "Value": self._clock.now().isoformat(timespec="seconds")},
         ]
 
-    def _call(self, operation: str, instance_ids: Sequence[str], zone: str | None = None) -> None:
+    def _act(
+        self,
+        call: Callable[[list[str]], object],
+        instance_ids: Sequence[str],
+        zone: str | None = None,
+        gone_is_done: bool = False,
+    ) -> None:
         if not instance_ids:
             return
         try:
-            getattr(self._ec2, operation)(InstanceIds=list(instance_ids))
+            call(list(instance_ids))
         except ClientError as exc:
-            if _code(exc) in NOT_FOUND_CODES and operation == "terminate_instances":
+            if gone_is_done and _code(exc) in NOT_FOUND_CODES:
                 return
             raise _domain_error(exc, zone=zone) from exc
 
 
 def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+    return exc.response.get("Error", {}).get("Code", "")
 
 
 def _domain_error(exc: ClientError, *, subnet_id: str | None = None, zone: str | None = None) -> Exception:
@@ -129,11 +141,10 @@ def _domain_error(exc: ClientError, *, subnet_id: str | None = None, zone: str |
         return CapacityError(f"{code}: {exc}", subnet_id=subnet_id, zone=zone)
     if code in STATE_CODES:
         return InstanceStateError(str(exc))
-    unmapped: Exception = exc  # botocore is untyped here
-    return unmapped
+    return exc
 
 
-def _to_instance(raw: dict[str, Any]) -> Instance:
+def _to_instance(raw: InstanceTypeDef) -> Instance:
     tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
     try:
         lifecycle = Lifecycle(tags.get(LIFECYCLE_TAG, Lifecycle.SERVICE.value))

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from autoscaler.errors import TargetRegistrationError
 from autoscaler.model import TargetHealth
 
+if TYPE_CHECKING:
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_elbv2.type_defs import TargetDescriptionTypeDef
+
 _HEALTH = {h.value: h for h in TargetHealth}
 
 
 class TargetGroup:
-    def __init__(self, client: Any, target_group_arn: str) -> None:
+    def __init__(self, client: ElasticLoadBalancingv2Client, target_group_arn: str) -> None:
         self._elb = client
         self._arn = target_group_arn
 
@@ -43,6 +47,6 @@ class TargetGroup:
             self._elb.deregister_targets(TargetGroupArn=self._arn, Targets=self._targets(instance_ids))
 
     @staticmethod
-    def _targets(instance_ids: Sequence[str]) -> list[dict[str, Any]]:
+    def _targets(instance_ids: Sequence[str]) -> list[TargetDescriptionTypeDef]:
         # No port: targets take the target group's port (30000).
         return [{"Id": i} for i in instance_ids]

@@ -9,12 +9,16 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from autoscaler.errors import StateConflictError
 from autoscaler.model import FleetState, Recommendation
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 STATE_SK = "STATE"
 LEASE_SK = "LEASE"
@@ -52,7 +56,7 @@ class Activity:
 
 
 class StateStore:
-    def __init__(self, client: Any, table_name: str, fleet_name: str, history_ttl_days: int = 30) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, fleet_name: str, history_ttl_days: int = 30) -> None:
         self._ddb = client
         self._table = table_name
         self._pk = f"FLEET#{fleet_name}"
@@ -84,7 +88,7 @@ class StateStore:
 
     def save_decision(self, state: FleetState) -> None:
         """Write the decision fields only; ``suspended`` belongs to the operator."""
-        names = {
+        names: dict[str, AttributeValueTypeDef] = {
             "desired": {"N": str(state.desired if state.desired is not None else 0)},
             "recommendations": {"S": json.dumps([[r.at.isoformat(), r.desired] for r in state.recommendations])},
             "last_reason": {"S": state.last_reason or ""},
@@ -116,7 +120,7 @@ class StateStore:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
-    def _update(self, values: dict[str, dict[str, Any]]) -> None:
+    def _update(self, values: dict[str, AttributeValueTypeDef]) -> None:
         sets = ", ".join(f"#{k} = :{k}" for k in values)
         self._ddb.update_item(
             TableName=self._table,
@@ -196,14 +200,14 @@ class StateStore:
                 break
         return items[:limit]
 
-    def _key(self, sk: str) -> dict[str, dict[str, str]]:
+    def _key(self, sk: str) -> dict[str, AttributeValueTypeDef]:
         return {"pk": {"S": self._pk}, "sk": {"S": sk}}
 
 
-def _int(attr: dict[str, Any] | None) -> int | None:
+def _int(attr: AttributeValueTypeDef | None) -> int | None:
     return int(Decimal(attr["N"])) if attr and "N" in attr else None
 
 
-def _time(attr: dict[str, Any] | None) -> datetime | None:
+def _time(attr: AttributeValueTypeDef | None) -> datetime | None:
     value = attr.get("S") if attr else None
     return datetime.fromisoformat(value) if value else None
