@@ -17,7 +17,7 @@ of /work done / CPU seconds used), and /ping p50 / p99 / max.
     .venv/bin/python benchmarks/worker.py [--seconds 10] [--processes N]
 
 ``--calibrate`` measures instead the figures the twin is calibrated with, on the host stack as
-``userdata/bootstrap.sh`` sets it up (nginx + supervisor + worker processes + metrics
+``worker/bootstrap.sh`` sets it up (nginx + supervisor + worker processes + metrics
 publisher): idle background CPU, CPU per /ping and per /work beyond the burn, service time
 (see ``benchmarks/worker_calibration.py`` and docs/worker.md):
 

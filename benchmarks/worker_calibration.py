@@ -1,9 +1,9 @@
 """Calibration of the worker host for the twin: CPU-seconds accounting on the real processes.
 
 Started by ``benchmarks/worker.py --calibrate``. The host stack is started the way
-``userdata/bootstrap.sh`` configures it (tests/helpers_worker.py): the worker package installed
-from a layer zip by the sandboxed boot script, ``python -m worker`` from its unit's
-``ExecStart``/``Environment=`` (``WORKER_PROCESSES=0``: one process per vCPU), nginx with the
+``worker/bootstrap.sh`` configures it (tests/helpers_worker.py): the worker package installed
+from a layer zip by the user-data stub and the sandboxed boot script, ``python -m worker`` from
+its unit's ``ExecStart``/``Environment=`` (``WORKER_PROCESSES=0``: one process per vCPU), nginx with the
 boot script's server block inside a main ``nginx.conf`` modelled on the one of the Fedora /
 Amazon Linux 2023 nginx package (master + one worker per vCPU, ``main`` access log,
 ``keepalive_timeout 65``), and ``python -m worker.metrics_publisher`` from its unit, talking to
@@ -336,7 +336,7 @@ def pinned(cpus: set[int]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def host_stack(tmp: Path, vcpus: int) -> Iterator[Host]:
-    """bootstrap.sh's install, the worker from its unit and nginx in the host's layout, pinned."""
+    """The user-data install, the worker from its unit and nginx in the host's layout, pinned."""
     if NGINX is None:
         raise RuntimeError("nginx is not installed")
     available = sorted(os.sched_getaffinity(0))

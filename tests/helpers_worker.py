@@ -1,8 +1,10 @@
 """Helpers shared by the worker, userdata and loadtest tests: real processes on free ports.
 
 * :func:`running_worker` starts ``python -m worker`` on a free loopback port;
-* :func:`install_sandbox` renders ``userdata/bootstrap.sh`` like Fn::Sub and runs it under a
-  temporary root (sandbox mode) with a zip of ``worker/`` standing in for the Lambda layer;
+* :func:`install_sandbox` runs the launch template's user-data stub (rendered like Fn::Sub) as
+  cloud-init would, against a local stand-in for the Lambda layer download with a zip of
+  ``worker/`` as the layer; the stub verifies it and runs the ``bootstrap.sh`` it carries, which
+  installs under a temporary root (sandbox mode);
 * :func:`running_nginx` starts a real nginx (non-root friendly, single process by default)
   around the server block that bootstrap.sh wrote;
 * :func:`worker_behind_nginx` chains the three: the stack's instance, in a temp dir;
@@ -31,9 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from userdata.render import render_bootstrap
+from tests.support.lambda_layers import FakeLayerService, fake_aws_bin
+from tools.cfn_template import load_template
+from userdata.render import render, user_data
 
 REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO / "template.yaml"
+BOOTSTRAP = REPO / "worker" / "bootstrap.sh"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 RENDER_VALUES = {
@@ -173,10 +179,52 @@ def make_worker_zip(dest: Path) -> Path:
     return dest
 
 
+def user_data_script(values: dict[str, str] | None = None) -> str:
+    """The launch template's user-data stub, rendered like Fn::Sub with ``values``."""
+    text, _variables = user_data(load_template(TEMPLATE))
+    return render(text, RENDER_VALUES if values is None else values)
+
+
+def bootstrap_args(values: dict[str, str] | None = None) -> list[str]:
+    """The arguments the stub passes to bootstrap.sh, for ``values`` (default :data:`RENDER_VALUES`)."""
+    v = RENDER_VALUES if values is None else values
+    return [
+        "--region",
+        v["AWS::Region"],
+        "--layer-arn",
+        v["WorkerLayerVersionArn"],
+        "--fleet-name",
+        v["FleetName"],
+        "--metric-namespace",
+        v["CpuMetricNamespace"],
+    ]
+
+
+def run_user_data(
+    tmp: Path, service: FakeLayerService, env: dict[str, str], path: str | None = None, aws: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the rendered stub as cloud-init does (a file run by its ``#!``) against ``service``:
+    ``AWS_ENDPOINT_URL_LAMBDA`` names it, and with ``aws`` a fake ``aws`` that asks it comes first
+    on PATH; ``path`` is the rest of PATH (default: ours)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    script = tmp / "user-data"
+    script.write_text(user_data_script(), encoding="utf-8")
+    script.chmod(0o700)
+    rest = os.environ.get("PATH", "/usr/bin:/bin") if path is None else path
+    full_env = {
+        **os.environ,
+        "PATH": f"{fake_aws_bin(tmp / 'fake-aws')}:{rest}" if aws else rest,
+        "AWS_ENDPOINT_URL_LAMBDA": service.url,
+        **env,
+    }
+    return subprocess.run([str(script)], env=full_env, capture_output=True, text=True, timeout=120, check=False)
+
+
 @dataclass
 class Sandbox:
     root: Path
-    script: Path
+    user_data: Path
+    layer_zip: Path
     nginx_port: int
     worker_port: int
     output: str
@@ -197,33 +245,41 @@ class Sandbox:
     def app_dir(self) -> Path:
         return self.root / "opt/fleet-worker"
 
-
-def run_bootstrap(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False
-    )
+    @property
+    def marker(self) -> Path:
+        return self.root / "var/lib/fleet-worker/installed"
 
 
-def install_sandbox(tmp: Path, nginx_port: int | None = None, worker_port: int | None = None) -> Sandbox:
-    """Render bootstrap.sh, run its install steps under ``tmp/root`` (sandbox mode)."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    script = tmp / "bootstrap.sh"
-    script.write_text(render_bootstrap(RENDER_VALUES), encoding="utf-8")
-    nginx_port = nginx_port or free_port()
-    worker_port = worker_port or free_port()
-    root = tmp / "root"
-    env = {
+def sandbox_env(root: Path, nginx_port: int, worker_port: int) -> dict[str, str]:
+    """bootstrap.sh's sandbox settings: install under ``root``, skip what needs root or a host."""
+    return {
         "BOOTSTRAP_ROOT": str(root),
         "BOOTSTRAP_SANDBOX": "1",
-        "BOOTSTRAP_LAYER_ZIP": str(make_worker_zip(tmp / "layer.zip")),
         "BOOTSTRAP_PYTHON": sys.executable,
         "BOOTSTRAP_NGINX_PORT": str(nginx_port),
         "BOOTSTRAP_WORKER_PORT": str(worker_port),
     }
-    result = run_bootstrap(script, env)
+
+
+def run_bootstrap(script: Path, env: dict[str, str], args: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run bootstrap.sh directly, as the stub does (``bash bootstrap.sh <args>``)."""
+    argv = ["bash", str(script), *(bootstrap_args() if args is None else args)]
+    return subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False)
+
+
+def install_sandbox(tmp: Path, nginx_port: int | None = None, worker_port: int | None = None) -> Sandbox:
+    """The user-data stub, run against a local layer service serving a zip of ``worker/``: it
+    verifies the layer and runs its bootstrap.sh, which installs under ``tmp/root``."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    nginx_port = nginx_port or free_port()
+    worker_port = worker_port or free_port()
+    root = tmp / "root"
+    layer_zip = make_worker_zip(tmp / "layer.zip")
+    with FakeLayerService(RENDER_VALUES["WorkerLayerVersionArn"], layer_zip.read_bytes()) as service:
+        result = run_user_data(tmp, service, sandbox_env(root, nginx_port, worker_port))
     if result.returncode != 0:
-        raise RuntimeError(f"bootstrap.sh failed ({result.returncode}):\n{result.stderr}")
-    return Sandbox(root, script, nginx_port, worker_port, result.stderr)
+        raise RuntimeError(f"the user-data stub failed ({result.returncode}):\n{result.stderr}")
+    return Sandbox(root, tmp / "user-data", layer_zip, nginx_port, worker_port, result.stderr)
 
 
 def parse_unit(path: Path) -> tuple[dict[str, str], list[str], dict[str, list[str]]]:
@@ -381,7 +437,7 @@ def publisher_from_unit(sandbox: Sandbox, extra_env: dict[str, str], log: Path) 
 
 @contextlib.contextmanager
 def worker_behind_nginx(tmp: Path, processes: int = 2) -> Iterator[tuple[str, RunningWorker]]:
-    """bootstrap.sh's install in a sandbox, its worker, and nginx in front: yields nginx's URL."""
+    """The user-data install in a sandbox, its worker, and nginx in front: yields nginx's URL."""
     sandbox = install_sandbox(tmp)
     with (
         worker_from_unit(sandbox, {"WORKER_PROCESSES": str(processes)}) as worker,

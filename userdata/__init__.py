@@ -1,1 +1,1 @@
-"""EC2 user-data of the fleet workers (``bootstrap.sh``) and its Fn::Sub renderer."""
+"""The workers' EC2 user-data (a stub in ``template.yaml``) rendered like ``Fn::Sub`` for tests."""

@@ -1,19 +1,20 @@
-"""Render ``bootstrap.sh`` the way CloudFormation ``Fn::Sub`` does.
+"""Render the launch template's user-data the way CloudFormation ``Fn::Sub`` does.
 
 ``Fn::Sub`` replaces ``${Name}`` (and ``${Resource.Attr}``, ``${AWS::Region}``...) with values,
 turns ``${!Literal}`` into ``${Literal}``, and leaves ``$var`` alone. :func:`render` does the
 same with a dict of values and raises on a placeholder it has no value for, which is what the
-stack would do, so a braced shell variable slipped into the script fails the tests, not the
-deployment.
+stack would do, so a braced shell variable slipped into the stub fails the tests, not the
+deployment. The stub itself lives only in ``template.yaml``; :func:`user_data` reads it from a
+loaded template (``tools.cfn_template.load_template``).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 PLACEHOLDERS = ("AWS::Region", "FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace")
-BOOTSTRAP = Path(__file__).with_name("bootstrap.sh")
 
 _PATTERN = re.compile(r"\$\{([^}]*)\}")
 
@@ -27,7 +28,7 @@ def placeholders(template_text: str) -> set[str]:
     return {m.group(1) for m in _PATTERN.finditer(template_text) if not m.group(1).startswith("!")}
 
 
-def render(template_text: str, values: dict[str, str]) -> str:
+def render(template_text: str, values: Mapping[str, str]) -> str:
     """Replace every ``${Name}`` with ``values[Name]``; ``${!X}`` becomes ``${X}``."""
 
     def substitute(match: re.Match[str]) -> str:
@@ -41,6 +42,11 @@ def render(template_text: str, values: dict[str, str]) -> str:
     return _PATTERN.sub(substitute, template_text)
 
 
-def render_bootstrap(values: dict[str, str]) -> str:
-    """``bootstrap.sh`` rendered with values for the four allowed placeholders."""
-    return render(BOOTSTRAP.read_text(encoding="utf-8"), values)
+def user_data(template: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The launch template's ``UserData``: the ``Fn::Sub`` text and its variables."""
+    data = template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    sub = data["Fn::Base64"]["Fn::Sub"]
+    if isinstance(sub, str):
+        return sub, {}
+    text, variables = sub
+    return str(text), dict(variables)

@@ -26,13 +26,13 @@ def _sandbox(tmp_path: Path, failing: str) -> Path:
     a stub that logs its call; the one named ``failing`` exits 1."""
     (tmp_path / "tools").mkdir()
     shutil.copy(SCRIPT, tmp_path / "tools" / "check-template.sh")
-    (tmp_path / "userdata").mkdir()
+    (tmp_path / "worker").mkdir()
     for venv, package in ((".venv-sam", "aws-sam-cli"), (".venv-checkov", "checkov")):
         version = VERSIONS["SAM_VERSION" if venv == ".venv-sam" else "CHECKOV_VERSION"]
         (tmp_path / venv).mkdir()
         (tmp_path / venv / ".stamp").write_text(f"{package}=={version}", encoding="utf-8")
+    _stub(tmp_path / ".venv-sam" / "bin" / "python")
     tools = {
-        "python": tmp_path / ".venv-sam" / "bin" / "python",  # runs tools/sync_userdata.py --check
         "cfn-lint": tmp_path / ".venv-sam" / "bin" / "cfn-lint",
         "sam": tmp_path / ".venv-sam" / "bin" / "sam",
         "checkov": tmp_path / ".venv-checkov" / "bin" / "checkov",
@@ -56,11 +56,11 @@ def _run(sandbox: Path) -> tuple[int, list[str], str]:
 def test_every_check_runs_when_all_pass(tmp_path):
     code, calls, _ = _run(_sandbox(tmp_path, failing=""))
     assert code == 0
-    assert calls == ["python", "cfn-lint", "sam", "checkov"]
+    assert calls == ["cfn-lint", "sam", "checkov"]
 
 
-def test_a_stale_user_data_copy_fails_the_run_but_the_other_checks_still_run(tmp_path):
-    code, calls, stderr = _run(_sandbox(tmp_path, failing="python"))
+def test_a_failed_lint_fails_the_run_but_the_other_checks_still_run(tmp_path):
+    code, calls, stderr = _run(_sandbox(tmp_path, failing="cfn-lint"))
     assert code == 1
-    assert calls == ["python", "cfn-lint", "sam", "checkov"], stderr
+    assert calls == ["cfn-lint", "sam", "checkov"], stderr
     assert "check-template: FAILED" in stderr

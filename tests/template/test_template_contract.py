@@ -1,5 +1,5 @@
 """Contract between template.yaml and the code: settings, handlers, alarms -> topics -> functions,
-encryption, IMDSv2, IAM scoping and the inline user-data copy. Offline (samtranslator)."""
+encryption, IMDSv2, IAM scoping and the user-data stub. Offline (samtranslator)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from autoscaler.settings import ENVIRONMENT_VARIABLES, REQUIRED_ENVIRONMENT_VARIABLES, Settings
 
 from tests.template.conftest import FUNCTIONS, PARAMETERS, ROOT
-from tools import sync_userdata
 from tools.cfn_template import function_environment, parameter_values, resolve
+from userdata.render import placeholders, render, user_data
 
 REQUIRED = set(REQUIRED_ENVIRONMENT_VARIABLES)
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
@@ -421,23 +421,40 @@ def test_fleet_custom_resource_is_deleted_first(raw_template: dict[str, Any]) ->
 # ---------------------------------------------------------------------------------- user-data
 
 
-def test_userdata_copy_matches_the_script(raw_template: dict[str, Any]) -> None:
-    template_text = (ROOT / "template.yaml").read_text(encoding="utf-8")
-    if not sync_userdata.SCRIPT.exists():
-        pytest.skip("userdata/bootstrap.sh does not exist yet")
-    script = sync_userdata.SCRIPT.read_text(encoding="utf-8")
-    assert sync_userdata.inline_copy(template_text) == script, "run python3 tools/sync_userdata.py"
-    assert sync_userdata.render(template_text, script) == template_text
-
-
 def test_userdata_placeholders_are_provided(raw_template: dict[str, Any]) -> None:
-    user_data = raw_template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-    text, variables = user_data["Fn::Base64"]["Fn::Sub"]
-    used = set(re.findall(r"\$\{(?!!)([^}]*)\}", text))
-    assert used <= set(variables) | {"AWS::Region"}
+    text, variables = user_data(raw_template)
+    assert placeholders(text) == set(variables) | {"AWS::Region"}
     assert set(variables) == {"FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace"}
     assert variables["WorkerLayerVersionArn"] == {"Ref": "WorkerLayer"}
     assert variables["CpuMetricNamespace"] == "Autoscaler"
+    # Rendered as Fn::Sub renders it: every ${...} resolves (render raises on one that does not).
+    values = {name: f"<{name}>" for name in [*variables, "AWS::Region"]}
+    assert "${" not in render(text, values)
+
+
+def test_userdata_is_a_stub_that_runs_the_boot_script_from_the_layer(raw_template: dict[str, Any]) -> None:
+    """No second copy of the boot script: user-data fetches the layer by its ARN and runs the
+    bootstrap.sh the layer carries, which is worker/bootstrap.sh (ContentUri: worker/)."""
+    text, _variables = user_data(raw_template)
+    rendered = render(
+        text,
+        {
+            "AWS::Region": "eu-west-1",
+            "FleetName": "fleet",
+            "WorkerLayerVersionArn": "arn:aws:lambda:eu-west-1:123456789012:layer:autoscaler-worker:3",
+            "CpuMetricNamespace": "Autoscaler",
+        },
+    )
+    assert "layer_arn='arn:aws:lambda:eu-west-1:123456789012:layer:autoscaler-worker:3'" in rendered
+    assert 'aws lambda get-layer-version-by-arn --region "$region" --arn "$layer_arn"' in rendered
+    assert 'bash "$work/bootstrap.sh"' in rendered
+    assert len(text.splitlines()) < 60
+    layer = raw_template["Resources"]["WorkerLayer"]["Properties"]
+    assert layer["ContentUri"] == "worker/"
+    boot_script = ROOT / "worker" / "bootstrap.sh"
+    assert boot_script.is_file()
+    assert "write_units" in boot_script.read_text(encoding="utf-8")
+    assert "write_units" not in text
 
 
 # ---------------------------------------------------------------------------------- outputs

@@ -1,20 +1,24 @@
-"""userdata/bootstrap.sh: Fn::Sub rendering, shellcheck, and its install steps in a sandbox,
-ending with a real worker behind a real nginx answering /ping."""
+"""worker/bootstrap.sh, the boot script the worker layer carries: its arguments, its install
+steps in a sandbox (run by the user-data stub, as on a host), a second run, a bad layer, ending
+with a real worker behind a real nginx answering /ping."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.helpers_worker import (
+    BOOTSTRAP,
     NGINX,
     RENDER_VALUES,
     NginxLayout,
+    bootstrap_args,
     child_pids,
     http_get,
     install_sandbox,
@@ -23,14 +27,16 @@ from tests.helpers_worker import (
     parse_unit,
     publisher_from_unit,
     run_bootstrap,
+    run_user_data,
+    sandbox_env,
     wait_until,
     worker_from_unit,
 )
 from tests.support.host_endpoints import FakeImds, running_moto_server, self_signed_cert
-from userdata.render import BOOTSTRAP, PLACEHOLDERS, UnresolvedPlaceholderError, placeholders, render
+from tests.support.lambda_layers import FakeLayerService
+from userdata.render import UnresolvedPlaceholderError, render
 from worker.server import default_processes
 
-TEMPLATE = BOOTSTRAP.read_text(encoding="utf-8")
 _FAKE_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -40,25 +46,30 @@ def test_render_mimics_fn_sub() -> None:
         render("${Missing}", {})
 
 
-def test_bootstrap_uses_only_the_four_placeholders() -> None:
-    assert placeholders(TEMPLATE) == set(PLACEHOLDERS)
-    rendered = render(TEMPLATE, RENDER_VALUES)
-    assert "${" not in rendered
-    assert "arn:aws:lambda:eu-west-1:123456789012:layer:fleet-worker:7" in rendered
-
-
-def test_bootstrap_documents_the_brace_rule() -> None:
-    head = "\n".join(TEMPLATE.splitlines()[:15])
-    assert "WITHOUT braces" in head
-
-
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
-def test_shellcheck_clean(tmp_path: Path) -> None:
-    scripts = sorted(BOOTSTRAP.parent.glob("*.sh"))
-    subprocess.run(["shellcheck", *map(str, scripts)], check=True)
-    rendered = tmp_path / "rendered.sh"
-    rendered.write_text(render(TEMPLATE, RENDER_VALUES), encoding="utf-8")
-    subprocess.run(["shellcheck", str(rendered)], check=True)
+def test_shellcheck_clean() -> None:
+    subprocess.run(["shellcheck", str(BOOTSTRAP)], check=True)
+
+
+def test_the_layer_carries_the_boot_script(tmp_path: Path) -> None:
+    with zipfile.ZipFile(make_worker_zip(tmp_path / "layer.zip")) as zf:
+        assert zf.read("bootstrap.sh") == BOOTSTRAP.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        bootstrap_args()[:-2],  # no --metric-namespace
+        [*bootstrap_args(), "--unknown", "x"],
+        [*bootstrap_args(), "--region"],  # an option without its value
+    ],
+)
+def test_missing_or_unknown_arguments_stop_with_the_usage(tmp_path: Path, args: list[str]) -> None:
+    result = run_bootstrap(BOOTSTRAP, sandbox_env(tmp_path / "root", 30000, 30001), args)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+    assert not (tmp_path / "root").exists()
 
 
 def test_install_steps_in_a_sandbox(tmp_path: Path) -> None:
@@ -66,8 +77,7 @@ def test_install_steps_in_a_sandbox(tmp_path: Path) -> None:
     package = box.app_dir / "worker"
     assert (package / "__main__.py").is_file()
     assert (package / "metrics_publisher.py").is_file()
-    marker = box.root / "var/lib/fleet-worker/installed"
-    assert marker.read_text() == RENDER_VALUES["WorkerLayerVersionArn"]
+    assert box.marker.read_text() == RENDER_VALUES["WorkerLayerVersionArn"]
 
     env, argv, keys = parse_unit(box.worker_unit)
     assert argv[1:] == ["-m", "worker", "--host", "127.0.0.1", "--port", str(box.worker_port)]
@@ -98,34 +108,33 @@ def test_install_steps_in_a_sandbox(tmp_path: Path) -> None:
 
 
 def test_second_run_does_not_reinstall(tmp_path: Path) -> None:
+    """user-data run again on the same host: the layer is fetched and checked again, the boot
+    script sees its marker and only makes sure the services run."""
     box = install_sandbox(tmp_path)
     (box.app_dir / "worker" / "sentinel").write_text("kept")
-    result = run_bootstrap(
-        box.script,
-        {
-            "BOOTSTRAP_ROOT": str(box.root),
-            "BOOTSTRAP_SANDBOX": "1",
-            "BOOTSTRAP_LAYER_ZIP": str(make_worker_zip(tmp_path / "other.zip")),
-        },
-    )
+    layer = make_worker_zip(tmp_path / "again.zip").read_bytes()
+    with FakeLayerService(RENDER_VALUES["WorkerLayerVersionArn"], layer) as service:
+        result = run_user_data(tmp_path / "again", service, sandbox_env(box.root, box.nginx_port, box.worker_port))
     assert result.returncode == 0, result.stderr
     assert "already installed" in result.stderr
     assert (box.app_dir / "worker" / "sentinel").read_text() == "kept"
 
 
 def test_bad_layer_fails_the_boot(tmp_path: Path) -> None:
-    import zipfile
-
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("python/worker/__main__.py", "")  # wrong layout
-    script = tmp_path / "bootstrap.sh"
-    script.write_text(render(TEMPLATE, RENDER_VALUES), encoding="utf-8")
-    result = run_bootstrap(
-        script,
-        {"BOOTSTRAP_ROOT": str(tmp_path / "root"), "BOOTSTRAP_SANDBOX": "1", "BOOTSTRAP_LAYER_ZIP": str(bad)},
-    )
+    env = {**sandbox_env(tmp_path / "root", 30000, 30001), "BOOTSTRAP_LAYER_ZIP": str(bad)}
+    result = run_bootstrap(BOOTSTRAP, env)
     assert result.returncode != 0
+    assert "layer does not contain the worker package" in result.stderr
+    assert not (tmp_path / "root/var/lib/fleet-worker/installed").exists()
+
+
+def test_without_the_layer_zip_the_boot_fails(tmp_path: Path) -> None:
+    result = run_bootstrap(BOOTSTRAP, sandbox_env(tmp_path / "root", 30000, 30001))
+    assert result.returncode != 0
+    assert "BOOTSTRAP_LAYER_ZIP" in result.stderr
     assert not (tmp_path / "root/var/lib/fleet-worker/installed").exists()
 
 

@@ -1,21 +1,19 @@
 #!/bin/bash
-# Fleet worker boot script: EC2 user-data for Amazon Linux 2023 (arm64).
+# Fleet worker boot script for Amazon Linux 2023 (arm64), shipped in the worker Lambda layer.
 #
-# ---------------------------------------------------------------------------------------------
-# THIS FILE IS A CloudFormation Fn::Sub TEMPLATE.
-#   The only placeholders allowed are:
-#     ${AWS::Region}  ${FleetName}  ${WorkerLayerVersionArn}  ${CpuMetricNamespace}
-#   Every other shell variable MUST be written WITHOUT braces: $var, never the braced form,
-#   because Fn::Sub would try to resolve it and fail the stack (or substitute garbage).
-#   So: no default-value expansions, no arrays; optional settings are read with `env_or`.
-#   tests/userdata/ renders this file like Fn::Sub does (userdata/render.py) and checks it.
-# ---------------------------------------------------------------------------------------------
+# The launch template's user-data (a short stub in template.yaml) downloads this stack's worker
+# layer, checks it against the CodeSha256 that GetLayerVersionByArn returns, extracts this file
+# and runs it as root:
 #
-# What it does (first boot): dnf install nginx python3 python3-botocore; create the system user
-# fleet-worker; download the worker Lambda layer (its zip holds the worker/ package files at the
-# root) and unzip it to /opt/fleet-worker/worker/; write hardened systemd units for the worker
-# (127.0.0.1:30001) and the CPU metric publisher; configure nginx :30000 -> 127.0.0.1:30001;
-# start everything; once /ping answers through nginx, tag the instance AutoscalerReady=true.
+#   BOOTSTRAP_LAYER_ZIP=<the verified layer zip> bash bootstrap.sh \
+#     --region <region> --fleet-name <fleet> --layer-arn <layer version ARN> --metric-namespace <ns>
+#
+# What it does (first boot): dnf install nginx python3 python3-botocore (and unzip awscli-2,
+# which the stub made sure of); create the system user fleet-worker; unzip the layer (the worker/
+# package files sit at its root) to /opt/fleet-worker/worker/; write hardened systemd units for
+# the worker (127.0.0.1:30001) and the CPU metric publisher; configure nginx :30000 ->
+# 127.0.0.1:30001; start everything; once /ping answers through nginx, tag the instance
+# AutoscalerReady=true.
 #
 # Idempotent: a marker file records the installed layer ARN. When the script runs again with the
 # same ARN (a warm-pool instance started again, a re-run of user-data), it only makes sure the
@@ -24,27 +22,43 @@
 #
 # Sandbox (tests on a non-AL2023 machine): BOOTSTRAP_ROOT=<dir> installs under <dir>;
 # BOOTSTRAP_SANDBOX=1 skips dnf, useradd, systemctl, the readiness wait and IMDS/EC2 tagging;
-# BOOTSTRAP_LAYER_ZIP=<zip> replaces the layer download; BOOTSTRAP_PYTHON, BOOTSTRAP_NGINX_PORT
-# and BOOTSTRAP_WORKER_PORT override /usr/bin/python3, 30000 and 30001.
-#
-# The placeholders below sit in single quotes, where shellcheck sees literal text; after Fn::Sub
-# they are plain literals.
-# shellcheck disable=SC2016
+# BOOTSTRAP_PYTHON, BOOTSTRAP_NGINX_PORT and BOOTSTRAP_WORKER_PORT override /usr/bin/python3,
+# 30000 and 30001.
 set -euo pipefail
 
-region='${AWS::Region}'
-fleet_name='${FleetName}'
-layer_arn='${WorkerLayerVersionArn}'
-metric_namespace='${CpuMetricNamespace}'
+usage() {
+  echo "usage: BOOTSTRAP_LAYER_ZIP=<zip> bootstrap.sh --region R --fleet-name F --layer-arn A --metric-namespace N" >&2
+  exit 2
+}
 
-env_or() { printenv "$1" || printf '%s' "$2"; }
+region=
+fleet_name=
+layer_arn=
+metric_namespace=
 
-root=$(env_or BOOTSTRAP_ROOT "")
-sandbox=$(env_or BOOTSTRAP_SANDBOX 0)
-layer_zip=$(env_or BOOTSTRAP_LAYER_ZIP "")
-python=$(env_or BOOTSTRAP_PYTHON /usr/bin/python3)
-nginx_port=$(env_or BOOTSTRAP_NGINX_PORT 30000)
-worker_port=$(env_or BOOTSTRAP_WORKER_PORT 30001)
+parse_args() {
+  while [ $# -gt 0 ]; do
+    [ $# -ge 2 ] || usage
+    case $1 in
+      --region) region=$2 ;;
+      --fleet-name) fleet_name=$2 ;;
+      --layer-arn) layer_arn=$2 ;;
+      --metric-namespace) metric_namespace=$2 ;;
+      *) usage ;;
+    esac
+    shift 2
+  done
+  if [ -z "$region" ] || [ -z "$fleet_name" ] || [ -z "$layer_arn" ] || [ -z "$metric_namespace" ]; then
+    usage
+  fi
+}
+
+root=${BOOTSTRAP_ROOT:-}
+sandbox=${BOOTSTRAP_SANDBOX:-0}
+layer_zip=${BOOTSTRAP_LAYER_ZIP:-}
+python=${BOOTSTRAP_PYTHON:-/usr/bin/python3}
+nginx_port=${BOOTSTRAP_NGINX_PORT:-30000}
+worker_port=${BOOTSTRAP_WORKER_PORT:-30001}
 
 svc_user=fleet-worker
 app_dir=$root/opt/fleet-worker
@@ -72,26 +86,15 @@ create_user() {
   fi
 }
 
-fetch_layer() { # $1: where to write the zip
-  if [ -n "$layer_zip" ]; then
-    cp "$layer_zip" "$1"
-    return 0
-  fi
-  local url
-  url=$(aws lambda get-layer-version-by-arn --region "$region" --arn "$layer_arn" \
-    --query Content.Location --output text)
-  curl -fsSL --retry 5 --retry-connrefused -o "$1" "$url"
-}
-
 install_worker() {
   log "installing worker layer $layer_arn into $app_dir/worker"
+  if [ -z "$layer_zip" ] || [ ! -f "$layer_zip" ]; then
+    log "BOOTSTRAP_LAYER_ZIP does not name the layer zip (the user-data stub sets it)"
+    return 1
+  fi
   mkdir -p "$app_dir" "$state_dir"
-  local work
-  work=$(mktemp -d)
-  fetch_layer "$work/layer.zip"
   rm -rf "$app_dir/worker.new"
-  unzip -q -o "$work/layer.zip" -d "$app_dir/worker.new"
-  rm -rf "$work"
+  unzip -q -o "$layer_zip" -d "$app_dir/worker.new"
   if [ ! -f "$app_dir/worker.new/__main__.py" ]; then
     log "layer does not contain the worker package at its root"
     return 1
@@ -272,6 +275,7 @@ mark_ready() {
 }
 
 main() {
+  log "worker $layer_arn for fleet $fleet_name in $region"
   mkdir -p "$state_dir"
   exec 9>"$state_dir/.lock"
   flock 9
@@ -290,6 +294,7 @@ main() {
   mark_ready
 }
 
-if [ "$(env_or BOOTSTRAP_SOURCE_ONLY 0)" != 1 ]; then
-  main "$@"
+if [ "${BOOTSTRAP_SOURCE_ONLY:-0}" != 1 ]; then
+  parse_args "$@"
+  main
 fi
