@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= eu-west-1
 export POWERTOOLS_METRICS_DISABLED ?= true
 
-.PHONY: all demo test lint typecheck template-check unit bench clean venv sync-userdata
+.PHONY: all demo test lint typecheck template-check unit bench clean venv
 
 all: test
 
@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 	$(PY) -m mypy functions simulator fleetctl worker benchmarks loadtest
 
 # cfn-lint, sam validate --lint and checkov, each in its own virtual environment
-# (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on userdata/ and tools/.
+# (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on worker/ and tools/.
 template-check: $(STAMP)
 	bash tools/check-template.sh
 
@@ -50,11 +50,6 @@ bench: $(STAMP)
 	$(PY) benchmarks/policies.py
 	$(PY) benchmarks/cpu_noise.py
 	$(PY) benchmarks/twin.py
-
-# userdata/bootstrap.sh is the source; the template carries an inline copy (CloudFormation
-# cannot read local files). tests/template fails when the two differ.
-sync-userdata: $(STAMP)
-	$(PY) tools/sync_userdata.py
 
 clean:
 	rm -rf $(VENV) .venv-* out .pytest_cache .mypy_cache .ruff_cache .coverage
