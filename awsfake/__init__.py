@@ -1,0 +1,11 @@
+"""The one fake of AWS that the tests and the twin share.
+
+moto keeps the API's bookkeeping (ids, tags, registrations, items); this package adds what moto
+lacks, at the twin's fidelity, for both:
+
+- ``hooks``: botocore event hooks that answer, observe, fail or delay calls on a client;
+- ``moto_backends``: the only code that reaches into moto's private modules;
+- ``resources``: the network, launch template, target group and state table both build;
+- ``targets``: target health as ELB reports it (registration, health checks, draining);
+- ``target_group``: that state machine on a clock a test drives, answering DescribeTargetHealth.
+"""
