@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 
 typecheck: $(STAMP)
-	$(PY) -m mypy functions simulator fleetctl worker benchmarks loadtest
+	$(PY) -m mypy functions simulator fleetctl worker benchmarks loadtest awsfake
 
 # cfn-lint, sam validate --lint and checkov, each in its own virtual environment
 # (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on worker/ and tools/.

@@ -1,6 +1,7 @@
 """moto for what it models (EC2 bookkeeping, ELB registration, DynamoDB), botocore hooks for the rest.
 
-Hooks on the very clients the control plane uses:
+The hooks, resources and moto access are ``awsfake``'s, shared with the tests; this module wires
+them to the twin's models. Hooks on the very clients the control plane uses:
 - every call first costs its service's latency in virtual time (the invocation sleeps);
 - before-call checks that answer the way AWS does when moto would not: instances that are not
   visible yet (eventual consistency), calls in the wrong instance state, registering a target
@@ -19,8 +20,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from autoscaler.runtime import AwsClients
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from awsfake import moto_backends
+from awsfake.hooks import Params, answer, error, observe, stash_params
+from awsfake.resources import (
+    ACCOUNT,
+    REGION,
+    create_launch_template,
+    create_network,
+    create_state_table,
+    create_target_group,
+)
 from simulator.alarms import AlarmEngine
 from simulator.balancer import Balancer
 from simulator.cloudwatch import MetricStore, get_metric_data
@@ -28,14 +38,12 @@ from simulator.ec2 import RUNNING, Ec2Model
 from tools.cfn_template import Template
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
     from botocore.model import OperationModel
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
+__all__ = ["ACCOUNT", "REGION", "Provisioned", "Twin", "create_state_table", "install_hooks", "provision"]
+
 FLEET_TAG = "AutoscalerFleet"
 LIFECYCLE_TAG = "AutoscalerLifecycle"
 
@@ -62,7 +70,7 @@ class Provisioned:
     raw: AwsClients  # the same services without the twin's hooks, for the twin's own calls
     physical: dict[str, str]
     attributes: dict[tuple[str, str], Any]
-    supplied: dict[str, Any]
+    supplied: Params
     target_group_arn: str
 
 
@@ -71,46 +79,37 @@ def provision(template: Template) -> Provisioned:
     session = boto3.session.Session(region_name=REGION)
     clients = AwsClients.create(session=session, region=REGION)
     raw = AwsClients.create(session=session, region=REGION)
-    ec2 = raw.ec2
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    zones = (f"{REGION}a", f"{REGION}b")
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
-        for n, zone in enumerate(zones)
-    ]
+    network = create_network(raw.ec2)
+    vpc, subnets = network.vpc, list(network.subnets)
     image = "ami-0123456789abcdef0"  # moto accepts any id; describing its catalogue costs seconds
     physical: dict[str, str] = {}
     attributes: dict[tuple[str, str], Any] = {}
-    resources: dict[str, Any] = template.data.get("Resources") or {}
+    resources: Params = template.data.get("Resources") or {}
     target_group_arn = ""
     for logical_id, resource in resources.items():
         kind = resource.get("Type")
         if kind == "AWS::EC2::LaunchTemplate":
             data = template.resolve((resource.get("Properties") or {}).get("LaunchTemplateData") or {})
-            lt = ec2.create_launch_template(
-                LaunchTemplateName=f"sim-{logical_id}",
-                # The template's value as it stands (CloudFormation checks it against the parameter's
-                # AllowedValues, moto takes any): resolved template data is untyped.
-                LaunchTemplateData={"ImageId": image, "InstanceType": data.get("InstanceType", "c7g.medium")},
-            )["LaunchTemplate"]
-            physical[logical_id] = lt["LaunchTemplateId"]
-            attributes[(logical_id, "LatestVersionNumber")] = str(lt["LatestVersionNumber"])
-            attributes[(logical_id, "DefaultVersionNumber")] = str(lt["DefaultVersionNumber"])
+            # The template's value as it stands (CloudFormation checks it against the parameter's
+            # AllowedValues, moto takes any): resolved template data is untyped.
+            lt = create_launch_template(raw.ec2, f"sim-{logical_id}", image, data.get("InstanceType", "c7g.medium"))
+            physical[logical_id] = lt.template_id
+            attributes[(logical_id, "LatestVersionNumber")] = str(lt.latest_version)
+            attributes[(logical_id, "DefaultVersionNumber")] = str(lt.default_version)
         elif kind == "AWS::ElasticLoadBalancingV2::TargetGroup" and not target_group_arn:
-            group = raw.elbv2.create_target_group(
-                Name=f"sim-{logical_id}"[:32], Protocol="HTTP", Port=30000, VpcId=vpc, TargetType="instance"
-            )["TargetGroups"][0]
-            target_group_arn = group["TargetGroupArn"]
+            # The twin's Balancer keeps its own deregistration delay (from the template), so the
+            # group in moto keeps ELB's default.
+            target_group_arn, group_name = create_target_group(raw.elbv2, f"sim-{logical_id}", vpc)
             physical[logical_id] = target_group_arn
             full = target_group_arn.split(":", 5)[5]
             attributes[(logical_id, "TargetGroupFullName")] = full
-            attributes[(logical_id, "TargetGroupName")] = group["TargetGroupName"]
+            attributes[(logical_id, "TargetGroupName")] = group_name
         elif kind == "AWS::EC2::VPC":
             physical[logical_id] = vpc
         elif kind == "AWS::EC2::Subnet":
             index = sum(1 for v in physical.values() if v in subnets)
             physical[logical_id] = subnets[index % len(subnets)]
-    supplied: dict[str, Any] = {}
+    supplied: Params = {}
     for name, spec in (template.data.get("Parameters") or {}).items():
         kind = str(spec.get("Type", ""))
         if kind == "List<AWS::EC2::Subnet::Id>":
@@ -126,81 +125,29 @@ def provision(template: Template) -> Provisioned:
     return Provisioned(clients, raw, physical, attributes, supplied, target_group_arn)
 
 
-def create_table(dynamodb: DynamoDBClient, name: str) -> None:
-    """The state table's key schema, as template.yaml declares it."""
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"Error": {"Code": code, "Message": message}}
-
-
-# The hooks below see what botocore's event system hands them: API parameters before
-# serialization and parsed responses as plain dicts of any operation, hence dict[str, Any].
-
-
-def _answer(client: BaseClient, operation: str, respond: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
-    """Answer ``service-id.Operation`` with ``respond(api_params)`` instead of moto (None: let
-    moto answer; a dict with "Error": fail the call with that error)."""
-
-    def call(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        result = respond(context.get("twin_params", {}))
-        if result is None:
-            return None
-        if "Error" in result:
-            return AWSResponse("https://twin.invalid", 400, HTTPHeaders(), None), result
-        result.setdefault("ResponseMetadata", {"HTTPStatusCode": 200})
-        return AWSResponse("https://twin.invalid", 200, HTTPHeaders(), None), result
-
-    # botocore-stubs types every handler as returning None; a before-call handler's return value
-    # is the response (botocore emits before-call with emit_until_response; boto3 "Extensibility
-    # guide": a handler may return a value). Hence the untyped view of the event system here.
-    events: Any = client.meta.events
-    events.register(f"before-call.{operation}", call)
-
-
-def _observe(client: BaseClient, operation: str, seen: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
-    def after(http_response: AWSResponse | None, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        if http_response is not None and http_response.status_code < 300:
-            seen(context.get("twin_params", {}), parsed)
-
-    client.meta.events.register(f"after-call.{operation}", after)
-
-
 SERVICES = {"ec2": "ec2", "elbv2": "elb", "cloudwatch": "cloudwatch", "dynamodb": "dynamodb"}
 
 
 def install_hooks(clients: AwsClients, twin: Twin) -> None:
-    def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["twin_params"] = dict(params)
-
     def latency(model: OperationModel, **_: Any) -> None:
         twin.api_latency(SERVICES[model.service_model.service_name], model.name)
 
     for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
-        client.meta.events.register("before-parameter-build.*.*", stash)
+        stash_params(client)
         client.meta.events.register_first("before-call.*.*", latency)
 
     _install_ec2(clients.ec2, twin)
     _install_elb(clients.elbv2, twin)
 
-    def metric_data(params: dict[str, Any]) -> dict[str, Any]:
+    def metric_data(params: Params) -> Params:
         twin.advance_traffic()
         return get_metric_data(twin.store, params, twin.now(), twin.sim_time, twin.wall)
 
-    def describe_alarms(params: dict[str, Any]) -> dict[str, Any]:
+    def describe_alarms(params: Params) -> Params:
         names = params.get("AlarmNames")
         types = params.get("AlarmTypes") or ["MetricAlarm"]
-        metric: list[dict[str, Any]] = []
-        composite: list[dict[str, Any]] = []
+        metric: list[Params] = []
+        composite: list[Params] = []
         for name, state in twin.alarms.states.items():
             if names is not None and name not in names:
                 continue
@@ -217,39 +164,39 @@ def install_hooks(clients: AwsClients, twin: Twin) -> None:
             "CompositeAlarms": composite if "CompositeAlarm" in types else [],
         }
 
-    _answer(clients.cloudwatch, "cloudwatch.GetMetricData", metric_data)
-    _answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
+    answer(clients.cloudwatch, "cloudwatch.GetMetricData", metric_data)
+    answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
 
 
 def _install_ec2(ec2: EC2Client, twin: Twin) -> None:
     model = twin.ec2_model
 
-    def not_found(ids: list[str]) -> dict[str, Any] | None:
+    def not_found(ids: list[str]) -> Params | None:
         unknown = model.unknown(ids)
         if unknown:
-            return _error("InvalidInstanceID.NotFound", f"The instance ID '{unknown[0]}' does not exist")
+            return error("InvalidInstanceID.NotFound", f"The instance ID '{unknown[0]}' does not exist")
         return None
 
-    def capacity() -> dict[str, Any] | None:
+    def capacity() -> Params | None:
         if model.capacity_error():
-            return _error(
+            return error(
                 "InsufficientInstanceCapacity",
                 "We currently do not have sufficient capacity in the Availability Zone you requested (simulated).",
             )
         return None
 
-    def check(operation: str) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
-        def respond(params: dict[str, Any]) -> dict[str, Any] | None:
+    def check(operation: str) -> Callable[[Params], Params | None]:
+        def respond(params: Params) -> Params | None:
             ids = [str(i) for i in params.get("InstanceIds") or ()]
             refused = model.refuse(operation, ids)
             failure = not_found(ids) or (capacity() if operation == "start" else None)
             if failure is None and refused:
-                failure = _error("IncorrectInstanceState", refused)
+                failure = error("IncorrectInstanceState", refused)
             return failure
 
         return respond
 
-    def launched(params: dict[str, Any], parsed: dict[str, Any]) -> None:
+    def launched(params: Params, parsed: Params) -> None:
         lifecycle = "service"
         for spec in params.get("TagSpecifications") or ():
             for tag in spec.get("Tags") or ():
@@ -258,59 +205,59 @@ def _install_ec2(ec2: EC2Client, twin: Twin) -> None:
         for instance in parsed.get("Instances", []):
             model.launched(instance["InstanceId"], lifecycle)
 
-    def each(action: Callable[[str], None]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
-        def seen(params: dict[str, Any], _: dict[str, Any]) -> None:
+    def each(action: Callable[[str], None]) -> Callable[[Params, Params], None]:
+        def seen(params: Params, _: Params) -> None:
             for instance_id in params.get("InstanceIds") or ():
                 action(str(instance_id))
 
         return seen
 
-    def tagged(params: dict[str, Any], _: dict[str, Any]) -> None:
+    def tagged(params: Params, _: Params) -> None:
         for tag in params.get("Tags") or ():
             if tag.get("Key") == LIFECYCLE_TAG:
                 for instance_id in params.get("Resources") or ():
                     model.set_lifecycle(str(instance_id), str(tag["Value"]))
 
-    _answer(ec2, "ec2.RunInstances", lambda _: capacity())
-    _answer(ec2, "ec2.StartInstances", check("start"))
-    _answer(ec2, "ec2.StopInstances", check("stop"))
-    _answer(ec2, "ec2.TerminateInstances", check("terminate"))
-    _answer(ec2, "ec2.CreateTags", lambda params: not_found([str(r) for r in params.get("Resources") or ()
+    answer(ec2, "ec2.RunInstances", lambda _: capacity())
+    answer(ec2, "ec2.StartInstances", check("start"))
+    answer(ec2, "ec2.StopInstances", check("stop"))
+    answer(ec2, "ec2.TerminateInstances", check("terminate"))
+    answer(ec2, "ec2.CreateTags", lambda params: not_found([str(r) for r in params.get("Resources") or ()
                                                               if str(r).startswith("i-")]))  # fmt: skip
-    _answer(ec2, "ec2.DescribeInstances", lambda params: describe_instances(params, twin))
-    _observe(ec2, "ec2.RunInstances", launched)
-    _observe(ec2, "ec2.StartInstances", each(model.started))
-    _observe(ec2, "ec2.StopInstances", each(model.stopped))
-    _observe(ec2, "ec2.TerminateInstances", each(model.terminated))
-    _observe(ec2, "ec2.CreateTags", tagged)
+    answer(ec2, "ec2.DescribeInstances", lambda params: describe_instances(params, twin))
+    observe(ec2, "ec2.RunInstances", launched)
+    observe(ec2, "ec2.StartInstances", each(model.started))
+    observe(ec2, "ec2.StopInstances", each(model.stopped))
+    observe(ec2, "ec2.TerminateInstances", each(model.terminated))
+    observe(ec2, "ec2.CreateTags", tagged)
 
 
 def _install_elb(elbv2: ElasticLoadBalancingv2Client, twin: Twin) -> None:
-    def ours(params: dict[str, Any]) -> list[str]:
+    def ours(params: Params) -> list[str]:
         if params.get("TargetGroupArn") != twin.target_group_arn:
             return []
         return [str(t["Id"]) for t in params.get("Targets") or ()]
 
-    def register_check(params: dict[str, Any]) -> dict[str, Any] | None:
+    def register_check(params: Params) -> Params | None:
         machines = twin.ec2_model.machines
         stopped = [i for i in ours(params) if i in machines and machines[i].state != RUNNING]
         if stopped:
-            return _error(
+            return error(
                 "InvalidTarget",
                 "The following targets are not in a running state and cannot be registered: "
                 + ", ".join(f"'{i}'" for i in stopped),
             )
         return None
 
-    def registered(params: dict[str, Any], _: dict[str, Any]) -> None:
+    def registered(params: Params, _: Params) -> None:
         for instance_id in ours(params):
             twin.balancer.register(instance_id, 30000)
 
-    def deregistered(params: dict[str, Any], _: dict[str, Any]) -> None:
+    def deregistered(params: Params, _: Params) -> None:
         for instance_id in ours(params):
             twin.balancer.deregister(instance_id)
 
-    def target_health(params: dict[str, Any]) -> dict[str, Any] | None:
+    def target_health(params: Params) -> Params | None:
         if params.get("TargetGroupArn") != twin.target_group_arn:
             return None
         twin.advance_traffic()
@@ -318,24 +265,22 @@ def _install_elb(elbv2: ElasticLoadBalancingv2Client, twin: Twin) -> None:
         ids = None if asked is None else [str(t["Id"]) for t in asked]
         return {"TargetHealthDescriptions": twin.balancer.describe(ids)}
 
-    _answer(elbv2, "elastic-load-balancing-v2.RegisterTargets", register_check)
-    _observe(elbv2, "elastic-load-balancing-v2.RegisterTargets", registered)
-    _observe(elbv2, "elastic-load-balancing-v2.DeregisterTargets", deregistered)
-    _answer(elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", target_health)
+    answer(elbv2, "elastic-load-balancing-v2.RegisterTargets", register_check)
+    observe(elbv2, "elastic-load-balancing-v2.RegisterTargets", registered)
+    observe(elbv2, "elastic-load-balancing-v2.DeregisterTargets", deregistered)
+    answer(elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", target_health)
 
 
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 SUPPORTED_FILTERS = ("instance-state-name", "instance-id")
 
 
-def describe_instances(params: dict[str, Any], twin: Twin) -> dict[str, Any] | None:
+def describe_instances(params: Params, twin: Twin) -> Params | None:
     """DescribeInstances as EC2 would answer now: the model's states, moto's tags and placement.
 
     Instances launched a moment ago are not visible yet (eventual consistency): asking for one
     by id fails with InvalidInstanceID.NotFound, a filtered listing leaves it out. Unknown
     filters fall back to moto."""
-    from moto.backends import get_backend
-
     filters = {str(f["Name"]): {str(v) for v in f.get("Values") or ()} for f in params.get("Filters") or ()}
     if any(not (name.startswith("tag:") or name in SUPPORTED_FILTERS) for name in filters):
         return None
@@ -344,40 +289,39 @@ def describe_instances(params: dict[str, Any], twin: Twin) -> dict[str, Any] | N
     wanted = [str(i) for i in params.get("InstanceIds") or ()]
     unknown = twin.ec2_model.unknown(wanted)
     if unknown:
-        return _error("InvalidInstanceID.NotFound", f"The instance ID '{unknown[0]}' does not exist")
+        return error("InvalidInstanceID.NotFound", f"The instance ID '{unknown[0]}' does not exist")
     wanted_ids = set(wanted) | filters.get("instance-id", set())
-    backend = get_backend("ec2")[ACCOUNT][REGION]
     machines = twin.ec2_model.machines
     reservations = []
-    for reservation in backend.reservations.values():
+    for reservation in moto_backends.reservations():
         found = []
         for instance in reservation.instances:
-            if wanted_ids and instance.id not in wanted_ids:
+            if wanted_ids and instance.instance_id not in wanted_ids:
                 continue
-            machine = machines.get(instance.id)
-            if machine is not None and not twin.ec2_model.visible(instance.id):
+            machine = machines.get(instance.instance_id)
+            if machine is not None and not twin.ec2_model.visible(instance.instance_id):
                 continue
-            state = machine.state if machine is not None else instance._state.name
+            state = machine.state if machine is not None else instance.state
             if "instance-state-name" in filters and state not in filters["instance-state-name"]:
                 continue
-            tags: dict[str, str] = backend.tags.get(instance.id, {})
+            tags = instance.tags
             if any(tags.get(name[4:]) not in values for name, values in filters.items() if name.startswith("tag:")):
                 continue
             launched = twin.wall(machine.launched_at) if machine is not None else instance.launch_time
             found.append(
                 {
-                    "InstanceId": instance.id,
+                    "InstanceId": instance.instance_id,
                     "InstanceType": instance.instance_type,
                     "ImageId": instance.image_id,
                     "State": {"Name": state, "Code": STATE_CODES.get(state, 0)},
                     "LaunchTime": launched,
                     "SubnetId": instance.subnet_id,
-                    "Placement": {"AvailabilityZone": instance.placement.zone},
+                    "Placement": {"AvailabilityZone": instance.zone},
                     "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
                 }
             )
         if found:
-            reservations.append({"ReservationId": reservation.id, "OwnerId": ACCOUNT, "Instances": found})
+            reservations.append({"ReservationId": reservation.reservation_id, "OwnerId": ACCOUNT, "Instances": found})
     if wanted and not reservations:
         return None  # let moto raise InvalidInstanceID.NotFound
     return {"Reservations": reservations}

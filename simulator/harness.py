@@ -15,7 +15,7 @@ from typing import Any
 import simpy
 
 from simulator.alarms import AlarmEngine, Transition
-from simulator.aws import ACCOUNT, REGION, Provisioned, create_table, install_hooks, provision
+from simulator.aws import Provisioned, create_state_table, install_hooks, provision
 from simulator.balancer import Balancer
 from simulator.cloudwatch import MetricStore
 from simulator.deployment import AlarmSpec, Deployment, build_deployment, load_template
@@ -170,7 +170,7 @@ class _Run:
         for fn in deployment.functions:
             fn_settings = Settings.from_env({**fn.environment, **self.strategy.environment})
             if fn_settings.table_name not in tables:
-                create_table(prov.raw.dynamodb, fn_settings.table_name)
+                create_state_table(prov.raw.dynamodb, fn_settings.table_name)
                 tables.add(fn_settings.table_name)
             runtime = Runtime(settings=fn_settings, clients=prov.clients, clock=self.clock,
                               policy=self.strategy.policy, decider=self.strategy.decider)  # fmt: skip
@@ -459,16 +459,15 @@ class Simulation:
     def run(self) -> RunResult:
         os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # seconds of JSON we never use
         from moto import mock_aws
-        from moto.backends import get_backend
-        from moto.moto_api._internal import mock_random
+
+        from awsfake.moto_backends import seed_ids
 
         started = time.perf_counter()
         scenario = self._inputs[0]
         with mock_aws():
             # moto's resource ids, hence every order that follows them: seeded once the mock has
             # reset its backends, so a run does not depend on the runs before it in this process.
-            get_backend("ec2")[ACCOUNT][REGION]  # its default VPC draws ids too: do that before seeding
-            mock_random.seed(scenario.seed)
+            seed_ids(scenario.seed)
             return _Run(*self._inputs).execute(started)
 
 

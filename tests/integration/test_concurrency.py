@@ -10,6 +10,7 @@ from autoscaler import entrypoints
 from autoscaler.clock import SystemClock
 from autoscaler.model import Direction
 
+from awsfake.moto_backends import atomic_dynamodb_items
 from tests.support.aws import build_fleet
 from tests.support.events import alarm_event
 
@@ -17,21 +18,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def atomic_dynamodb(monkeypatch):
-    """DynamoDB applies a conditional write atomically; moto checks and writes without a lock, so
-    two threads can both pass the same condition. Restore the service's guarantee (one lock over
-    moto's item operations) so the test exercises our lease, not moto's missing atomicity."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "get_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def atomic(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+def atomic_dynamodb():
+    """DynamoDB applies a conditional write atomically; moto does not, so two threads could both
+    pass the same condition. With the service's guarantee restored the test exercises our lease,
+    not moto's missing atomicity."""
+    with atomic_dynamodb_items():
+        yield
 
 
 @pytest.fixture
@@ -39,7 +31,9 @@ def real_time_fleet(atomic_dynamodb):
     from moto import mock_aws
 
     with mock_aws():
-        yield build_fleet(clock=SystemClock(), lease_wait_seconds=30, warm_pool_size=0)
+        # Real time: the fleet's instance passes its first health check as soon as it is registered,
+        # not seconds later, so the alarms find it in service at once.
+        yield build_fleet(clock=SystemClock(), registration_seconds=0, lease_wait_seconds=30, warm_pool_size=0)
 
 
 def test_concurrent_alarm_invocations_scale_once_and_drop_nothing(real_time_fleet):

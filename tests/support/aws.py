@@ -1,4 +1,7 @@
-"""A fleet's AWS surroundings in moto, and the knobs tests turn (clock, target health, faults)."""
+"""A fleet's AWS surroundings in moto, and the knobs tests turn (clock, target health, faults).
+
+The fake itself is ``awsfake``'s, the same the twin uses; this module sets it up for a test.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +14,19 @@ import boto3
 from autoscaler.adapters.state import StateStore
 from autoscaler.runtime import AwsClients, Runtime
 from autoscaler.settings import Settings
-from botocore.awsrequest import AWSResponse, HTTPHeaders
-from botocore.exceptions import ClientError
 
-from simulator.aws import create_table  # the state table's key schema, as template.yaml declares it
-from tests.support.template_settings import template_settings
+from awsfake.hooks import Invisible, answer, inject_faults, keep_pending, not_yet_visible, throttle
+from awsfake.resources import REGION, create_launch_template, create_network, create_state_table, create_target_group
+from awsfake.target_group import FakeTargetGroup
+from awsfake.targets import HealthRules
+from tests.support.template_settings import template_parameter_defaults, template_settings
 
-REGION = "eu-west-1"
+__all__ = ["FakeClock", "Fleet", "Invisible", "Knobs", "build_fleet", "keep_pending", "not_yet_visible", "throttle"]
+
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+# RegisterTargets to the first (passing) health check. ELB publishes no figure ("Register
+# targets with your target group"); the twin samples a range, a test needs one value.
+REGISTRATION_SECONDS = 10.0
 OUT_ALARMS = ("fleet-cpu-high", "fleet-requests-high")
 IN_ALARMS = ("fleet-scale-in",)
 
@@ -59,8 +67,9 @@ class FakeClock:
 class Knobs:
     """Modelled AWS behaviour moto does not have: health, metrics, alarm states, injected faults."""
 
+    # What the health checks found for a registered target that is not draining (a state such
+    # as "unhealthy"); a target not named passes them. Draining is ELB's own doing: see Fleet.
     health: dict[str, str] = field(default_factory=dict)
-    default_health: str = "healthy"
     # Per-host figures, as every instance in service publishes them (CPU %, requests per minute),
     # and the load balancer's RequestCount per minute (None: no datapoint).
     cpu: float | None = 50.0
@@ -82,6 +91,7 @@ class Fleet:
     settings: Settings
     subnets: tuple[str, ...]
     zones: tuple[str, ...]
+    target_group: FakeTargetGroup
 
     @property
     def ec2(self) -> Any:
@@ -124,25 +134,17 @@ class Fleet:
             self.ec2.create_tags(Resources=ids, Tags=[{"Key": "AutoscalerReady", "Value": "true"}])
 
     def registered(self) -> set[str]:
+        """The targets DescribeTargetHealth lists (draining ones too, as ELB does)."""
+        return set(self.target_health())
+
+    def target_health(self) -> dict[str, str]:
         response = self.runtime.clients.elbv2.describe_target_health(TargetGroupArn=self.settings.target_group_arn)
-        return {d["Target"]["Id"] for d in response["TargetHealthDescriptions"]}
+        return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in response["TargetHealthDescriptions"]}
 
 
 def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
     def record(model: Any, **_: Any) -> None:
         knobs.calls.append(f"{model.service_model.service_name}:{model.name}")
-
-    def state(target: str) -> str:
-        return knobs.health.get(target, knobs.default_health)
-
-    def target_health(params: dict[str, Any]) -> dict[str, Any]:
-        targets = _moto_targets(params["TargetGroupArn"])
-        return {
-            "TargetHealthDescriptions": [
-                {"Target": {"Id": t, "Port": 30000}, "TargetHealth": {"State": state(t)}} for t in targets
-            ],
-            "ResponseMetadata": {"HTTPStatusCode": 200},
-        }
 
     by_metric = {"CPUUtilization": "cpu", "RequestsPerMinute": "requests", "RequestCount": "alb_requests"}
 
@@ -174,121 +176,39 @@ def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
         alarms = [{"AlarmName": n, "StateValue": knobs.alarms.get(n, "OK")} for n in names]
         return {"MetricAlarms": alarms, "CompositeAlarms": [], "ResponseMetadata": {"HTTPStatusCode": 200}}
 
-    def fault(model: Any, **_: Any) -> None:
-        pending = knobs.faults.get(model.name)
-        if pending:
-            code = pending.pop(0)
-            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, model.name)
-
     for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
-        client.meta.events.register("before-call.*.*", fault)
+        inject_faults(client, knobs.faults)
         client.meta.events.register("before-call.*.*", record)
-    answer(clients.elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", target_health)
     answer(clients.cloudwatch, "cloudwatch.GetMetricData", metric_data)
     answer(clients.cloudwatch, "cloudwatch.DescribeAlarms", describe_alarms)
 
 
-def _stash_params(client: Any, operation: str) -> None:
-    """Keep the API parameters of ``operation`` in the request context: later events (before-call,
-    after-call) see only the serialized request."""
-
-    def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["api_params"] = dict(params)
-
-    client.meta.events.register(f"before-parameter-build.{operation}", stash)
-
-
-def answer(client: Any, operation: str, respond: Callable[..., dict[str, Any]]) -> None:
-    """Answer ``operation`` (``service-id.Operation``) with ``respond(api_params)`` instead of moto."""
-
-    def call(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        return AWSResponse("https://modelled", 200, HTTPHeaders(), None), respond(context["api_params"])
-
-    _stash_params(client, operation)
-    client.meta.events.register(f"before-call.{operation}", call)
-
-
-def keep_pending(ec2: Any) -> None:
-    """DescribeInstances by instance id reports every instance ``pending``, as EC2 does for a few
-    seconds after RunInstances or StartInstances (moto has them running at once)."""
-
-    def pending(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        if context.get("api_params", {}).get("InstanceIds"):
-            for reservation in parsed.get("Reservations", []):
-                for instance in reservation.get("Instances", []):
-                    instance["State"] = {"Code": 0, "Name": "pending"}
-
-    _stash_params(ec2, "ec2.DescribeInstances")
-    ec2.meta.events.register("after-call.ec2.DescribeInstances", pending)
-
-
-@dataclass
-class Invisible:
-    """New instances EC2 does not show yet: ``times`` more refusals to come, the ids of each."""
-
-    times: int
-    refused: list[list[str]] = field(default_factory=list)
-
-
-def not_yet_visible(ec2: Any, times: int) -> Invisible:
-    """The next ``times`` DescribeInstances calls by instance id answer InvalidInstanceID.NotFound,
-    as EC2 may for a few seconds after RunInstances ("Eventual consistency in the Amazon EC2 API",
-    https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html). Set ``times`` to
-    0 on the result when EC2 has caught up."""
-    invisible = Invisible(times)
-
-    def refuse(context: dict[str, Any], **_: Any) -> None:
-        ids = context.get("api_params", {}).get("InstanceIds")
-        if ids and invisible.times > 0:
-            invisible.times -= 1
-            invisible.refused.append(list(ids))
-            message = f"The instance ID '{ids[0]}' does not exist"
-            raise ClientError(
-                {"Error": {"Code": "InvalidInstanceID.NotFound", "Message": message}}, "DescribeInstances"
-            )
-
-    _stash_params(ec2, "ec2.DescribeInstances")
-    ec2.meta.events.register("before-call.ec2.DescribeInstances", refuse)
-    return invisible
-
-
-def _moto_targets(arn: str) -> list[str]:
-    from moto.backends import get_backend
-
-    backend = get_backend("elbv2")["123456789012"][REGION]
-    group = backend.target_groups[arn]
-    return list(group.targets)
-
-
-def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
+def build_fleet(
+    clock: FakeClock | None = None, registration_seconds: float = REGISTRATION_SECONDS, **overrides: Any
+) -> Fleet:
     """Inside ``mock_aws``: a VPC with two subnets in two AZs, a launch template, a target group
-    and the state table, plus a Runtime wired to them."""
+    (its health from ``awsfake``, on ``clock``) and the state table, plus a Runtime wired to
+    them. ``overrides`` change the template's settings."""
     clock = clock or FakeClock()
     session = boto3.session.Session(region_name=REGION)
     clients = AwsClients.create(session=session, region=REGION)
     ec2 = clients.ec2
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    zones = (f"{REGION}a", f"{REGION}b")
-    subnets = tuple(
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
-        for n, zone in enumerate(zones)
-    )
+    network = create_network(ec2)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    template = ec2.create_launch_template(
-        LaunchTemplateName="fleet-workers",
-        LaunchTemplateData={"ImageId": image, "InstanceType": "c7g.medium"},
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    group = clients.elbv2.create_target_group(
-        Name="fleet-workers", Protocol="HTTP", Port=30000, VpcId=vpc, TargetType="instance"
-    )["TargetGroups"][0]
-    create_table(clients.dynamodb, "fleet-state")
+    template = create_launch_template(ec2, "fleet-workers", image, "c7g.medium").template_id
+    defaults = template_parameter_defaults()
+    arn, _ = create_target_group(
+        clients.elbv2, "fleet-workers", network.vpc, deregistration_delay=int(defaults["DeregistrationDelaySeconds"])
+    )
+    create_state_table(clients.dynamodb, "fleet-state")
+    subnets, zones = network.subnets, network.zones
     values: dict[str, Any] = {
         "fleet_name": "fleet",
         "table_name": "fleet-state",
         "launch_template_id": template,
         "launch_template_version": "$Latest",
         "subnet_ids": subnets,
-        "target_group_arn": group["TargetGroupArn"],
+        "target_group_arn": arn,
         "target_group_dimension": "targetgroup/fleet-workers/0123456789abcdef",
         "load_balancer_dimension": "app/fleet-lb/0123456789abcdef",
         "scale_out_alarm_names": OUT_ALARMS,
@@ -299,47 +219,12 @@ def build_fleet(clock: FakeClock | None = None, **overrides: Any) -> Fleet:
     settings = template_settings(**{**values, **overrides})
     knobs = Knobs()
     _install_knobs(clients, knobs)
+    rules = HealthRules(int(defaults["HealthyThresholdCount"]), int(defaults["UnhealthyThresholdCount"]))
+
+    def reported(instance_id: str) -> str | None:
+        return knobs.health.get(instance_id)  # looked up each time: tests replace the dict
+
+    target_group = FakeTargetGroup(arn, lambda: clock.now().timestamp(), rules, registration_seconds, reported)
+    target_group.install(clients.elbv2)
     runtime = Runtime(settings=settings, clients=clients, clock=clock)
-    return Fleet(runtime, clock, knobs, settings, subnets, zones)
-
-
-def throttle(ec2: Any, operation: str, times: int, code: str = "RequestLimitExceeded") -> list[int]:
-    """Answer the next ``times`` HTTP attempts of an EC2 ``operation`` (``ec2.RunInstances``) with
-    a throttling error. Returns a list that counts the attempts seen.
-
-    Hooked at before-send, the only event botocore emits for every retried attempt, so its retry
-    handler sees a real error response and retries. botocore emits before-send to every handler
-    (moto's included) and uses the first response; so that moto, which answers after us, does not
-    carry out a throttled attempt, the attempt is turned into a DryRun: EC2 checks it and changes
-    nothing (EC2 API reference, "DryRun").
-    """
-    attempts: list[int] = []
-
-    def send(request: Any, **_: Any) -> AWSResponse | None:
-        attempts.append(1)
-        if len(attempts) > times:
-            return None
-        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
-        request.body = f"{body}&DryRun=true".encode()
-        request.headers["Content-Length"] = str(len(request.body))
-        xml = (
-            f"<Response><Errors><Error><Code>{code}</Code><Message>Request limit exceeded.</Message></Error>"
-            "</Errors><RequestID>throttled</RequestID></Response>"
-        )
-        return AWSResponse(request.url, 400, HTTPHeaders(), _Raw(xml.encode()))
-
-    ec2.meta.events.register_first(f"before-send.{operation}", send)
-    return attempts
-
-
-class _Raw:
-    """The minimal raw body botocore reads from an AWSResponse."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Any:
-        yield self._data
-
-    def read(self, *_: Any) -> bytes:
-        return self._data
+    return Fleet(runtime, clock, knobs, settings, subnets, zones, target_group)

@@ -14,6 +14,7 @@ from autoscaler.controller import Controller
 from autoscaler.model import Direction
 
 from tests.support import api_calls
+from tests.support.aws import REGISTRATION_SECONDS
 from tests.support.events import alarm_event
 from tools.cfn_template import resolve
 
@@ -27,6 +28,7 @@ def _tour(fleet: Any) -> None:
     entrypoints.create_fleet(runtime)
     fleet.mark_ready()
     entrypoints.reconcile(runtime)
+    fleet.clock.advance(REGISTRATION_SECONDS)  # the first health check passes: in service
     fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     outcome = entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), runtime, Direction.OUT)
