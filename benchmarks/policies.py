@@ -85,9 +85,14 @@ def prototype_check(doc: dict[str, Any]) -> list[str]:
     """The prototype on nine-stage against its published runs (wiki 'Sample Run', 'Sample run 2')."""
     lines = ["| measure | published (2013) | twin (p50, min - max over the runs) |", "|---|---|---|"]
     first_out, peak, first_in = [], [], []
+    early = 0
     for run in doc["runs"]:
         stages = {st["index"]: st for st in run["stages"]}
         outs = [a["t"] for a in run["actions"] if a["direction"] == "out"]
+        # A start before any load step: the base instance's install (100 % CPU) is still in the
+        # late 5-minute datapoints its alarm reads when the scenario begins.
+        early += any(t < stages[2]["start"] for t in outs)
+        outs = [t for t in outs if t >= stages[2]["start"]]
         if outs:
             # The first step over the 65 % line is stage 2 (two clients, ~70 % on one vCPU).
             first_out.append((outs[0] - stages[2]["start"]) / 60)
@@ -107,6 +112,8 @@ def prototype_check(doc: dict[str, Any]) -> list[str]:
 
     lines.append(f"| first scale-out after the step to two clients (stage 2) | about 4 min (run 1); run 2: "
                  f"none in stage 2, 4 min after stage 3 | {cell(first_out, 'min')} |")  # fmt: skip
+    runs = len(doc["runs"])
+    lines.append(f"| a start of the spare before any load step (stage 1) | none | in {early} of {runs} runs |")
     lines.append(f"| most instances in service | 2 | {max(peak)} |")
     lines.append(f"| first scale-in after stage 6 began | 15 min (run 2), 36 min (run 1) | "
                  f"{cell(first_in, 'min')}, in {len(first_in)} of {len(doc['runs'])} runs |")  # fmt: skip

@@ -174,7 +174,8 @@ class _Run:
                 tables.add(fn_settings.table_name)
             runtime = Runtime(settings=fn_settings, clients=prov.clients, clock=self.clock,
                               policy=self.strategy.policy, decider=self.strategy.decider)  # fmt: skip
-            self.lambdas.add(fn, self._handler(fn.role, entry_points[fn.role], runtime))
+            service = fn.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+            self.lambdas.add(fn, self._handler(service, entry_points[fn.role], runtime))
             if fn.role in {"scale_out", "reconcile"} or settings is None:
                 settings = fn_settings
         if settings is None:
@@ -261,7 +262,7 @@ class _Run:
     def _changed(self) -> None:
         self.observer.changed()
 
-    def _handler(self, role: str, entry: Callable[[dict[str, Any], Any], Any], runtime: Any) -> Callable[
+    def _handler(self, service: str, entry: Callable[[dict[str, Any], Any], Any], runtime: Any) -> Callable[
             [dict[str, Any]], Any]:  # fmt: skip
         from autoscaler.observability import logger
 
@@ -270,6 +271,9 @@ class _Run:
             # What the handlers' inject_lambda_context(clear_state=True) does: no correlation id
             # of an earlier invocation (or an earlier run in this process) on this one's lines.
             logger.clear_state()
+            # In Lambda each function's logger takes its own POWERTOOLS_SERVICE_NAME at import;
+            # here the four share one process and one logger.
+            logger.append_keys(service=service)
             try:
                 return entry(event, runtime)
             finally:

@@ -189,3 +189,19 @@ def test_a_run_does_not_depend_on_the_runs_before_it_in_the_process(tmp_path: Pa
         result = Simulation(load_scenario(scenario), str(ROOT / "template.yaml"), {}, "ours").run()
         runs.append(([(a.t, a.after) for a in result.actions], bytes(result.log.sent), result.instance_seconds))
     assert runs[0] == runs[1]
+
+
+def test_each_function_logs_under_its_own_service_name(tmp_path: Path, short_scenario: Path):
+    """As in Lambda, where each function has its own POWERTOOLS_SERVICE_NAME: the twin runs them
+    all in one process, with one module-level logger."""
+    from simulator.deployment import build_deployment, load_template
+
+    supplied = {"VpcId": "vpc-twin", "SubnetIds": ["subnet-a", "subnet-b"]}
+    deployment = build_deployment(load_template(ROOT / "template.yaml", {}, supplied))
+    service = {fn.role: fn.environment["POWERTOOLS_SERVICE_NAME"] for fn in deployment.functions}
+    run(tmp_path, short_scenario)
+    lines = [json.loads(line) for line in (tmp_path / "out" / "functions.log").read_text().splitlines()]
+    by_cause = {line["cause"]: line["service"] for line in lines if line.get("message") == "decision"}
+    assert by_cause["lifecycle"] == service["lifecycle"]
+    assert by_cause["schedule"] == service["reconcile"]
+    assert "service_undefined" not in {line["service"] for line in lines}
