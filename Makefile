@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= eu-west-1
 export POWERTOOLS_METRICS_DISABLED ?= true
 
-.PHONY: all demo test lint typecheck template-check unit bench clean venv
+.PHONY: all demo test lint typecheck template-check unit pytest bench clean venv
 
 all: test
 
@@ -31,25 +31,30 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 
 typecheck: $(STAMP)
-	$(PY) -m mypy functions simulator fleetctl worker benchmarks loadtest awsfake
+	$(PY) -m mypy functions simulator awsfake fleetctl fleet_template worker benchmarks loadtest
 
 # cfn-lint, sam validate --lint and checkov, each in its own virtual environment
 # (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on worker/ and tools/.
 template-check: $(STAMP)
 	bash tools/check-template.sh
 
+# The unit tests only (tests/unit: the pure core), for a quick loop.
 unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+# Every test, with the coverage gate.
+pytest: $(STAMP)
 	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90
 
-test: lint typecheck template-check unit
+test: lint typecheck template-check pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/control_plane.py
-	$(PY) benchmarks/worker.py
-	$(PY) benchmarks/worker.py --calibrate --json out/worker-calibration.json
-	$(PY) benchmarks/policies.py
-	$(PY) benchmarks/cpu_noise.py
-	$(PY) benchmarks/twin.py
+	$(PY) -m benchmarks.control_plane
+	$(PY) -m benchmarks.worker
+	$(PY) -m benchmarks.worker --calibrate --json out/worker-calibration.json
+	$(PY) -m benchmarks.policies
+	$(PY) -m benchmarks.cpu_noise
+	$(PY) -m benchmarks.twin
 
 clean:
 	rm -rf $(VENV) .venv-* out .pytest_cache .mypy_cache .ruff_cache .coverage

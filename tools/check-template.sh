@@ -48,7 +48,7 @@ ensure_venv() {
 ensure_venv .venv-sam "aws-sam-cli==$SAM_VERSION" "aws-sam-cli==$SAM_VERSION"
 ensure_venv .venv-checkov "checkov==$CHECKOV_VERSION" "checkov==$CHECKOV_VERSION"
 
-# The contract tests (tests/template, run by `make unit`) translate the template with
+# The contract tests (tests/template, run by `make pytest`) translate the template with
 # samtranslator in the project venv; pyproject.toml does not list it (yet), so add it here.
 if [ -x .venv/bin/python ] && ! .venv/bin/python -c "import samtranslator" 2>/dev/null; then
   log "installing aws-sam-translator into .venv (for tests/template)"
