@@ -1,24 +1,33 @@
 # Two commands matter: `make demo` (the local twin on the nine-stage scenario) and
 # `make test` (every check). Both build what they need, starting with .venv.
+# Every Python package comes from a lockfile (requirements/*.txt, exact versions and hashes);
+# `make lock` regenerates them (tools/lock.sh).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements/dev.txt
 export AWS_DEFAULT_REGION ?= eu-west-1
 export POWERTOOLS_METRICS_DISABLED ?= true
+# The tests find the tools the lock installs (shellcheck, moto_server, locust) on PATH, as a
+# developer with the venv activated does.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test lint typecheck template-check unit pytest bench clean venv
+.PHONY: all demo test lint typecheck template-check unit pytest bench lock clean venv
 
 all: test
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(STAMP): $(LOCK) pyproject.toml tools/venv.sh tools/uv.sh requirements/uv.txt
+	bash tools/venv.sh $(VENV) $(PYTHON) $(LOCK) --editable
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Regenerate the lockfiles from pyproject.toml and requirements/*.in (uv, from .venv-uv):
+# `make lock LOCK_ARGS="--upgrade"` moves every package to its newest allowed version.
+lock:
+	PYTHON=$(PYTHON) bash tools/lock.sh
 
 # One run (table and chart), then a short envelope: 8 runs with their own seeds, phases and
 # modelled parameters (the full one: --runs 50). The run's verdict is the demo's exit code.
@@ -33,10 +42,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy functions simulator awsfake fleetctl fleet_template worker benchmarks loadtest
 
-# cfn-lint, sam validate --lint and checkov, each in its own virtual environment
-# (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on worker/ and tools/.
+# cfn-lint, sam validate --lint and checkov, each in its own virtual environment from its own
+# lockfile (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on worker/ and tools/.
 template-check: $(STAMP)
-	bash tools/check-template.sh
+	PYTHON=$(PYTHON) bash tools/check-template.sh
 
 # The unit tests only (tests/unit: the pure core), for a quick loop.
 unit: $(STAMP)
@@ -44,7 +53,8 @@ unit: $(STAMP)
 
 # Every test, with the coverage gate.
 pytest: $(STAMP)
-	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90
+	$(PY) -m coverage run -m pytest
+	$(PY) -m coverage report --fail-under=90
 
 test: lint typecheck template-check pytest
 
