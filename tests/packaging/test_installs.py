@@ -58,3 +58,13 @@ def test_every_declared_requirement_is_pinned_with_hashes_at_an_allowed_version(
 
 def test_the_template_tests_translate_with_the_samtranslator_sam_validate_uses() -> None:
     assert _pins("dev.txt")["aws-sam-translator"] == _pins("sam.txt")["aws-sam-translator"]
+
+
+def test_the_coverage_gate_spans_every_shipped_package() -> None:
+    run = PYPROJECT["tool"]["coverage"]["run"]
+    # The Lambda code root, the hosts' worker, the wheel's packages besides the core, the load test.
+    installed = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = {"functions", "worker", "loadtest"} | {name.rstrip("*") for name in installed} - {"autoscaler"}
+    assert set(run["source"]) == shipped
+    # What runs in the processes the tests start is measured too.
+    assert "subprocess" in run["patch"]
