@@ -3,7 +3,9 @@
 # Every Python package comes from a lockfile (requirements/*.txt, exact versions and hashes);
 # `make lock` regenerates them (tools/lock.sh).
 SHELL := /bin/bash
-PYTHON ?= python3
+# The checks run on Python 3.11 (pyenv's or the system's; else python3), the control plane's
+# tests also on 3.13 (the Lambda runtime), the worker's on 3.9 (the hosts'): tools/on-python.sh.
+PYTHON ?= $(shell bash tools/find-python.sh 3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -14,7 +16,7 @@ export POWERTOOLS_METRICS_DISABLED ?= true
 # developer with the venv activated does.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test lint typecheck template-check unit pytest bench lock clean venv
+.PHONY: all demo test lint typecheck template-check unit pytest pytest-py313 bench lock clean venv
 
 all: test
 
@@ -52,14 +54,23 @@ unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
 # Every test, with the coverage gate over every shipped package (pyproject.toml's
-# [tool.coverage.run]), the processes the tests start included.
+# [tool.coverage.run]): everything on 3.11, but the worker's tests (tests/worker, and
+# tests/userdata, which runs it as its systemd units do) on 3.9, as on the hosts.
+WORKER_TESTS := tests/worker tests/userdata
 pytest: $(STAMP)
 	rm -f .coverage .coverage.*
-	$(PY) -m coverage run -m pytest
+	$(PY) -m coverage run -m pytest $(addprefix --ignore=,$(WORKER_TESTS))
+	bash tools/on-python.sh 3.9 .venv-py39 requirements/worker-py39.txt --else-venv $(VENV) -- \
+		python -m coverage run -m pytest $(WORKER_TESTS)
 	$(PY) -m coverage combine --quiet
 	$(PY) -m coverage report --fail-under=90
 
-test: lint typecheck template-check pytest
+# The control plane's tests (everything that runs functions/) on the Lambda runtime's Python.
+PY313_TESTS := tests/unit tests/integration tests/template tests/fleetctl tests/simulator
+pytest-py313: $(STAMP)
+	bash tools/on-python.sh 3.13 .venv-py313 $(LOCK) --editable -- python -m pytest -q $(PY313_TESTS)
+
+test: lint typecheck template-check pytest pytest-py313
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.control_plane
