@@ -16,7 +16,7 @@ export POWERTOOLS_METRICS_DISABLED ?= true
 # developer with the venv activated does.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test lint typecheck template-check unit pytest pytest-py313 bench lock clean venv
+.PHONY: all demo test lint typecheck template-check unit pytest pytest-py313 nginx bench lock clean venv
 
 all: test
 
@@ -49,6 +49,11 @@ typecheck: $(STAMP)
 template-check: $(STAMP)
 	PYTHON=$(PYTHON) bash tools/check-template.sh
 
+# The worker, boot-script and load-test tests run a real nginx: installed with apt when we are
+# root, else make stops with the command to run.
+nginx:
+	@bash tools/ensure-nginx.sh
+
 # The unit tests only (tests/unit: the pure core), for a quick loop.
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
@@ -57,7 +62,7 @@ unit: $(STAMP)
 # [tool.coverage.run]): everything on 3.11, but the worker's tests (tests/worker, and
 # tests/userdata, which runs it as its systemd units do) on 3.9, as on the hosts.
 WORKER_TESTS := tests/worker tests/userdata
-pytest: $(STAMP)
+pytest: $(STAMP) nginx
 	rm -f .coverage .coverage.*
 	$(PY) -m coverage run -m pytest $(addprefix --ignore=,$(WORKER_TESTS))
 	bash tools/on-python.sh 3.9 .venv-py39 requirements/worker-py39.txt --else-venv $(VENV) -- \
