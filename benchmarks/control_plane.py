@@ -6,7 +6,8 @@
    the same run (fresh interpreters, median of several).
 3. Wall time of a 1 -> 2 scale-out against moto (median of several).
 
-Run: ``.venv/bin/python benchmarks/control_plane.py`` (about a minute).
+Run from the repository's root (it uses the tests' fake fleet): ``.venv/bin/python -m benchmarks.control_plane``
+(about a minute).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")

@@ -2,10 +2,10 @@
 
 N closed-loop clients (1 s think time) on one one-vCPU host of the twin's worker model (the
 worker as built: one process per vCPU, FIFO; /work 0.45-0.55 s plus the per-request overhead and
-background CPU measured by ``benchmarks/worker.py --calibrate``): the mean CPU the host reports and
+background CPU measured by ``python -m benchmarks.worker --calibrate``): the mean CPU the host reports and
 the spread of its average over 10, 30 and 60 s windows, the windows the alarms and the decisions use.
 
-Run: ``.venv/bin/python benchmarks/cpu_noise.py`` (a few seconds).
+Run: ``.venv/bin/python -m benchmarks.cpu_noise`` (a few seconds).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Prints wall-clock seconds and simulated seconds per wall second; asserts nothing
 shared and noisy). The targets it is read against: one nine-stage run within 10 s, a 50-run
 envelope within 5 minutes, the 24-hour diurnal scenario at 500 x real time or more.
 
-    .venv/bin/python benchmarks/twin.py [--runs 50] [--repeat 3] [--skip-diurnal]
+    .venv/bin/python -m benchmarks.twin [--runs 50] [--repeat 3] [--skip-diurnal]
 """
 
 from __future__ import annotations

@@ -14,14 +14,14 @@ the share of the vCPUs the server's processes actually got (utime+stime / wall /
 on the machine lowers it, and the ratio with it), the useful fraction of that CPU (CPU seconds
 of /work done / CPU seconds used), and /ping p50 / p99 / max.
 
-    .venv/bin/python benchmarks/worker.py [--seconds 10] [--processes N]
+    .venv/bin/python -m benchmarks.worker [--seconds 10] [--processes N]
 
 ``--calibrate`` measures instead the figures the twin is calibrated with, on the host stack as
 ``worker/bootstrap.sh`` sets it up (nginx + supervisor + worker processes + metrics
 publisher): idle background CPU, CPU per /ping and per /work beyond the burn, service time
 (see ``benchmarks/worker_calibration.py`` and docs/worker.md):
 
-    .venv/bin/python benchmarks/worker.py --calibrate [--reps 5] [--json out/worker-calibration.json]
+    .venv/bin/python -m benchmarks.worker --calibrate [--reps 5] [--json out/worker-calibration.json]
 """
 
 from __future__ import annotations
@@ -42,11 +42,10 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from worker.server import default_processes
+from worker.work import burn
 
-from worker.server import default_processes  # noqa: E402
-from worker.work import burn  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 # -- the 2013 prototype's design ----------------------------------------------------------------
 
@@ -192,7 +191,7 @@ def run_design(name: str, processes: int, seconds: float) -> dict[str, float]:
         argv = [sys.executable, "-m", "worker", "--port", str(port), "--processes", str(processes)]
         argv += ["--log-level", "WARNING"]
     else:
-        argv = [sys.executable, __file__, "--serve-baseline", str(port), "--processes", str(processes)]
+        argv = [sys.executable, "-m", "benchmarks.worker", "--serve-baseline", str(port), "--processes", str(processes)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(argv, cwd=REPO, env=env, start_new_session=True)
     try:

@@ -1,6 +1,6 @@
 """Calibration of the worker host for the twin: CPU-seconds accounting on the real processes.
 
-Started by ``benchmarks/worker.py --calibrate``. The host stack is started the way
+Started by ``python -m benchmarks.worker --calibrate``. The host stack is started the way
 ``worker/bootstrap.sh`` configures it (tests/helpers_worker.py): the worker package installed
 from a layer zip by the user-data stub and the sandboxed boot script, ``python -m worker`` from
 its unit's ``ExecStart``/``Environment=`` (``WORKER_PROCESSES=0``: one process per vCPU), nginx with the

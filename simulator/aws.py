@@ -31,11 +31,11 @@ from awsfake.resources import (
     create_state_table,
     create_target_group,
 )
+from fleet_template.cfn import Template
 from simulator.alarms import AlarmEngine
 from simulator.balancer import Balancer
 from simulator.cloudwatch import MetricStore, get_metric_data
 from simulator.ec2 import RUNNING, Ec2Model
-from tools.cfn_template import Template
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel

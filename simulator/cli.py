@@ -16,9 +16,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from fleet_template.cfn import TemplateError
 from simulator.policies import POLICIES
 from simulator.scenario import Scenario, ScenarioError, load_scenario
-from tools.cfn_template import TemplateError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -477,7 +477,7 @@ class Simulation:
 
 def _placeholders(path: Path) -> dict[str, Any]:
     """Values for parameters with no default, until moto provides the real ones."""
-    from tools.cfn_template import load_template as read_template
+    from fleet_template.cfn import load_template as read_template
 
     out: dict[str, Any] = {}
     for name, spec in (read_template(path).get("Parameters") or {}).items():

@@ -85,7 +85,7 @@ SPECS: dict[str, Spec] = {
         "s",
         "no public figure: systemd starts nginx, the worker and the publisher "
         "on a restarted host; the worker itself answers /ping well within a second of starting "
-        "(`benchmarks/worker.py --calibrate`)",
+        "(`python -m benchmarks.worker --calibrate`)",
     ),
     "stop_seconds": Spec(
         10,
@@ -235,14 +235,14 @@ SPECS: dict[str, Spec] = {
         1.5,
         "ms CPU",
         "nginx + supervisor CPU per /work beyond the work itself: 0.6 ms (0.3-0.8) measured on x86 by "
-        "`benchmarks/worker.py --calibrate`; the top allows for Graviton and Python 3.9, not measured",
+        "`python -m benchmarks.worker --calibrate`; the top allows for Graviton and Python 3.9, not measured",
         default=0.6,
     ),
     "background_cpu_percent": Spec(
         0.1,
         3.0,
         "% of one vCPU",
-        "idle host: the worker stack 0.08-0.11 % (`benchmarks/worker.py --calibrate`), plus the OS "
+        "idle host: the worker stack 0.08-0.11 % (`python -m benchmarks.worker --calibrate`), plus the OS "
         "(systemd, SSM agent, steal), not measurable here",
         default=0.5,
     ),

@@ -6,7 +6,7 @@ in arrival order. ``/ping`` never queues (the supervisor answers it), so health 
 whether the worker is up.
 
 A request costs its work plus the per-request overhead of nginx and the supervisor (measured by
-``benchmarks/worker.py --calibrate``). The host's background (OS, nginx, the metric publisher)
+``python -m benchmarks.worker --calibrate``). The host's background (OS, nginx, the metric publisher)
 takes a share ``b`` of the vCPUs, so a request's wall time is its CPU time / (1 - b), and the CPU
 the host reports is the busy share of the rest plus ``b``.
 """

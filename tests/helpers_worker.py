@@ -10,7 +10,7 @@
 * :func:`worker_behind_nginx` chains the three: the stack's instance, in a temp dir;
 * :func:`nginx_process` with ``layout="al2023"`` runs nginx as the host does (master + one
   worker per vCPU), :func:`publisher_from_unit` the CPU metric publisher as its unit says; the
-  worker calibration (``benchmarks/worker.py --calibrate``) measures the host on them.
+  worker calibration (``python -m benchmarks.worker --calibrate``) measures the host on them.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from fleet_template.cfn import load_template
 from tests.support.lambda_layers import FakeLayerService, fake_aws_bin
-from tools.cfn_template import load_template
 from userdata.render import render, user_data
 
 REPO = Path(__file__).resolve().parent.parent

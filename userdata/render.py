@@ -5,7 +5,7 @@ turns ``${!Literal}`` into ``${Literal}``, and leaves ``$var`` alone. :func:`ren
 same with a dict of values and raises on a placeholder it has no value for, which is what the
 stack would do, so a braced shell variable slipped into the stub fails the tests, not the
 deployment. The stub itself lives only in ``template.yaml``; :func:`user_data` reads it from a
-loaded template (``tools.cfn_template.load_template``).
+loaded template (``fleet_template.cfn.load_template``).
 """
 
 from __future__ import annotations

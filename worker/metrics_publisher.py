@@ -234,7 +234,7 @@ def should_publish(lifecycle: str | None, worker_healthy: bool) -> bool:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)  # noqa: UP017 - datetime.UTC is 3.11+, the host runs 3.9
+    return datetime.now(timezone.utc)  # datetime.UTC is 3.11+: the host runs 3.9
 
 
 @dataclass

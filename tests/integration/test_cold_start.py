@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from fleet_template.cfn import function_environment, load_template, parameter_values, resolve
 from tests.support.cold_start import RESULT_PREFIX, ROOT
 from tests.support.lambda_env import FUNCTIONS, TEMPLATE
-from tools.cfn_template import function_environment, load_template, parameter_values, resolve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,6 +37,7 @@ class ColdStart:
 def cold_starts() -> dict[str, ColdStart]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_LAMBDA_"))}
     env.pop("LOG_LEVEL", None)
+    env["PYTHONPATH"] = str(ROOT / "functions")  # the function's code root, on the path as in Lambda
     runs = {
         logical_id: subprocess.Popen(
             [sys.executable, "-m", "tests.support.cold_start", logical_id],

@@ -17,6 +17,7 @@ import pytest
 from autoscaler.lambda_runtime import lambda_runtime
 from autoscaler.observability import logger
 
+from fleet_template.cfn import load_template
 from tests.support.events import alarm_time, cfn_event, load_event, sns_alarm_event, sns_batch, sns_event
 from tests.support.lambda_env import (
     LOG_LEVEL_VARIABLES,
@@ -25,7 +26,6 @@ from tests.support.lambda_env import (
     template_environment,
     template_parameters,
 )
-from tools.cfn_template import load_template
 
 pytestmark = pytest.mark.integration
 

@@ -24,9 +24,9 @@ OPERATION = "GetLayerVersionByArn"
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
+    if isinstance(value, list) and not any(isinstance(v, (dict, list)) for v in value):
         return "\t".join("None" if v is None else str(v) for v in value)
-    if isinstance(value, dict | list):
+    if isinstance(value, (dict, list)):
         raise NotImplementedError("the fake formats scalars and lists of scalars only")
     return "None" if value is None else str(value)
 
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     if argv[:2] != ["lambda", "get-layer-version-by-arn"] or len(argv) % 2:
         print(f"fake aws: unsupported command line: {argv}", file=sys.stderr)
         return 252
-    options = dict(zip(argv[2::2], argv[3::2], strict=True))
+    options = dict(zip(argv[2::2], argv[3::2]))  # pairs: the length is even (checked above)
     unknown = set(options) - {"--arn", "--region", "--query", "--output"}
     if unknown or "--arn" not in options:
         print(f"fake aws: unsupported or missing options: {sorted(unknown) or '--arn'}", file=sys.stderr)

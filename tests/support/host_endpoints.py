@@ -25,12 +25,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
 from tests.helpers_worker import NGINX, stop_process, wait_until
+
+UTC = timezone.utc  # datetime.UTC is 3.11+: these tests also run on the hosts' Python 3.9
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}

@@ -1,7 +1,7 @@
 """The environment template.yaml gives a function, resolved against a moto fleet.
 
 Handler tests run the code as it is deployed: every variable (log level and service name
-included) comes from the template through the one template reader, tools/cfn_template.py;
+included) comes from the template through the one template reader, fleet_template/cfn.py;
 only the values that need a deployed stack (table name, launch template, target group, alarm
 names) are taken from the fleet the test built in moto.
 """
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fleet_template.cfn import Template, function_environment, load_template, parameter_values
 from tests.support.aws import Fleet
-from tools.cfn_template import Template, function_environment, load_template, parameter_values
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

@@ -13,7 +13,7 @@ from typing import Any
 
 from autoscaler.settings import Settings
 
-from tools.cfn_template import function_environment, load_template, parameter_values
+from fleet_template.cfn import function_environment, load_template, parameter_values
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 REQUIRED_PARAMETERS = {

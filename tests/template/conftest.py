@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tools.cfn_template import load_template, parameter_values
+from fleet_template.cfn import load_template, parameter_values
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

@@ -1,4 +1,4 @@
-"""tools/cfn_template.py: the short-form loader, parameter values, the offline resolver and
+"""fleet_template/cfn.py: the short-form loader, parameter values, the offline resolver and
 the bound Template the simulator reads its deployment from."""
 
 from __future__ import annotations
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.deployment import load_template as load_simulated
-from tools.cfn_template import (
+from fleet_template.cfn import (
     Template,
     TemplateError,
     UnresolvableError,
@@ -17,6 +16,7 @@ from tools.cfn_template import (
     parameter_values,
     resolve,
 )
+from simulator.deployment import load_template as load_simulated
 
 TEXT = """
 Parameters:

@@ -3,16 +3,18 @@ at the first (it runs under set -e). Exercised in a sandbox whose tools are stub
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.template.conftest import ROOT
 
 SCRIPT = ROOT / "tools" / "check-template.sh"
-VERSIONS = {"SAM_VERSION": "0.0.0-stub", "CHECKOV_VERSION": "0.0.0-stub"}
+LOCKS = {".venv-sam": "sam.txt", ".venv-checkov": "checkov.txt"}
 
 
 def _stub(path: Path, exit_code: int = 0) -> None:
@@ -22,22 +24,27 @@ def _stub(path: Path, exit_code: int = 0) -> None:
 
 
 def _sandbox(tmp_path: Path, failing: str) -> Path:
-    """The script's view of a checkout: its venvs already installed (stamps match), every tool
-    a stub that logs its call; the one named ``failing`` exits 1."""
+    """The script's view of a checkout: its venvs already made from their locks (the stamps
+    tools/venv.sh writes match), every tool a stub that logs its call; the one named ``failing``
+    exits 1."""
     (tmp_path / "tools").mkdir()
-    shutil.copy(SCRIPT, tmp_path / "tools" / "check-template.sh")
+    for script in ("check-template.sh", "venv.sh"):
+        shutil.copy(ROOT / "tools" / script, tmp_path / "tools" / script)
     (tmp_path / "worker").mkdir()
-    for venv, package in ((".venv-sam", "aws-sam-cli"), (".venv-checkov", "checkov")):
-        version = VERSIONS["SAM_VERSION" if venv == ".venv-sam" else "CHECKOV_VERSION"]
+    (tmp_path / "requirements").mkdir()
+    for venv, lock in LOCKS.items():
+        lock_file = tmp_path / "requirements" / lock
+        lock_file.write_text(f"# {lock}, a stand-in\n", encoding="utf-8")
+        digest = hashlib.sha256(lock_file.read_bytes()).hexdigest()
         (tmp_path / venv).mkdir()
-        (tmp_path / venv / ".stamp").write_text(f"{package}=={version}", encoding="utf-8")
-    _stub(tmp_path / ".venv-sam" / "bin" / "python")
+        (tmp_path / venv / ".lock-stamp").write_text(f"{digest} {sys.version.split()[0]}", encoding="utf-8")
+        _stub(tmp_path / venv / "bin" / "python")
     tools = {
         "cfn-lint": tmp_path / ".venv-sam" / "bin" / "cfn-lint",
         "sam": tmp_path / ".venv-sam" / "bin" / "sam",
         "checkov": tmp_path / ".venv-checkov" / "bin" / "checkov",
+        "shellcheck": tmp_path / ".venv" / "bin" / "shellcheck",
     }
-    _stub(tmp_path / ".venv-checkov" / "bin" / "python")
     for name, path in tools.items():
         _stub(path, 1 if name == failing else 0)
     return tmp_path
@@ -45,7 +52,7 @@ def _sandbox(tmp_path: Path, failing: str) -> Path:
 
 def _run(sandbox: Path) -> tuple[int, list[str], str]:
     log = sandbox / "calls.log"
-    env = {**os.environ, **VERSIONS, "CHECK_LOG": str(log)}
+    env = {**os.environ, "PYTHON": sys.executable, "CHECK_LOG": str(log)}
     process = subprocess.run(
         ["bash", str(sandbox / "tools" / "check-template.sh")], env=env, capture_output=True, text=True, check=False
     )
@@ -56,11 +63,18 @@ def _run(sandbox: Path) -> tuple[int, list[str], str]:
 def test_every_check_runs_when_all_pass(tmp_path):
     code, calls, _ = _run(_sandbox(tmp_path, failing=""))
     assert code == 0
-    assert calls == ["cfn-lint", "sam", "checkov"]
+    assert calls == ["cfn-lint", "sam", "checkov", "shellcheck"]
 
 
 def test_a_failed_lint_fails_the_run_but_the_other_checks_still_run(tmp_path):
     code, calls, stderr = _run(_sandbox(tmp_path, failing="cfn-lint"))
     assert code == 1
-    assert calls == ["cfn-lint", "sam", "checkov"], stderr
+    assert calls == ["cfn-lint", "sam", "checkov", "shellcheck"], stderr
+    assert "check-template: FAILED" in stderr
+
+
+def test_shellcheck_comes_from_the_project_venv_and_a_finding_fails_the_run(tmp_path):
+    code, calls, stderr = _run(_sandbox(tmp_path, failing="shellcheck"))
+    assert code == 1
+    assert calls == ["cfn-lint", "sam", "checkov", "shellcheck"], stderr
     assert "check-template: FAILED" in stderr

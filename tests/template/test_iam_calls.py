@@ -13,10 +13,10 @@ from autoscaler import entrypoints
 from autoscaler.controller import Controller
 from autoscaler.model import Direction
 
+from fleet_template.cfn import resolve
 from tests.support import api_calls
 from tests.support.aws import REGISTRATION_SECONDS
 from tests.support.events import alarm_event
-from tools.cfn_template import resolve
 
 pytestmark = pytest.mark.integration
 

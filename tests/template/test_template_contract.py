@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from autoscaler.settings import ENVIRONMENT_VARIABLES, REQUIRED_ENVIRONMENT_VARIABLES, Settings
 
+from fleet_template.cfn import function_environment, parameter_values, resolve
 from tests.template.conftest import FUNCTIONS, PARAMETERS, ROOT
-from tools.cfn_template import function_environment, parameter_values, resolve
 from userdata.render import placeholders, render, user_data
 
 REQUIRED = set(REQUIRED_ENVIRONMENT_VARIABLES)
@@ -103,7 +103,7 @@ def test_resolved_environment_builds_settings(
 
 
 def test_overrides_reach_the_functions(raw_template: dict[str, Any]) -> None:
-    from tools.cfn_template import parameter_values
+    from fleet_template.cfn import parameter_values
 
     params = parameter_values(raw_template, {**PARAMETERS, "FleetName": "blue", "MaxSize": "3"})
     env = function_environment(raw_template, "ReconcileFunction", params)

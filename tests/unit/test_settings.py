@@ -81,8 +81,8 @@ def test_empty_optional_variable_keeps_the_default():
 
 def test_the_template_is_the_only_source_of_the_scaling_defaults():
     """A tunable the template sets has no second default in code that could drift from it."""
+    from fleet_template.cfn import function_environment, load_template, parameter_values
     from tests.support.template_settings import REQUIRED_PARAMETERS, TEMPLATE
-    from tools.cfn_template import function_environment, load_template, parameter_values
 
     template = load_template(TEMPLATE)
     deployed = function_environment(template, "ReconcileFunction", parameter_values(template, REQUIRED_PARAMETERS))

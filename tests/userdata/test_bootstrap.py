@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,8 @@ from tests.support.host_endpoints import FakeImds, running_moto_server, self_sig
 from tests.support.lambda_layers import FakeLayerService
 from userdata.render import UnresolvedPlaceholderError, render
 from worker.server import default_processes
+
+UTC = timezone.utc  # datetime.UTC is 3.11+: these tests also run on the hosts' Python 3.9
 
 _FAKE_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet_template.cfn import load_template
 from tests.helpers_worker import (
     RENDER_VALUES,
     make_worker_zip,
@@ -22,7 +23,6 @@ from tests.helpers_worker import (
     user_data_script,
 )
 from tests.support.lambda_layers import FakeLayerService, fake_aws_bin
-from tools.cfn_template import load_template
 from userdata.render import PLACEHOLDERS, placeholders, user_data
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -20,6 +20,8 @@ from worker.metrics_publisher import (
     cpu_percent,
     parse_proc_stat,
 )
+
+UTC = timezone.utc  # datetime.UTC is 3.11+: these tests also run on the hosts' Python 3.9
 
 PROC_STAT = """cpu  100 20 30 800 50 0 0 0 7 0
 cpu0 50 10 15 400 25 0 0 0 0 0

@@ -3,7 +3,7 @@ typed and checked parameter values, and a resolver for conditions and intrinsic 
 
 The one template reader of the project (template tests, tools, the simulator)::
 
-    from tools.cfn_template import load_template, parameter_values, function_environment, resolve
+    from fleet_template.cfn import load_template, parameter_values, function_environment, resolve
 
     template = load_template("template.yaml")
     params = parameter_values(template, {"MaxSize": "3"})      # defaults + overrides, typed

@@ -1,0 +1,1 @@
+"""The stack's template (``template.yaml``) read offline: see :mod:`fleet_template.cfn`."""
