@@ -3,7 +3,8 @@
 1. AWS API calls per scaling decision at fleet sizes 2, 20 and 200, counted with botocore
    event hooks: a scale-out by one through the alarm entry point, and a converged reconcile.
 2. Cold import time of each handler module as a ratio to ``import boto3`` alone, measured in
-   the same run (fresh interpreters, median of several).
+   the same run (fresh interpreters, median of several), and what a pydantic settings model
+   would add to a handler (why Settings is a validated dataclass instead).
 3. Wall time of a 1 -> 2 scale-out against moto (median of several).
 
 Run from the repository's root (it uses the tests' fake fleet): ``.venv/bin/python -m benchmarks.control_plane``
@@ -131,9 +132,16 @@ def main() -> None:
     python_only = import_seconds("pass")
     boto3_only = import_seconds("import boto3") - python_only
     print(f"import boto3 alone: {boto3_only:.3f} s (interpreter start {python_only:.3f} s subtracted)")
+    seconds: dict[str, float] = {}
     for module in HANDLERS:
-        handler = import_seconds(f"import boto3, {module}") - python_only
+        handler = seconds[module] = import_seconds(f"import boto3, {module}") - python_only
         print(f"boto3 + {module:<20} {handler:.3f} s  ratio {handler / boto3_only:.2f}x (target <= 1.5x)")
+    # pydantic is in the Powertools layer, but importing it and building one model class is a
+    # cold-start cost of its own; Settings validates in plain Python instead.
+    model = "from pydantic import BaseModel\nclass Settings(BaseModel):\n    cpu_target: float = 80.0\nSettings()"
+    with_pydantic = import_seconds(f"import boto3, {HANDLERS[0]}\n{model}") - python_only
+    print(f"boto3 + {HANDLERS[0]} + a pydantic settings model {with_pydantic:.3f} s  ratio "
+          f"{with_pydantic / boto3_only:.2f}x (+{with_pydantic - seconds[HANDLERS[0]]:.3f} s)")  # fmt: skip
 
     print(f"\n== Wall time of a 1 -> 2 scale-out against moto (median of {SCALE_RUNS}) ==")
     print(f"{scale_out_wall_time() * 1000:.0f} ms (alarm event in, pool instance started and registered)")
