@@ -104,16 +104,9 @@ def _entry_points() -> dict[str, Callable[[dict[str, Any], Any], Any]]:
 class _Run:
     """One run inside moto: every model, built in ``__init__``, and the processes that drive them."""
 
-    def __init__(
-        self,
-        scenario: Scenario,
-        template_path: str | Path,
-        overrides: dict[str, str] | None = None,
-        policy: str = "ours",
-        params: ModelParams | None = None,
-        progress: Callable[[float, float], None] | None = None,
-        function_log: Path | None = None,
-    ) -> None:
+    def __init__(self, inputs: Simulation) -> None:
+        scenario, overrides, policy, params = inputs.scenario, inputs.overrides, inputs.policy, inputs.params
+        template_path, progress, function_log = inputs.template_path, inputs.progress, inputs.function_log
         self.scenario = scenario
         self.template_path = Path(template_path)
         # A baseline's own fleet shape wins over the scenario's and the command line's.
@@ -445,20 +438,17 @@ class _Run:
         )
 
 
+@dataclass(frozen=True)
 class Simulation:
     """A scenario against a template, under a policy: ``run()`` builds the world in moto and runs it."""
 
-    def __init__(
-        self,
-        scenario: Scenario,
-        template_path: str | Path,
-        overrides: dict[str, str] | None = None,
-        policy: str = "ours",
-        params: ModelParams | None = None,
-        progress: Callable[[float, float], None] | None = None,
-        function_log: Path | None = None,
-    ) -> None:
-        self._inputs = (scenario, template_path, overrides, policy, params, progress, function_log)
+    scenario: Scenario
+    template_path: str | Path
+    overrides: dict[str, str] | None = None
+    policy: str = "ours"
+    params: ModelParams | None = None
+    progress: Callable[[float, float], None] | None = None
+    function_log: Path | None = None
 
     def run(self) -> RunResult:
         os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # seconds of JSON we never use
@@ -467,12 +457,11 @@ class Simulation:
         from awsfake.moto_backends import seed_ids
 
         started = time.perf_counter()
-        scenario = self._inputs[0]
         with mock_aws():
             # moto's resource ids, hence every order that follows them: seeded once the mock has
             # reset its backends, so a run does not depend on the runs before it in this process.
-            seed_ids(scenario.seed)
-            return _Run(*self._inputs).execute(started)
+            seed_ids(self.scenario.seed)
+            return _Run(self).execute(started)
 
 
 def _placeholders(path: Path) -> dict[str, Any]:

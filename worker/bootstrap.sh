@@ -138,6 +138,16 @@ UMask=0077
 EOF
 }
 
+# The end of every unit: the hardening, then enabled for the normal boot target.
+service_tail() {
+  hardening
+  cat <<EOF
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
 write_units() {
   log "writing systemd units into $unit_dir"
   mkdir -p "$unit_dir"
@@ -162,12 +172,7 @@ TimeoutStopSec=45
 Restart=always
 RestartSec=1
 EOF
-    hardening
-    cat <<EOF
-
-[Install]
-WantedBy=multi-user.target
-EOF
+    service_tail
   } >"$unit_dir/$worker_unit"
   {
     cat <<EOF
@@ -193,12 +198,7 @@ Restart=always
 RestartSec=5
 Nice=5
 EOF
-    hardening
-    cat <<EOF
-
-[Install]
-WantedBy=multi-user.target
-EOF
+    service_tail
   } >"$unit_dir/$publisher_unit"
 }
 
