@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,12 +25,12 @@ import boto3
 import pytest
 
 from fleetctl.stack import PARAMETER_SETTINGS
+from tests.support.host_endpoints import MOTO_SERVER, running_moto_server
 from tests.support.template_settings import template_parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FLEETCTL = BIN / "fleetctl"
-MOTO_SERVER = BIN / "moto_server"
 REGION = "eu-west-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -46,7 +44,6 @@ def free_port() -> int:
 @dataclass
 class Moto:
     url: str
-    process: subprocess.Popen[bytes]
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -62,30 +59,8 @@ class Moto:
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
     if not MOTO_SERVER.exists() or not FLEETCTL.exists():
         pytest.skip("moto_server or the fleetctl console script missing: pip install -e '.[dev]'")
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=sink, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-    try:
-        yield Moto(url, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_moto_server(tmp_path_factory.mktemp("moto") / "moto_server.log") as url:
+        yield Moto(url)
 
 
 class _Ping(BaseHTTPRequestHandler):
