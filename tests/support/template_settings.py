@@ -24,10 +24,19 @@ REQUIRED_PARAMETERS = {
 
 
 @cache
-def _template_settings() -> Settings:
+def _template_environment() -> dict[str, str]:
     template = load_template(TEMPLATE)
-    env = function_environment(template, "ReconcileFunction", parameter_values(template, REQUIRED_PARAMETERS))
-    return Settings.from_env(env)
+    return function_environment(template, "ReconcileFunction", parameter_values(template, REQUIRED_PARAMETERS))
+
+
+def template_environment() -> dict[str, str]:
+    """The reconcile function's environment variables with every template parameter at its default."""
+    return dict(_template_environment())
+
+
+@cache
+def _template_settings() -> Settings:
+    return Settings.from_env(_template_environment())
 
 
 def template_settings(**overrides: Any) -> Settings:

@@ -7,7 +7,10 @@ from dataclasses import MISSING, fields
 import pytest
 from autoscaler.settings import ENVIRONMENT_VARIABLES, REQUIRED_ENVIRONMENT_VARIABLES, Settings, SettingsError
 
-REQUIRED = {
+from tests.support.template_settings import template_environment
+
+# What a deployed stack provides (resource names and ids)...
+IDENTITY = {
     "FLEET_NAME": "demo-fleet",
     "TABLE_NAME": "demo-fleet-state",
     "LAUNCH_TEMPLATE_ID": "lt-0123456789abcdef0",
@@ -15,19 +18,11 @@ REQUIRED = {
     "TARGET_GROUP_ARN": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/demo-fleet/0123456789abcdef",
     "TARGET_GROUP_DIMENSION": "targetgroup/demo-fleet/0123456789abcdef",
     "LOAD_BALANCER_DIMENSION": "app/demo-fleet/0123456789abcdef",
-    # The template sets every tunable below; Settings has no fallback of its own for them.
-    "MIN_SIZE": "1",
-    "MAX_SIZE": "10",
-    "WARM_POOL_SIZE": "1",
-    "MAX_PREPARED_CAPACITY": "0",
-    "CPU_TARGET": "75",
-    "REQUESTS_PER_TARGET_TARGET": "90",
-    "TOLERANCE": "0.05",
-    "MIN_STEP_FRACTION": "0.1",
-    "SCALE_IN_STABILIZATION_SECONDS": "120",
-    "METRIC_WINDOW_SECONDS": "60",
-    "SCALE_OUT_WINDOW_SECONDS": "30",
 }
+# ...and every tunable the template sets, at its default: Settings has no fallback of its own for
+# them, and a new one (a signal's target) needs no line here.
+TEMPLATE = template_environment()
+REQUIRED = {**{k: TEMPLATE[k] for k in REQUIRED_ENVIRONMENT_VARIABLES if k in TEMPLATE}, **IDENTITY}
 
 
 def env(**overrides: str) -> dict[str, str]:
@@ -40,8 +35,9 @@ def test_minimal_environment_uses_defaults():
     settings = Settings.from_env(env())
     assert settings.fleet_name == "demo-fleet"
     assert settings.subnet_ids == ("subnet-a", "subnet-b")
-    assert (settings.min_size, settings.max_size, settings.warm_pool_size) == (1, 10, 1)
-    assert settings.cpu_target == 75.0
+    sizes = (settings.min_size, settings.max_size, settings.warm_pool_size)
+    assert sizes == (int(TEMPLATE["MIN_SIZE"]), int(TEMPLATE["MAX_SIZE"]), int(TEMPLATE["WARM_POOL_SIZE"]))
+    assert settings.cpu_target == float(TEMPLATE["CPU_TARGET"])
     assert settings.health_grace_seconds == 300
     assert settings.launch_template_version == "$Latest"
     assert settings.scale_out_alarm_names == ()
