@@ -111,7 +111,8 @@ def prototype_check(doc: dict[str, Any]) -> list[str]:
         return f"{statistics.median(values):.1f} {unit} ({min(values):.1f} - {max(values):.1f})"
 
     lines.append(f"| first scale-out after the step to two clients (stage 2) | about 4 min (run 1); run 2: "
-                 f"none in stage 2, 4 min after stage 3 | {cell(first_out, 'min')} |")  # fmt: skip
+                 "none in stage 2, 4 min after stage 3 (about 9 min after the step) | "
+                 f"{cell(first_out, 'min')} |")  # fmt: skip
     runs = len(doc["runs"])
     lines.append(f"| a start of the spare before any load step (stage 1) | none | in {early} of {runs} runs |")
     lines.append(f"| most instances in service | 2 | {max(peak)} |")
