@@ -30,7 +30,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
 
 import tests.conftest  # noqa: E402,F401 - fake credentials and the small moto AMI catalogue
-from tests.support.aws import build_fleet  # noqa: E402
+from tests.support.aws import REGISTRATION_SECONDS, build_fleet  # noqa: E402
 from tests.support.events import alarm_event  # noqa: E402
 
 IMPORT_RUNS = 7
@@ -106,6 +106,7 @@ def scale_out_wall_time() -> float:
             entrypoints.create_fleet(fleet.runtime)
             fleet.mark_ready()
             entrypoints.reconcile(fleet.runtime)
+            fleet.clock.advance(REGISTRATION_SECONDS)  # its first health check passes: in service
             fleet.knobs.cpu = fleet.runtime.settings.cpu_target * 1.13  # one instance wants two
             fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
             event = alarm_event("fleet-cpu-high", fleet.clock.now())
