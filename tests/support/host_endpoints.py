@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
-from tests.helpers_worker import NGINX, stop_process, wait_until
+from tests.helpers_worker import nginx_process, stop_process
 
 UTC = timezone.utc  # datetime.UTC is 3.11+: these tests also run on the hosts' Python 3.9
 
@@ -220,12 +220,7 @@ def running_moto_server(log: Path, cert: tuple[Path, Path] | None = None) -> Ite
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @contextlib.contextmanager
@@ -237,51 +232,26 @@ def keepalive_tls_front(tmp: Path, upstream: str, cert: tuple[Path, Path]) -> It
     opens a new TLS connection per call; in front of it, a client's connection is reused like a
     pooled connection to a real AWS endpoint that keeps it open between calls.
     """
-    if NGINX is None:
-        raise RuntimeError("nginx is not installed")
-    prefix = tmp / "tls-front"
-    prefix.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    temp_paths = "\n".join(
-        f"    {kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    conf = prefix / "nginx.conf"
-    conf.write_text(
+    front = tmp / "tls-front"
+    front.mkdir(parents=True, exist_ok=True)
+    server = front / "server.conf"
+    server.write_text(
         f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-{temp_paths}
+server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert[0]};
+    ssl_certificate_key {cert[1]};
+    ssl_protocols TLSv1.2 TLSv1.3;
     keepalive_timeout 65s;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {cert[0]};
-        ssl_certificate_key {cert[1]};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        location / {{
-            proxy_pass {upstream};
-            proxy_set_header Host $http_host;
-            proxy_ssl_verify off;
-        }}
+    location / {{
+        proxy_pass {upstream};
+        proxy_set_header Host $http_host;
+        proxy_ssl_verify off;
     }}
 }}
 """,
         encoding="utf-8",
     )
-    proc = subprocess.Popen([NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)])
-    try:
-
-        def listening() -> bool:
-            with socket.socket() as sock:
-                return sock.connect_ex(("127.0.0.1", port)) == 0
-
-        if not wait_until(listening, timeout=10):
-            raise RuntimeError(f"TLS front did not listen: {(prefix / 'error.log').read_text()}")
+    with nginx_process(front, server, port):
         yield f"https://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
