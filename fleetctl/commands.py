@@ -164,7 +164,7 @@ def scale(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
     if args.to is not None:
         asked = args.to
     else:
-        current = ctx.controller.current_desired()
+        current = ctx.controller.desired_now()
         asked = current + args.by if args.direction == "out" else current - args.by
     preview = entrypoints.set_capacity(runtime, asked, CAUSE, dry_run=True)
     clamp = _clamp_note(asked, preview["desired"], policy.min_size, policy.max_size)

@@ -144,14 +144,20 @@ class Controller:
     def activities(self, since: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
         return self._store.activities(since, limit=limit)
 
-    def current_desired(self) -> int:
+    def desired_now(self) -> int:
         """The desired capacity now: remembered, or (before any decision) what serves or boots."""
+        state = self.state()
+        if state.desired is not None:
+            return state.desired  # the instances are listed only when nothing is remembered
         counts = FleetCounts.of(self.instances())
-        return current_desired(self.state(), counts.capacity, self.runtime.scaling_policy())
+        return current_desired(state, counts.capacity, self.runtime.scaling_policy())
 
-    def suspend(self, suspended: bool, cause: str) -> None:
-        """Pause or resume automatic scaling, recorded in the activity history."""
+    def suspend(self, suspended: bool, cause: str | None = None) -> None:
+        """Pause or resume automatic scaling; with a ``cause``, recorded in the activity history
+        (without one: the custom resource's own bookkeeping)."""
         self._store.set_suspended(suspended)
+        if cause is None:
+            return
         state = self._store.load()
         desired = state.desired if state.desired is not None else 0
         self._store.record(
@@ -169,10 +175,6 @@ class Controller:
     def remember_cleared(self, alarm: str, at: datetime) -> None:
         """An alarm's transition out of ALARM, so a late ALARM from before it does not act."""
         self._store.remember_cleared(alarm, at)
-
-    def set_suspended_flag(self, suspended: bool) -> None:
-        """The flag alone, without a history entry (the custom resource's own bookkeeping)."""
-        self._store.set_suspended(suspended)
 
     def terminate_everything(self, timeout_seconds: float) -> dict[str, Any]:
         """Deregister and terminate every fleet instance, under the decision lease, and wait until
@@ -236,8 +238,9 @@ class Controller:
             decision = Decision(target, previous, MANUAL, f"operator asked for {trigger.override_desired}")
         else:
             decision = self.runtime.decide(snapshot, now)
+        actions = plan(instances, decision.desired, self._limits, now)
         if trigger.dry_run:
-            return Outcome("dry-run", decision.reason, decision, plan(instances, decision.desired, self._limits, now))
+            return Outcome("dry-run", decision.reason, decision, actions)
 
         recommendations = state.recommendations
         if decision.recommendation is not None:
@@ -254,7 +257,6 @@ class Controller:
         # Remember the decision before acting: if we crash mid-action, the next run converges to it.
         self._store.save_decision(new_state)
 
-        actions = plan(instances, decision.desired, self._limits, now)
         result = self._executor.apply(actions, instances) if not actions.empty else Result()
         self._record(trigger, decision, snapshot, actions, result, now)
         self._emit(decision, snapshot, now)

@@ -21,6 +21,7 @@ def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, conte
     from autoscaler.intake import Rejected, parse_event
 
     results = []
+    controller = Controller(runtime)  # no AWS call until used; one for every item of the event
     for item in parse_event(event):
         if isinstance(item, Rejected):
             logger.warning(
@@ -34,7 +35,7 @@ def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, conte
         if reason:
             if reason.startswith(IRRELEVANT_TRANSITION):
                 # Not in ALARM at this time: a late or retried ALARM from before must not act.
-                Controller(runtime).remember_cleared(item.alarm_name, item.state_change_time)
+                controller.remember_cleared(item.alarm_name, item.state_change_time)
             logger.info("ignored alarm", extra={"reason": reason, "alarm": item.alarm_name})
             results.append({"status": "ignored", "reason": reason, "alarm": item.alarm_name})
             continue
@@ -132,7 +133,7 @@ def create_fleet(runtime: Runtime, lease_wait_seconds: float | None = None) -> d
     policy = runtime.scaling_policy()
     desired = state.desired if state.desired is not None else policy.min_size
     if state.desired is None and runtime.settings.suspended_by_default:
-        controller.set_suspended_flag(True)
+        controller.suspend(True)
     trigger = Trigger(
         cause="lifecycle", override_desired=desired, ignore_suspend=True, lease_wait_seconds=lease_wait_seconds
     )
@@ -148,5 +149,5 @@ def delete_fleet(runtime: Runtime, timeout_seconds: float = 600.0) -> dict[str, 
     every later run sees the suspension. ``LeaseBusyError`` if the lease stays busy throughout.
     """
     controller = Controller(runtime)
-    controller.set_suspended_flag(True)
+    controller.suspend(True)
     return controller.terminate_everything(timeout_seconds)

@@ -38,8 +38,8 @@ def test_an_unhealthy_instance_is_capacity_on_its_way_everywhere(fleet):
     instances = controller.instances()
     counts = FleetCounts.of(instances)
     assert (counts.in_service, counts.booting, counts.capacity) == (1, 1, 2)
-    assert Snapshot(tuple(instances), controller.state()).capacity == counts.capacity
-    assert controller.current_desired() == 2
+    assert Snapshot(tuple(instances), controller.state()).capacity == 2  # the same rule, not a copy of it
+    assert controller.desired_now() == 2
 
 
 def test_fleetctl_scale_out_steps_from_the_capacity_decide_counts(fleet):
