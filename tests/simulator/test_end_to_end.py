@@ -176,19 +176,27 @@ def test_a_run_does_not_depend_on_the_interpreters_hash_seed(tmp_path: Path):
 def test_a_run_does_not_depend_on_the_runs_before_it_in_the_process(tmp_path: Path):
     """A sweep runs many scenarios in one worker process: moto's ids were seeded before its
     default VPC drew some, so run K there and `run --sweep-run K` alone named (and ordered)
-    their instances differently."""
-    from simulator.cli import environment
-    from simulator.harness import Simulation
-    from simulator.scenario import load_scenario
+    their instances differently. The reference is a fresh interpreter: earlier tests in this
+    process may already have run the twin, so two in-process runs alone could agree by luck."""
+    import subprocess
+    import sys
 
-    environment()
     scenario = tmp_path / "burst.yaml"
     scenario.write_text(BURST)
+
+    def outcome(out: Path) -> tuple[object, ...]:
+        report = json.loads((out / "report.json").read_text())
+        return report["actions"], report["totals"]["requests"], report["totals"]["instance_seconds"]
+
     runs = []
-    for _ in range(2):
-        result = Simulation(load_scenario(scenario), str(ROOT / "template.yaml"), {}, "ours").run()
-        runs.append(([(a.t, a.after) for a in result.actions], bytes(result.log.sent), result.instance_seconds))
+    for k in range(2):
+        main(["run", str(scenario), "--out", str(tmp_path / f"in-process-{k}"), "--quiet"])
+        runs.append(outcome(tmp_path / f"in-process-{k}"))
+    fresh = tmp_path / "fresh"
+    command = [sys.executable, "-m", "simulator", "run", str(scenario), "--out", str(fresh), "--quiet"]
+    subprocess.run(command, cwd=ROOT, check=False, capture_output=True, timeout=300)
     assert runs[0] == runs[1]
+    assert runs[1] == outcome(fresh)
 
 
 def test_each_function_logs_under_its_own_service_name(tmp_path: Path, short_scenario: Path):
