@@ -52,10 +52,6 @@ class FakeTargetGroup:
         answer(elbv2, "elastic-load-balancing-v2.DeregisterTargets", self._deregister)
         answer(elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", self._describe)
 
-    def state_of(self, instance_id: str) -> str:
-        self._catch_up()
-        return self.states.state_of(instance_id)
-
     def connections_closed(self, instance_id: str) -> None:
         target = self.states.targets.get(instance_id)
         if target is not None and target.state == DRAINING:

@@ -20,7 +20,7 @@ from typing import Any
 
 from simulator.cli import environment
 from simulator.policies import POLICIES
-from simulator.scenario import load_scenario
+from simulator.scenario import Expectations, load_scenario
 from simulator.sweep import percentile, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def main() -> int:
         "first stage whose expected count rises/falls to the first action that way; *SLO* is the share of "
         "requests answered within 1.2 s; the *oracle* runs exactly the instances the demand needs at the "
         "CPU target, started a boot ahead; a *flap* is an action reversed within the scenario's "
-        "`flap_window_seconds` (180 s).\n\n"
+        f"`flap_window_seconds` ({Expectations().flap_window_seconds:.0f} s unless the scenario sets it).\n\n"
     )
     doc_lines = [intro, "\n".join(table), ""]
     if prototype is not None:

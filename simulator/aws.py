@@ -22,13 +22,13 @@ import boto3
 from autoscaler.runtime import AwsClients
 
 from awsfake import moto_backends
-from awsfake.hooks import Params, answer, error, observe, stash_params
+from awsfake.hooks import Params, answer, error, observe
 from awsfake.resources import (
     ACCOUNT,
     REGION,
+    WORKER_PORT,
     create_launch_template,
     create_network,
-    create_state_table,
     create_target_group,
 )
 from fleet_template.cfn import Template
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
-__all__ = ["ACCOUNT", "REGION", "Provisioned", "Twin", "create_state_table", "install_hooks", "provision"]
+__all__ = ["Provisioned", "Twin", "install_hooks", "provision"]
 
 FLEET_TAG = "AutoscalerFleet"
 LIFECYCLE_TAG = "AutoscalerLifecycle"
@@ -132,8 +132,9 @@ def install_hooks(clients: AwsClients, twin: Twin) -> None:
     def latency(model: OperationModel, **_: Any) -> None:
         twin.api_latency(SERVICES[model.service_model.service_name], model.name)
 
+    # answer() and observe() keep the API parameters for the hooks that read them; the latency
+    # hook needs only the operation.
     for client in (clients.ec2, clients.elbv2, clients.cloudwatch, clients.dynamodb):
-        stash_params(client)
         client.meta.events.register_first("before-call.*.*", latency)
 
     _install_ec2(clients.ec2, twin)
@@ -251,7 +252,7 @@ def _install_elb(elbv2: ElasticLoadBalancingv2Client, twin: Twin) -> None:
 
     def registered(params: Params, _: Params) -> None:
         for instance_id in ours(params):
-            twin.balancer.register(instance_id, 30000)
+            twin.balancer.register(instance_id, WORKER_PORT)
 
     def deregistered(params: Params, _: Params) -> None:
         for instance_id in ours(params):

@@ -23,6 +23,7 @@ from typing import Any
 
 import simpy
 
+from awsfake.resources import WORKER_PORT
 from awsfake.targets import DRAINING, HEALTHY, HealthRules, Target, TargetStates
 from simulator.deployment import HealthCheck
 from simulator.params import ModelParams
@@ -109,4 +110,4 @@ class Balancer:
             self._routing_changed()
 
     def describe(self, instance_ids: list[str] | None) -> list[dict[str, Any]]:
-        return self.states.describe(instance_ids, 30000)
+        return self.states.describe(instance_ids, WORKER_PORT)

@@ -14,8 +14,9 @@ from typing import Any
 
 import simpy
 
+from awsfake.resources import create_state_table
 from simulator.alarms import AlarmEngine, Transition
-from simulator.aws import Provisioned, create_state_table, install_hooks, provision
+from simulator.aws import Provisioned, install_hooks, provision
 from simulator.balancer import Balancer
 from simulator.cloudwatch import MetricStore
 from simulator.deployment import AlarmSpec, Deployment, build_deployment, load_template

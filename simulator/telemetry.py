@@ -240,6 +240,7 @@ class Observer:
         counts = FleetCounts.of(
             Instance(i, m.state, Lifecycle(m.lifecycle), "", "", SAMPLE_EPOCH, m.worker_up, TargetHealth(state_of(i)))
             for i, m in self.ec2.machines.items()
+            if m.state != "terminated"  # the model keeps every machine it ever launched
         )
         in_service, booting, pool, warming = counts.in_service, counts.booting, counts.pool, counts.warming
         t = self.to_scenario(self.env.now)
