@@ -42,7 +42,6 @@ __all__ = [
     "Template",
     "TemplateError",
     "UnresolvableError",
-    "dump_json",
     "function_environment",
     "load_template",
     "loads_template",
@@ -128,10 +127,6 @@ def load_template(path: str | Path) -> dict[str, Any]:
         return loads_template(Path(path).read_text(encoding="utf-8"))
     except (OSError, TemplateError) as exc:
         raise TemplateError(f"{path}: {exc}") from exc
-
-
-def dump_json(template: Mapping[str, Any]) -> str:
-    return json.dumps(template, indent=2, sort_keys=False)
 
 
 # --------------------------------------------------------------------------- parameters

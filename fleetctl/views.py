@@ -5,6 +5,7 @@ No I/O and no formatting beyond values: ``render`` lays the rows out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -108,8 +109,7 @@ def capacity(instances: Iterable[Instance]) -> dict[str, int]:
     """The counts the decisions use (an unhealthy instance is capacity on its way until the grace
     period replaces it), as opposed to ``totals``, which splits them by label for display."""
     counts = FleetCounts.of(instances)
-    return {"in_service": counts.in_service, "booting": counts.booting, "pool": counts.pool,
-            "capacity": counts.capacity}  # fmt: skip
+    return {**dataclasses.asdict(counts), "capacity": counts.capacity}
 
 
 def pool(fleet: str, size: int, instances: Sequence[Instance], now: datetime) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,20 +24,13 @@ import boto3
 import pytest
 
 from fleetctl.stack import PARAMETER_SETTINGS
-from tests.support.host_endpoints import MOTO_SERVER, running_moto_server
+from tests.support.host_endpoints import FAKE_CREDENTIALS, MOTO_SERVER, running_moto_server
 from tests.support.template_settings import template_parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FLEETCTL = BIN / "fleetctl"
 REGION = "eu-west-1"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -58,7 +50,7 @@ class Moto:
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
     if not MOTO_SERVER.exists() or not FLEETCTL.exists():
-        pytest.skip("moto_server or the fleetctl console script missing: pip install -e '.[dev]'")
+        pytest.skip("moto_server or the fleetctl console script missing: run `make venv`")
     with running_moto_server(tmp_path_factory.mktemp("moto") / "moto_server.log") as url:
         yield Moto(url)
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.fleetctl.conftest import FLEETCTL, REGION, cli_env, free_port
+from tests.fleetctl.conftest import FLEETCTL, REGION, cli_env
+from tests.helpers_worker import free_port
 
 pytestmark = pytest.mark.server
 

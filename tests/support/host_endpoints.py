@@ -17,7 +17,6 @@ import contextlib
 import ipaddress
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
-from tests.helpers_worker import nginx_process, stop_process
+from tests.helpers_worker import free_port, nginx_process, stop_process
 
 UTC = timezone.utc  # datetime.UTC is 3.11+: these tests also run on the hosts' Python 3.9
 
@@ -187,18 +186,12 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_moto_server(log: Path, cert: tuple[Path, Path] | None = None) -> Iterator[str]:
     """``moto_server`` on a free loopback port (HTTPS with ``cert``); yields its URL."""
     if not MOTO_SERVER.exists():
-        raise RuntimeError("moto_server missing: pip install -e '.[dev]'")
-    port = _free_port()
+        raise RuntimeError("moto_server missing: run `make venv`")
+    port = free_port()
     argv = [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)]
     context: ssl.SSLContext | None = None
     if cert is not None:
@@ -232,7 +225,7 @@ def keepalive_tls_front(tmp: Path, upstream: str, cert: tuple[Path, Path]) -> It
     opens a new TLS connection per call; in front of it, a client's connection is reused like a
     pooled connection to a real AWS endpoint that keeps it open between calls.
     """
-    port = _free_port()
+    port = free_port()
     front = tmp / "tls-front"
     front.mkdir(parents=True, exist_ok=True)
     server = front / "server.conf"
