@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from fleet_template.cfn import Template
+
 PLACEHOLDERS = ("AWS::Region", "FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace")
 
 _PATTERN = re.compile(r"\$\{([^}]*)\}")
@@ -29,17 +31,12 @@ def placeholders(template_text: str) -> set[str]:
 
 
 def render(template_text: str, values: Mapping[str, str]) -> str:
-    """Replace every ``${Name}`` with ``values[Name]``; ``${!X}`` becomes ``${X}``."""
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name.startswith("!"):
-            return "${" + name[1:] + "}"
-        if name not in values:
-            raise UnresolvedPlaceholderError(name)
-        return values[name]
-
-    return _PATTERN.sub(substitute, template_text)
+    """Replace every ``${Name}`` with ``values[Name]``; ``${!X}`` becomes ``${X}``: the template
+    reader's own ``Fn::Sub``, with ``values`` as the only names it knows."""
+    missing = sorted(placeholders(template_text) - set(values))
+    if missing:
+        raise UnresolvedPlaceholderError(missing[0])
+    return str(Template({}, dict(values)).resolve({"Fn::Sub": template_text}))
 
 
 def user_data(template: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
