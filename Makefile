@@ -8,7 +8,6 @@ SHELL := /bin/bash
 PYTHON ?= $(shell bash tools/find-python.sh 3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 export AWS_DEFAULT_REGION ?= eu-west-1
 export POWERTOOLS_METRICS_DISABLED ?= true
@@ -20,11 +19,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 all: test
 
-$(STAMP): $(LOCK) pyproject.toml tools/venv.sh tools/uv.sh requirements/uv.txt
-	bash tools/venv.sh $(VENV) $(PYTHON) $(LOCK) --editable
-	touch $(STAMP)
-
-venv: $(STAMP)
+# tools/venv.sh keeps its own stamps (the lock's digest, the interpreter's version, pyproject's
+# digest) and prints nothing when .venv is up to date, so it runs every time: a second stamp
+# here would miss a change of interpreter.
+venv:
+	@bash tools/venv.sh $(VENV) $(PYTHON) $(LOCK) --editable
 
 # Regenerate the lockfiles from pyproject.toml and requirements/*.in (uv, from .venv-uv):
 # `make lock LOCK_ARGS="--upgrade"` moves every package to its newest allowed version.
@@ -33,20 +32,20 @@ lock:
 
 # One run (table and chart), then a short envelope: 8 runs with their own seeds, phases and
 # modelled parameters (the full one: --runs 50). The run's verdict is the demo's exit code.
-demo: $(STAMP)
+demo: venv
 	$(PY) -m simulator run scenarios/nine-stage.yaml --out out/nine-stage
 	$(PY) -m simulator sweep scenarios/nine-stage.yaml --runs 8 --min-pass-rate 0 --out out/nine-stage-envelope
 
-lint: $(STAMP)
+lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: venv
 	$(PY) -m mypy functions simulator awsfake fleetctl fleet_template worker benchmarks loadtest
 
 # cfn-lint, sam validate --lint and checkov, each in its own virtual environment from its own
 # lockfile (checkov pins a boto3 that clashes with aws-sam-cli). Also shellcheck on worker/ and tools/.
-template-check: $(STAMP)
+template-check: venv
 	PYTHON=$(PYTHON) bash tools/check-template.sh
 
 # The worker, boot-script and load-test tests run a real nginx: installed with apt when we are
@@ -55,14 +54,14 @@ nginx:
 	@bash tools/ensure-nginx.sh
 
 # The unit tests only (tests/unit: the pure core), for a quick loop.
-unit: $(STAMP)
+unit: venv
 	$(PY) -m pytest tests/unit
 
 # Every test, with the coverage gate over every shipped package (pyproject.toml's
 # [tool.coverage.run]): everything on 3.11, but the worker's tests (tests/worker, and
 # tests/userdata, which runs it as its systemd units do) on 3.9, as on the hosts.
 WORKER_TESTS := tests/worker tests/userdata
-pytest: $(STAMP) nginx
+pytest: venv nginx
 	rm -f .coverage .coverage.*
 	$(PY) -m coverage run -m pytest $(addprefix --ignore=,$(WORKER_TESTS))
 	bash tools/on-python.sh 3.9 .venv-py39 requirements/worker-py39.txt --else-venv $(VENV) -- \
@@ -72,12 +71,12 @@ pytest: $(STAMP) nginx
 
 # The control plane's tests (everything that runs functions/) on the Lambda runtime's Python.
 PY313_TESTS := tests/unit tests/integration tests/template tests/fleetctl tests/simulator
-pytest-py313: $(STAMP)
+pytest-py313: venv
 	bash tools/on-python.sh 3.13 .venv-py313 $(LOCK) --editable -- python -m pytest -q $(PY313_TESTS)
 
 test: lint typecheck template-check pytest pytest-py313
 
-bench: $(STAMP)
+bench: venv
 	$(PY) -m benchmarks.control_plane
 	$(PY) -m benchmarks.worker
 	$(PY) -m benchmarks.worker --calibrate --json out/worker-calibration.json
