@@ -304,7 +304,7 @@ class ModelParams:
         changes: dict[str, Any] = {}
         for name, value in overrides.items():
             current = getattr(self, name)
-            low, high = _bounds(name, value)
+            low, high = bounds(name, value)
             changes[name] = Span(low, high) if isinstance(current, Span) else (low + high) / 2
         return replace(self, **changes)
 
@@ -315,7 +315,7 @@ class ModelParams:
             if isinstance(getattr(self, f.name), Span) or f.name not in SPECS:
                 continue
             spec = SPECS[f.name]
-            out[f.name] = _bounds(f.name, overrides[f.name]) if overrides and f.name in overrides else (
+            out[f.name] = bounds(f.name, overrides[f.name]) if overrides and f.name in overrides else (
                 spec.low, spec.high)  # fmt: skip
         return out
 
@@ -333,7 +333,8 @@ class ModelParams:
         return out
 
 
-def _bounds(name: str, value: Any) -> tuple[float, float]:
+def bounds(name: str, value: Any) -> tuple[float, float]:
+    """``model.<name>``'s value as (low, high): a number pins it, ``[low, high]`` is a range."""
     if isinstance(value, list | tuple):
         if len(value) != 2 or not all(_number(v) for v in value) or float(value[1]) < float(value[0]):
             raise ValueError(f"model.{name}: a range is [low, high] with low <= high, got {value!r}")

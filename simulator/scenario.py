@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from simulator.params import ModelParams
+from simulator.params import ModelParams, bounds
 
 ACTIONS = ("fail_instance", "capacity_error")
 
@@ -236,16 +236,17 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
                 raise reader.fail(
                     key_node, f"model.{key}", f"unknown model parameter (known: {', '.join(sorted(known))})"
                 )
+            raw: float | list[float]
             if isinstance(value, yaml.SequenceNode):
                 items = reader.sequence(value, f"model.{key}")
-                if len(items) != 2:
-                    raise reader.fail(value, f"model.{key}", "a range is [low, high]")
-                low, high = (reader.number(item, f"model.{key}[{n}]") for n, item in enumerate(items))
-                if high < low:
-                    raise reader.fail(value, f"model.{key}", "high must be >= low")
-                model[key] = [low, high]
+                raw = [reader.number(item, f"model.{key}[{n}]") for n, item in enumerate(items)]
             else:
-                model[key] = reader.number(value, f"model.{key}")
+                raw = reader.number(value, f"model.{key}")
+            try:
+                bounds(key, raw)  # the rule the run applies, checked here for the line number
+            except ValueError as exc:
+                raise reader.fail(value, f"model.{key}", str(exc)) from None
+            model[key] = raw
     expect = Expectations()
     if "expect" in top:
         fields_ = reader.mapping(top["expect"][1], "expect")
