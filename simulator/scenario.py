@@ -245,7 +245,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
             try:
                 bounds(key, raw)  # the rule the run applies, checked here for the line number
             except ValueError as exc:
-                raise reader.fail(value, f"model.{key}", str(exc)) from None
+                raise reader.fail(value, f"model.{key}", str(exc).removeprefix(f"model.{key}: ")) from None
             model[key] = raw
     expect = Expectations()
     if "expect" in top:
