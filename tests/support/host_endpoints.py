@@ -25,11 +25,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import cast
 
 from tests.helpers_worker import free_port, nginx_process, stop_process
+from tests.support.loopback import LoopbackService, service_of
 
 UTC = timezone.utc  # datetime.UTC is 3.11+: these tests also run on the hosts' Python 3.9
 
@@ -37,17 +38,9 @@ MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-class _ImdsServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, imds: FakeImds) -> None:
-        super().__init__(("127.0.0.1", 0), _ImdsHandler)
-        self.imds = imds
-
-
 class _ImdsHandler(BaseHTTPRequestHandler):
     def _imds(self) -> FakeImds:
-        return cast("_ImdsServer", self.server).imds
+        return cast("FakeImds", service_of(self))
 
     def do_PUT(self) -> None:
         if self.path != "/latest/api/token" or not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
@@ -74,7 +67,7 @@ class _ImdsHandler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeImds:
+class FakeImds(LoopbackService):
     """IMDSv2: token, ``tags/instance/<key>``, ``instance-id``, ``placement/region`` and
     instance-profile credentials."""
 
@@ -91,26 +84,7 @@ class FakeImds:
         self.instance_id = self.INSTANCE_ID
         self._lock = threading.Lock()
         self._reads: list[tuple[float, str]] = []
-        self._server = _ImdsServer(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakeImds:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeImds:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(_ImdsHandler)
 
     def record(self, path: str) -> None:
         with self._lock:

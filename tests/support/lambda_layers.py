@@ -21,24 +21,18 @@ import shlex
 import sys
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import cast
+
+from tests.support.loopback import LoopbackService, service_of
 
 FAKE_AWS_CLI = Path(__file__).with_name("fake_aws_cli.py")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, service: FakeLayerService) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.service = service
-
-
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        service = cast("_Server", self.server).service
+        service = cast("FakeLayerService", service_of(self))
         url = urllib.parse.urlsplit(self.path)
         if url.path == FakeLayerService.API_PATH:
             query = urllib.parse.parse_qs(url.query)
@@ -58,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeLayerService:
+class FakeLayerService(LoopbackService):
     """``GetLayerVersionByArn`` for ``layer_arn`` and the download of ``archive``.
 
     ``served`` replaces the bytes the download returns (the checksum still describes
@@ -86,30 +80,11 @@ class FakeLayerService:
         self.api_calls: list[str] = []
         self.downloads = 0
         self._lock = threading.Lock()
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(_Handler)
 
     @property
     def code_sha256(self) -> str:
         return base64.b64encode(hashlib.sha256(self.archive).digest()).decode()
-
-    def start(self) -> FakeLayerService:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeLayerService:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def get_layer_version_by_arn(self, arn: str) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
