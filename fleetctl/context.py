@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
-from fleetctl.stack import Stack, describe
+from fleetctl.stack import Stack, describe, function_environment
 
 if TYPE_CHECKING:
     from autoscaler.controller import Controller
     from autoscaler.runtime import Runtime
     from boto3.session import Session
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_lambda import LambdaClient
 
 
 @dataclass
@@ -33,23 +35,25 @@ class Context:
         """--region, then AWS_REGION (which botocore itself may ignore), then AWS_DEFAULT_REGION or the profile's."""
         return self.region or os.environ.get("AWS_REGION") or self.session.region_name
 
-    @cached_property
-    def stack(self) -> Stack:
+    def _discovery_client(self, service: Literal["cloudformation", "lambda"]) -> Any:
         from botocore.config import Config
 
-        # Stack discovery is the first call: fail fast when the endpoint is unreachable, instead
-        # of riding the control plane's eight standard-mode retries.
+        # Discovery comes first: fail fast when the endpoint is unreachable, instead of riding
+        # the control plane's eight standard-mode retries.
         config = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 2})
-        cloudformation = self.session.client(
-            "cloudformation", region_name=self.region_name, endpoint_url=self.endpoint_url, config=config
-        )
+        return self.session.client(service, region_name=self.region_name, endpoint_url=self.endpoint_url, config=config)
+
+    @cached_property
+    def stack(self) -> Stack:
+        cloudformation: CloudFormationClient = self._discovery_client("cloudformation")
         return describe(cloudformation, self.stack_name)
 
     @cached_property
     def runtime(self) -> Runtime:
         from autoscaler.runtime import AwsClients, Runtime
 
-        settings = self.stack.settings()
+        lambda_client: LambdaClient = self._discovery_client("lambda")
+        settings = self.stack.settings(function_environment(lambda_client, self.stack))
         clients = AwsClients.create(session=self.session, region=self.region_name, endpoint_url=self.endpoint_url)
         return Runtime(settings=settings, clients=clients)
 

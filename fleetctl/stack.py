@@ -1,61 +1,32 @@
-"""Stack discovery: one ``DescribeStacks`` call gives the outputs and parameters fleetctl needs.
+"""Stack discovery: the stack's outputs, and the functions' own settings.
 
-Settings come from the stack itself, never from a local config file:
-
-* outputs carry the resource names and ids (``FleetName``, ``StateTableName``,
-  ``LaunchTemplateId``, ``SubnetIds``, ``TargetGroupArn``, ``TargetGroupDimension``, the alarm
-  names, ``LoadBalancerUrl``);
-* parameters carry the tunables that are not outputs (``MinSize``, ``MaxSize``,
-  ``WarmPoolSize``, ``CpuTarget``, ...).
-
-The template maps the same outputs and parameters into the functions' environment, so the
-``Settings`` built here equal the functions' own (see docs/fleetctl.md).
+* ``DescribeStacks`` gives the outputs: resource names and ids, the alarm names,
+  ``LoadBalancerUrl``, and ``ReconcileFunctionName``;
+* ``GetFunctionConfiguration`` of that function gives its environment, from which ``Settings``
+  are built exactly as the function builds them (every function of the stack has the same
+  settings; a template contract test checks it). There is no second map of parameters to
+  variables that a new setting could be missing from (see docs/fleetctl.md).
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoscaler.settings import Settings, SettingsError
-
 if TYPE_CHECKING:
+    from autoscaler.settings import Settings
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_lambda import LambdaClient
 
 SAMCONFIG = "samconfig.toml"
 # The project's own samconfig.toml, next to the fleetctl package (an editable install).
 PROJECT_DIRECTORY = Path(__file__).resolve().parent.parent
 
-# Settings field (upper-cased, as in the functions' environment) -> stack output.
-OUTPUT_SETTINGS = {
-    "FLEET_NAME": "FleetName",
-    "TABLE_NAME": "StateTableName",
-    "LAUNCH_TEMPLATE_ID": "LaunchTemplateId",
-    "LAUNCH_TEMPLATE_VERSION": "LaunchTemplateVersion",
-    "SUBNET_IDS": "SubnetIds",
-    "TARGET_GROUP_ARN": "TargetGroupArn",
-    "TARGET_GROUP_DIMENSION": "TargetGroupDimension",
-    "LOAD_BALANCER_DIMENSION": "LoadBalancerDimension",
-    "SCALE_OUT_ALARM_NAMES": "ScaleOutAlarmNames",
-    "SCALE_IN_ALARM_NAMES": "ScaleInAlarmNames",
-}
-# Settings field -> stack parameter (tunables that are not outputs).
-PARAMETER_SETTINGS = {
-    "MIN_SIZE": "MinSize",
-    "MAX_SIZE": "MaxSize",
-    "WARM_POOL_SIZE": "WarmPoolSize",
-    "MAX_PREPARED_CAPACITY": "WarmPoolMaxPreparedCapacity",
-    "CPU_TARGET": "CpuTarget",
-    "REQUESTS_PER_TARGET_TARGET": "RequestsPerTargetTarget",
-    "SCALE_IN_STABILIZATION_SECONDS": "ScaleInStabilizationSeconds",
-    "TOLERANCE": "Tolerance",
-    "MIN_STEP_FRACTION": "MinStepFraction",
-    "METRIC_WINDOW_SECONDS": "MetricWindowSeconds",
-    "SCALE_OUT_WINDOW_SECONDS": "ScaleOutWindowSeconds",
-}
+# The output naming the function whose environment holds the fleet's settings.
+SETTINGS_FUNCTION_OUTPUT = "ReconcileFunctionName"
 # Outputs naming further alarms of the fleet (shown by ``fleetctl alarms``).
 ALARM_NAME_OUTPUTS = ("ScaleOutAlarmNames", "ScaleInAlarmNames", "CpuLowAlarmName", "RequestsLowAlarmName")
 
@@ -93,15 +64,12 @@ class Stack:
             raise StackError(f"stack {self.name!r} has no output {key!r} (is it an ec2-fleet-autoscaler stack?)")
         return value
 
-    def environment(self) -> dict[str, str]:
-        """The functions' environment variables, as far as the stack's outputs and parameters tell."""
-        env = {var: self.outputs[out] for var, out in OUTPUT_SETTINGS.items() if self.outputs.get(out)}
-        env.update({var: self.parameters[p] for var, p in PARAMETER_SETTINGS.items() if self.parameters.get(p)})
-        return env
+    def settings(self, environment: Mapping[str, str]) -> Settings:
+        """The fleet's settings from the settings function's ``environment``."""
+        from autoscaler.settings import Settings, SettingsError
 
-    def settings(self) -> Settings:
         try:
-            return Settings.from_env(self.environment())
+            return Settings.from_env(environment)
         except SettingsError as exc:
             raise StackError(f"stack {self.name!r} does not describe a fleet: {exc}") from exc
 
@@ -132,3 +100,10 @@ def describe(cloudformation: CloudFormationClient, name: str) -> Stack:
         outputs={o["OutputKey"]: o.get("OutputValue", "") for o in raw.get("Outputs", [])},
         parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])},
     )
+
+
+def function_environment(lambda_client: LambdaClient, stack: Stack) -> dict[str, str]:
+    """The environment variables of the stack's settings function, as Lambda runs it."""
+    name = stack.output(SETTINGS_FUNCTION_OUTPUT)
+    configuration = lambda_client.get_function_configuration(FunctionName=name)
+    return dict(configuration.get("Environment", {}).get("Variables", {}))

@@ -7,10 +7,10 @@ import os
 import random
 import time
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -35,6 +35,9 @@ from simulator.telemetry import (
     Sample,
 )
 from simulator.traffic import RequestLog, TrafficEngine
+
+if TYPE_CHECKING:
+    from autoscaler.settings import Settings
 
 # Simulation time 0 is a whole hour of wall-clock time, so CloudWatch's period boundaries fall
 # on round simulation times; the scenario starts ``warmup + phase`` seconds later.
@@ -477,5 +480,5 @@ def _placeholders(path: Path) -> dict[str, Any]:
     return out
 
 
-def _settings_json(settings: Any) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
+def _settings_json(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json")

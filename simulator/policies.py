@@ -59,7 +59,8 @@ class Strategy:
             return {"cpuhigh (base)": PROTOTYPE_HIGH_BASE, "cpuhigh (spare)": PROTOTYPE_HIGH_SPARE,
                     "cpulow": PROTOTYPE_IDLE}  # fmt: skip
         if self.name == "target-tracking":
-            return {"AlarmHigh": settings.cpu_target, "AlarmLow": TARGET_TRACKING_LOW_FACTOR * settings.cpu_target}
+            target = settings.target("cpu")
+            return {"AlarmHigh": target, "AlarmLow": TARGET_TRACKING_LOW_FACTOR * target}
         return {
             a.name: a.threshold
             for a in self.deployment.alarms
@@ -108,7 +109,7 @@ def _target_tracking(deployment: Deployment, settings: Settings) -> Strategy:
     from autoscaler.runtime import policy_from_settings
     from autoscaler.signals import MetricQuery, SignalSpec
 
-    target = settings.cpu_target
+    target = settings.target("cpu")
     group = ("AutoScalingGroupName", settings.fleet_name)
     high, low = settings.scale_out_alarm_names[0], settings.scale_in_alarm_names[0]
     alarms = (

@@ -68,7 +68,7 @@ def build_report(result: RunResult) -> dict[str, Any]:
     previous_load = 0.0
     settings = result.settings
     min_size = int(settings["min_size"])
-    cpu_target = float(settings["cpu_target"])
+    cpu_target = float(settings["targets"]["CPU_TARGET"])
     oracle_seconds = 0.0
     oracle_prev = min_size
     p = result.params

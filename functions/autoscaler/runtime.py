@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.model import Decision, ScalingPolicy, Snapshot
-from autoscaler.settings import Settings
 from autoscaler.signals import signal_table
 
 if TYPE_CHECKING:
@@ -23,6 +22,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+
+    from autoscaler.settings import Settings
 
 Decider = Callable[[Snapshot, ScalingPolicy, datetime], Decision]
 

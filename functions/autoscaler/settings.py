@@ -1,111 +1,164 @@
-"""One typed settings object, built from the environment the template sets.
+"""One validated settings model, built from the environment the template sets.
 
-Every tunable of the control plane lives here; nothing else reads ``os.environ``.
-A missing or malformed variable fails loudly at cold start, naming the variable.
+Every tunable of the control plane lives here; nothing else reads ``os.environ``. A field the
+template sets has no default in code (the template's parameters are the one source of the
+defaults); only the code's own constants, which the template never sets, have one. A missing or
+malformed variable fails loudly at cold start, naming the variable.
+
+Each scaling signal's target is read from the variable its row in ``signals.SIGNALS`` names, so
+adding a signal adds no field here.
+
+pydantic comes with the Powertools layer; importing it costs about 0.1 s, so the functions build
+the model on their first invocation, not at import (``lambda_runtime``; see
+``benchmarks/control_plane.py`` for both figures).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from typing import Annotated, Any
 
-FLEET_TAG = "AutoscalerFleet"
-"""Tag key carried by every instance the functions manage; IAM conditions use it."""
-LIFECYCLE_TAG = "AutoscalerLifecycle"
-"""Tag key holding an instance's lifecycle (warming, pool, service, draining)."""
-READY_TAG = "AutoscalerReady"
-"""Tag the instance sets on itself once ``/ping`` answers through nginx (see userdata/)."""
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
+
+from autoscaler.signals import SIGNALS, TARGET_VARIABLES
 
 
 class SettingsError(ValueError):
     """A required environment variable is missing or malformed."""
 
 
-@dataclass(frozen=True)
-class Settings:
+def _comma_list(raw: object) -> object:
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def _stripped(raw: object) -> object:
+    return raw.strip() if isinstance(raw, str) else raw
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+Int = Annotated[int, BeforeValidator(_stripped)]
+Float = Annotated[float, BeforeValidator(_stripped)]
+
+# A target needs headroom below the most one instance can report: a fleet read at 95 % of its
+# ceiling is saturated (decide.py), so a target there would make every on-target reading look so.
+SATURATED = 0.95
+
+
+class Settings(BaseModel):
     """Control-plane configuration; field names map to UPPER_CASE environment variables."""
 
-    # No defaults here for what the template sets: its parameters are the one source of the
-    # defaults, and a missing variable fails at cold start instead of falling back to a stale value.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     fleet_name: str
     table_name: str
     launch_template_id: str
-    subnet_ids: tuple[str, ...]
+    launch_template_version: str
+    subnet_ids: Names
     target_group_arn: str
     # "targetgroup/<name>/<id>", the dimension value of AWS/ApplicationELB metrics.
     target_group_dimension: str
     # "app/<name>/<id>": with the target group, the dimensions of the ALB's RequestCount.
     load_balancer_dimension: str
-    min_size: int
-    max_size: int
-    warm_pool_size: int
+    min_size: Int
+    max_size: Int
+    warm_pool_size: Int
     # At most this many instances in service and in the pool together; 0 = no bound.
-    max_prepared_capacity: int
-    # Scaling targets: fleet CPU (%) and requests per target per minute.
-    cpu_target: float
-    requests_per_target_target: float
-    tolerance: float
-    min_step_fraction: float
-    scale_in_stabilization_seconds: int
+    max_prepared_capacity: Int
+    # Each signal's target per in-service instance, by the variable its row names.
+    targets: Mapping[str, Float]
+    tolerance: Float
+    min_step_fraction: Float
+    scale_in_stabilization_seconds: Int
     # Windows over which decisions average the metrics read at decision time: the long one for
     # scale-in and the stabilization history, the short one to confirm a scale-out quickly.
-    metric_window_seconds: int
-    scale_out_window_seconds: int
-    launch_template_version: str = "$Latest"
-    cpu_metric_namespace: str = "Autoscaler"
-    cpu_metric_name: str = "CPUUtilization"
-    # Published by every host beside its CPU (same namespace, dimensions and period).
-    request_metric_name: str = "RequestsPerMinute"
-    cpu_metric_period_seconds: int = 10
+    metric_window_seconds: Int
+    scale_out_window_seconds: Int
+    # The hosts' publisher (worker/): one namespace, dimensions and period for every host metric.
+    cpu_metric_namespace: str
+    request_metric_name: str
+    cpu_metric_period_seconds: Int
     # Scaling alarms; the reconcile re-evaluates while any of them stays in ALARM.
-    scale_out_alarm_names: tuple[str, ...] = ()
-    scale_in_alarm_names: tuple[str, ...] = ()
+    scale_out_alarm_names: Names
+    scale_in_alarm_names: Names
+
+    # The code's own constants below: the template does not set them (a contract test checks).
+    cpu_metric_name: str = "CPUUtilization"
     # An instance in service but not healthy after this long is replaced.
-    health_grace_seconds: int = 300
+    health_grace_seconds: Int = 300
     # A warming instance that never reports ready after this long is terminated.
-    warmup_timeout_seconds: int = 900
+    warmup_timeout_seconds: Int = 900
     # A draining target is stopped once ELB reports it gone, or after this long at most.
-    drain_timeout_seconds: int = 330
+    drain_timeout_seconds: Int = 330
     # Longer than the scaling functions' timeout (120 s): a lease must outlive any invocation that
     # holds it, or a slow run could interleave with the next one.
-    lease_seconds: int = 150
-    lease_wait_seconds: float = 20.0
+    lease_seconds: Int = 150
+    lease_wait_seconds: Float = 20.0
     # How long an invocation waits for started instances to reach "running" before
     # leaving registration to the next reconcile.
-    running_wait_seconds: float = 60.0
-    history_ttl_days: int = 30
-    idempotency_ttl_seconds: int = 3600
+    running_wait_seconds: Float = 60.0
+    history_ttl_days: Int = 30
+    idempotency_ttl_seconds: Int = 3600
     # A new fleet (custom resource Create) starts with automatic scaling suspended.
     suspended_by_default: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        errors: list[str] = []
-        types = typing.get_type_hints(cls)
-        for f in fields(cls):
-            key = f.name.upper()
-            raw = env.get(key)
-            required = f.default is MISSING
-            if raw is None or raw == "":
-                if required:
-                    errors.append(f"{key} is required")
-                continue
-            try:
-                values[f.name] = _convert(types[f.name], raw)
-            except ValueError as exc:
-                errors.append(f"{key}={raw!r}: {exc}")
-        if errors:
-            raise SettingsError("invalid settings: " + "; ".join(errors))
-        settings = cls(**values)  # type: ignore[arg-type]
-        settings.validate()
-        return settings
+        values: dict[str, Any] = {}
+        for name, info in cls.model_fields.items():
+            raw = env.get(name.upper())
+            # Empty is missing, except for a list: set and empty, it is a list of nothing (a
+            # baseline policy of the twin deploys no scaling alarms).
+            if name != "targets" and raw is not None and (raw.strip() or info.annotation == tuple[str, ...]):
+                values[name] = raw
+        values["targets"] = {key: env[key] for key in TARGET_VARIABLES if env.get(key, "").strip()}
+        return cls.build(values, env)
 
-    def validate(self) -> None:
+    @classmethod
+    def build(cls, values: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> Settings:
+        """Validate ``values`` (field name -> value); errors name the variables."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError("invalid settings: " + "; ".join(_explain(exc, source or values))) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, validated again (``model_copy`` would not validate)."""
+        return type(self).build({**dict(self), **changes})
+
+    def target(self, signal: str) -> float:
+        """The target of the signal named ``signal``, in its metric's unit."""
+        (row,) = (row for row in SIGNALS if row.name == signal)
+        return self.targets[row.target_variable]
+
+    @property
+    def all_alarm_names(self) -> tuple[str, ...]:
+        return self.scale_out_alarm_names + self.scale_in_alarm_names
+
+    @field_validator("targets")
+    @classmethod
+    def _every_signal_has_a_target(cls, targets: Mapping[str, float]) -> Mapping[str, float]:
+        problems = [f"{key} is required" for key in TARGET_VARIABLES if key not in targets]
+        problems += [f"{key} is no signal's target" for key in sorted(set(targets) - set(TARGET_VARIABLES))]
+        for row in SIGNALS:
+            target = targets.get(row.target_variable)
+            if target is None:
+                continue
+            if not (math.isfinite(target) and target > 0):
+                problems.append(f"{row.target_variable} must be a finite number > 0, got {target}")
+            elif isinstance(row.ceiling, float) and target >= SATURATED * row.ceiling:
+                line = SATURATED * row.ceiling
+                problems.append(f"{row.target_variable} must be below {line:g} (the saturation line), got {target:g}")
+        if problems:
+            raise ValueError("; ".join(dict.fromkeys(problems)))
+        return targets
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
         problems = []
         if not self.subnet_ids:
             problems.append("SUBNET_IDS must name at least one subnet")
@@ -113,47 +166,41 @@ class Settings:
             problems.append(f"need 0 <= MIN_SIZE ({self.min_size}) <= MAX_SIZE ({self.max_size})")
         if self.warm_pool_size < 0:
             problems.append("WARM_POOL_SIZE must be >= 0")
-        for name, target in (
-            ("CPU_TARGET", self.cpu_target),
-            ("REQUESTS_PER_TARGET_TARGET", self.requests_per_target_target),
-        ):
-            if not (math.isfinite(target) and target > 0):
-                problems.append(f"{name} must be a finite number > 0, got {target}")
-        if self.cpu_target >= 95:
-            # decide.SATURATED: a fleet read at 95 % of its ceiling is saturated, so a target there
-            # would make every reading on target look saturated.
-            problems.append(f"CPU_TARGET must be below 95 (the saturation line), got {self.cpu_target}")
         if not 0 <= self.tolerance < 1:
             problems.append("TOLERANCE must be in [0, 1)")
         if not 0 <= self.min_step_fraction < 1:
             problems.append("MIN_STEP_FRACTION must be in [0, 1)")
         if problems:
-            raise SettingsError("invalid settings: " + "; ".join(problems))
-
-    @property
-    def all_alarm_names(self) -> tuple[str, ...]:
-        return self.scale_out_alarm_names + self.scale_in_alarm_names
+            raise ValueError("; ".join(problems))
+        return self
 
 
-def _convert(kind: object, raw: str) -> object:
-    """``raw`` as the field's declared type (the type itself, resolved, not its name)."""
-    if kind is bool:
-        lowered = raw.strip().lower()
-        if lowered in {"1", "true", "yes"}:
-            return True
-        if lowered in {"0", "false", "no"}:
-            return False
-        raise ValueError("expected true or false")
-    if kind is int or kind is float:
-        return kind(raw)
-    if typing.get_origin(kind) is tuple and typing.get_args(kind) == (str, ...):
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if kind is str:
-        return raw
-    raise TypeError(f"no conversion from the environment to {kind!r}")
+def _explain(exc: ValidationError, source: Mapping[str, Any]) -> list[str]:
+    """pydantic's errors in the environment's words: the variable, its value, what is wrong."""
+    out = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        if not loc or (loc == ["targets"] and error["type"] == "value_error"):
+            # Our validators' messages already name the variables.
+            out.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        key = loc[1] if loc[0] == "targets" and len(loc) > 1 else loc[0].upper()
+        if error["type"] == "missing":
+            out.append(f"{key} is required")
+        elif error["type"] == "extra_forbidden":
+            out.append(f"{loc[0]} is not a setting")
+        else:
+            raw = source.get(key, source.get(loc[0], error.get("input")))
+            out.append(f"{key}={raw!r}: {error['msg']}")
+    return out
 
 
-ENVIRONMENT_VARIABLES = tuple(f.name.upper() for f in fields(Settings))
+ENVIRONMENT_VARIABLES = tuple(
+    [name.upper() for name in Settings.model_fields if name != "targets"] + list(TARGET_VARIABLES)
+)
 """Every variable the code may read; the template contract test checks them."""
-REQUIRED_ENVIRONMENT_VARIABLES = tuple(f.name.upper() for f in fields(Settings) if f.default is MISSING)
-"""The variables without a default: every function must be given them."""
+REQUIRED_ENVIRONMENT_VARIABLES = tuple(
+    [name.upper() for name, f in Settings.model_fields.items() if f.is_required() and name != "targets"]
+    + list(TARGET_VARIABLES)
+)
+"""The variables without a default: the template sets every one of them, on every function."""

@@ -12,11 +12,13 @@ served, its share of every period was zero, and that is exactly what it contribu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from autoscaler.settings import Settings
+if TYPE_CHECKING:
+    from autoscaler.settings import Settings
 
 Point = tuple[datetime, float]  # (period start, value)
 
@@ -66,61 +68,77 @@ class Demand:
     silent: int = 0  # instances in service without a single datapoint in the long window
 
 
+@dataclass(frozen=True)
+class Signal:
+    """A row of the table: what one signal reads and how it sizes, before settings fill it in."""
+
+    name: str
+    # The environment variable (set from a template parameter) that holds the signal's target.
+    target_variable: str
+    query: Callable[[Settings], MetricQuery]
+    # None: the settings' METRIC_WINDOW_SECONDS / SCALE_OUT_WINDOW_SECONDS.
+    window_seconds: int | None = None
+    scale_out_window_seconds: int | None = None
+    scale_out_only: bool = False
+    # A number, or one computed from the settings (from other targets, say).
+    ceiling: float | Callable[[Settings], float] | None = None
+
+    def spec(self, settings: Settings) -> SignalSpec:
+        ceiling = self.ceiling(settings) if callable(self.ceiling) else self.ceiling
+        return SignalSpec(
+            self.name,
+            self.query(settings),
+            settings.targets[self.target_variable],
+            self.window_seconds or settings.metric_window_seconds,
+            self.scale_out_window_seconds or settings.scale_out_window_seconds,
+            self.scale_out_only,
+            ceiling,
+        )
+
+
+def host_metric(name: Callable[[Settings], str]) -> Callable[[Settings], MetricQuery]:
+    """A metric every host publishes (worker/): one series per instance in service."""
+
+    def query(s: Settings) -> MetricQuery:
+        fleet = (("Fleet", s.fleet_name),)
+        return MetricQuery(s.cpu_metric_namespace, name(s), fleet, "Average", s.cpu_metric_period_seconds, True)
+
+    return query
+
+
+def load_balancer_metric(name: str, stat: str) -> Callable[[Settings], MetricQuery]:
+    """A metric of the fleet's target group, as the ALB publishes it: one minute per datapoint."""
+
+    def query(s: Settings) -> MetricQuery:
+        dimensions = (("TargetGroup", s.target_group_dimension), ("LoadBalancer", s.load_balancer_dimension))
+        return MetricQuery("AWS/ApplicationELB", name, dimensions, stat, 60)
+
+    return query
+
+
+def _one_host_at_full_cpu(s: Settings) -> float:
+    # What one host serves at 100 % CPU, from the two targets (the same fact twice).
+    return s.target("requests") * 100.0 / s.target("cpu")
+
+
+SIGNALS: tuple[Signal, ...] = (
+    Signal("cpu", "CPU_TARGET", host_metric(lambda s: s.cpu_metric_name), ceiling=100.0),
+    Signal("requests", "REQUESTS_PER_TARGET_TARGET", host_metric(lambda s: s.request_metric_name),
+           ceiling=_one_host_at_full_cpu),
+    # The load balancer's own count: independent of the hosts' publishers, but one minute coarse
+    # and minutes late, so it may only push capacity up.
+    Signal("alb_requests", "REQUESTS_PER_TARGET_TARGET", load_balancer_metric("RequestCount", "Sum"),
+           window_seconds=180, scale_out_window_seconds=180, scale_out_only=True),
+)  # fmt: skip
+"""The deployed signals. Adding one is a row here plus its template parameter and variable."""
+
+TARGET_VARIABLES = tuple(dict.fromkeys(row.target_variable for row in SIGNALS))
+"""The environment variables holding the signals' targets (Settings reads them)."""
+
+
 def signal_table(settings: Settings) -> tuple[SignalSpec, ...]:
-    """The deployed signals. Adding one is a row here plus its template parameters."""
-    s = settings
-    fleet = (("Fleet", s.fleet_name),)
-    long, short = s.metric_window_seconds, s.scale_out_window_seconds
-    table = (
-        SignalSpec(
-            "cpu",
-            MetricQuery(
-                s.cpu_metric_namespace,
-                s.cpu_metric_name,
-                fleet,
-                "Average",
-                s.cpu_metric_period_seconds,
-                per_instance=True,
-            ),
-            s.cpu_target,
-            long,
-            short,
-            ceiling=100.0,
-        ),
-        SignalSpec(
-            "requests",
-            MetricQuery(
-                s.cpu_metric_namespace,
-                s.request_metric_name,
-                fleet,
-                "Average",
-                s.cpu_metric_period_seconds,
-                per_instance=True,
-            ),
-            s.requests_per_target_target,
-            long,
-            short,
-            # What one host serves at full CPU, from the two targets (the same fact twice).
-            ceiling=s.requests_per_target_target * 100.0 / s.cpu_target,
-        ),
-        # The load balancer's own count: independent of the hosts' publishers, but one minute
-        # coarse and minutes late, so it may only push capacity up.
-        SignalSpec(
-            "alb_requests",
-            MetricQuery(
-                "AWS/ApplicationELB",
-                "RequestCount",
-                (("TargetGroup", s.target_group_dimension), ("LoadBalancer", s.load_balancer_dimension)),
-                "Sum",
-                60,
-            ),
-            s.requests_per_target_target,
-            window_seconds=180,
-            scale_out_window_seconds=180,
-            scale_out_only=True,
-        ),
-    )
-    return tuple(row for row in table if row.name != "alb_requests" or s.load_balancer_dimension)
+    """The table's rows with the settings filled in: what ``decide`` sizes with."""
+    return tuple(row.spec(settings) for row in SIGNALS)
 
 
 def demand(spec: SignalSpec, data: SignalData, in_service: Sequence[str], now: datetime) -> Demand:

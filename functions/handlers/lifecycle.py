@@ -112,7 +112,7 @@ def _fleet_of(physical_id: str | None) -> str | None:
 def _for_fleet(runtime: Runtime, fleet: str) -> Runtime:
     if fleet == runtime.settings.fleet_name:
         return runtime
-    return replace(runtime, settings=replace(runtime.settings, fleet_name=fleet))
+    return replace(runtime, settings=runtime.settings.replace(fleet_name=fleet))
 
 
 def respond(request: CloudFormationCustomResourceEvent, status: str, physical_id: str, reason: str) -> None:

@@ -1,18 +1,22 @@
 """A real moto_server process, a fleet's stack inside it, and the real ``fleetctl`` console script.
 
 The stack is deliberately small: moto's CloudFormation creates the state table; the VPC, the
-subnets, the launch template and the target group are made with direct API calls and passed to
-the stack as plain-string outputs, like the real template's outputs.
+subnets, the launch template, the target group and the reconcile function are made with direct
+API calls and passed to the stack as plain-string outputs, like the real template's outputs. The
+function's environment is the template's (every parameter at its default, ``MaxSize`` 4) with
+this stack's resources filled in: fleetctl reads its settings from there, as from a deployed one.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import threading
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,9 +27,8 @@ from typing import Any
 import boto3
 import pytest
 
-from fleetctl.stack import PARAMETER_SETTINGS
 from tests.support.host_endpoints import FAKE_CREDENTIALS, MOTO_SERVER, running_moto_server
-from tests.support.template_settings import template_parameter_defaults
+from tests.support.template_settings import template_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -137,18 +140,10 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def _template(fleet: str, table: str, outputs: dict[str, str]) -> str:
-    # Every tunable at the template's default, as DescribeStacks lists a deployed stack's parameters.
-    numbers = {
-        name: value for name, value in template_parameter_defaults().items() if name in PARAMETER_SETTINGS.values()
-    }
-    numbers["MaxSize"] = 4
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"fleetctl test stack of fleet {fleet}",
-        "Parameters": {
-            "FleetName": {"Type": "String", "Default": fleet},
-            **{name: {"Type": "Number", "Default": str(value)} for name, value in numbers.items()},
-        },
+        "Parameters": {"FleetName": {"Type": "String", "Default": fleet}},
         "Resources": {
             "StateTable": {
                 "Type": "AWS::DynamoDB::Table",
@@ -175,6 +170,22 @@ def _template(fleet: str, table: str, outputs: dict[str, str]) -> str:
     return json.dumps(body)
 
 
+def _reconcile_function(moto: Moto, network: dict[str, Any], name: str, environment: dict[str, str]) -> str:
+    """A function holding the fleet's settings in its environment, as the stack's functions do."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("handlers/reconcile.py", "def handler(event, context):\n    return {}\n")
+    moto.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=network["function_role"],
+        Handler="handlers.reconcile.handler",
+        Code={"ZipFile": archive.getvalue()},
+        Environment={"Variables": environment},
+    )
+    return name
+
+
 @pytest.fixture(scope="session")
 def network(moto: Moto) -> dict[str, Any]:
     ec2 = moto.client("ec2")
@@ -189,7 +200,8 @@ def network(moto: Moto) -> dict[str, Any]:
     template = ec2.create_launch_template(
         LaunchTemplateName="fleet-workers", LaunchTemplateData={"ImageId": image, "InstanceType": "c7g.medium"}
     )["LaunchTemplate"]["LaunchTemplateId"]
-    return {"vpc": vpc, "subnets": subnets, "launch_template": template}
+    role = moto.client("iam").create_role(RoleName="fleet-functions", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    return {"vpc": vpc, "subnets": subnets, "launch_template": template, "function_role": role}
 
 
 @pytest.fixture
@@ -202,7 +214,23 @@ def make_stack(moto: Moto, network: dict[str, Any], ping_url: str) -> Callable[.
         group = moto.client("elbv2").create_target_group(
             Name=f"tg-{suffix}", Protocol="HTTP", Port=30000, VpcId=network["vpc"], TargetType="instance"
         )["TargetGroups"][0]["TargetGroupArn"]
+        table = f"{fleet}-state"
+        environment = {
+            **template_environment(),
+            "FLEET_NAME": fleet,
+            "TABLE_NAME": table,
+            "LAUNCH_TEMPLATE_ID": network["launch_template"],
+            "LAUNCH_TEMPLATE_VERSION": "1",
+            "SUBNET_IDS": ",".join(network["subnets"]),
+            "TARGET_GROUP_ARN": group,
+            "TARGET_GROUP_DIMENSION": f"targetgroup/tg-{suffix}/0123456789abcdef",
+            "LOAD_BALANCER_DIMENSION": f"app/lb-{suffix}/0123456789abcdef",
+            "SCALE_OUT_ALARM_NAMES": f"{fleet}-cpu-high,{fleet}-requests-high",
+            "SCALE_IN_ALARM_NAMES": f"{fleet}-scale-in",
+            "MAX_SIZE": "4",
+        }
         outputs = {
+            "ReconcileFunctionName": _reconcile_function(moto, network, f"{fleet}-reconcile", environment),
             "LoadBalancerUrl": ping_url,
             "DashboardUrl": f"https://{REGION}.console.aws.amazon.com/cloudwatch/home#dashboards:name={fleet}",
             "LaunchTemplateId": network["launch_template"],
@@ -219,7 +247,7 @@ def make_stack(moto: Moto, network: dict[str, Any], ping_url: str) -> Callable[.
         }
         name = f"stack-{suffix}"
         cloudformation = moto.client("cloudformation")
-        cloudformation.create_stack(StackName=name, TemplateBody=_template(fleet, f"{fleet}-state", outputs))
+        cloudformation.create_stack(StackName=name, TemplateBody=_template(fleet, table, outputs))
         status = cloudformation.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
         assert status == "CREATE_COMPLETE", status
         return FleetStack(name, fleet, moto, network["subnets"], group)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from autoscaler.model import Instance, Lifecycle, TargetHealth
+from autoscaler.settings import Settings
 from botocore.exceptions import ClientError
 
 from fleetctl import views
@@ -14,8 +15,8 @@ from fleetctl.cli import build_parser
 from fleetctl.context import Context
 from fleetctl.errors import explain
 from fleetctl.render import Renderer
-from fleetctl.stack import Stack, StackError
-from tests.support.template_settings import template_parameter_defaults
+from fleetctl.stack import Stack, StackError, function_environment
+from tests.support.template_settings import template_environment
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -62,38 +63,34 @@ def test_explain_access_denied_and_credentials():
     assert explain(RuntimeError("bug"), ctx) is None  # unexpected: keeps its traceback
 
 
-def test_stack_settings_from_outputs_and_parameters():
-    stack = Stack(
-        "s",
-        "CREATE_COMPLETE",
-        outputs={
-            "FleetName": "f",
-            "StateTableName": "t",
-            "LaunchTemplateId": "lt-1",
-            "SubnetIds": "subnet-a,subnet-b",
-            "TargetGroupArn": "arn:tg",
-            "TargetGroupDimension": "targetgroup/x/1",
-            "LoadBalancerDimension": "app/x/1",
-            "ScaleOutAlarmNames": "f-cpu-high,f-requests-high",
-            "ScaleInAlarmNames": "f-scale-in",
-            "CpuLowAlarmName": "f-cpu-low",
-        },
-        parameters={
-            **template_parameter_defaults(),
-            "MinSize": "2",
-            "MaxSize": "6",
-            "WarmPoolSize": "0",
-            "CpuTarget": "60",
-            "FleetName": "",
-        },
-    )
-    settings = stack.settings()
-    assert settings.subnet_ids == ("subnet-a", "subnet-b")
-    assert (settings.min_size, settings.max_size, settings.warm_pool_size, settings.cpu_target) == (2, 6, 0, 60.0)
-    assert settings.scale_out_alarm_names == ("f-cpu-high", "f-requests-high")
+VARIABLES = {**template_environment(), "MIN_SIZE": "2", "MAX_SIZE": "6", "CPU_TARGET": "60"}
+
+
+def test_stack_settings_are_the_settings_functions_own():
+    """fleetctl builds Settings from the function's environment, as the function does."""
+    outputs = {
+        "ReconcileFunctionName": "f-reconcile",
+        "ScaleOutAlarmNames": "f-cpu-high,f-requests-high",
+        "ScaleInAlarmNames": "f-scale-in",
+        "CpuLowAlarmName": "f-cpu-low",
+    }
+    stack = Stack("s", "CREATE_COMPLETE", outputs=outputs, parameters={})
+    asked: list[str] = []
+
+    class FakeLambda:
+        def get_function_configuration(self, FunctionName: str) -> dict[str, object]:  # noqa: N803 - boto3's name
+            asked.append(FunctionName)
+            return {"Environment": {"Variables": VARIABLES}}
+
+    settings = stack.settings(function_environment(FakeLambda(), stack))  # type: ignore[arg-type]
+    assert asked == ["f-reconcile"]
+    assert (settings.min_size, settings.max_size, settings.target("cpu")) == (2, 6, 60.0)
+    assert settings == Settings.from_env(VARIABLES)
     assert stack.alarm_names() == ["f-cpu-high", "f-requests-high", "f-scale-in", "f-cpu-low"]
-    with pytest.raises(StackError, match="does not describe a fleet"):
-        Stack("s", "CREATE_COMPLETE", {}, {}).settings()
+    with pytest.raises(StackError, match="does not describe a fleet: invalid settings: FLEET_NAME is required"):
+        stack.settings({})
+    with pytest.raises(StackError, match="has no output 'ReconcileFunctionName'"):
+        function_environment(FakeLambda(), Stack("s", "CREATE_COMPLETE", {}, {}))  # type: ignore[arg-type]
 
 
 def test_every_subcommand_has_help(capsys):

@@ -11,7 +11,7 @@ from simulator.cli import main
 
 pytestmark = [pytest.mark.simulation, pytest.mark.slow]
 ROOT = Path(__file__).parents[2]
-FIXTURE = Path(__file__).parent / "fixture-template.yaml"
+TEMPLATE = ROOT / "template.yaml"  # the deployed one, parameters at their defaults
 SHORT = """
 name: short
 seed: 5
@@ -35,7 +35,7 @@ def short_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_schema_chart_and_function_log(tmp_path: Path, short_scenario: Path):
-    code, report = run(tmp_path, short_scenario, "--template", str(FIXTURE))
+    code, report = run(tmp_path, short_scenario, "--template", str(TEMPLATE))
     assert code == (0 if report["passed"] else 1)
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 10_000
     stage_keys = {
@@ -61,28 +61,28 @@ def test_report_schema_chart_and_function_log(tmp_path: Path, short_scenario: Pa
 
 
 def test_same_seed_same_report(tmp_path: Path, short_scenario: Path):
-    _, first = run(tmp_path, short_scenario, "--template", str(FIXTURE), out="a")
-    _, second = run(tmp_path, short_scenario, "--template", str(FIXTURE), out="b")
+    _, first = run(tmp_path, short_scenario, "--template", str(TEMPLATE), out="a")
+    _, second = run(tmp_path, short_scenario, "--template", str(TEMPLATE), out="b")
     for report in (first, second):
         report.pop("speed")
     assert first == second
 
 
 def test_unknown_template_parameter_is_bad_input(tmp_path: Path, short_scenario: Path, capsys):
-    code = main(["run", str(short_scenario), "--template", str(FIXTURE), "--param", "Nope=1", "--out", str(tmp_path)])
+    code = main(["run", str(short_scenario), "--template", str(TEMPLATE), "--param", "Nope=1", "--out", str(tmp_path)])
     assert code == 2
     assert "Nope" in capsys.readouterr().err
 
 
 def test_bad_sweep_size_is_bad_input(tmp_path: Path, short_scenario: Path, capsys):
-    code = main(["sweep", str(short_scenario), "--template", str(FIXTURE), "--runs", "0", "--out", str(tmp_path)])
+    code = main(["sweep", str(short_scenario), "--template", str(TEMPLATE), "--runs", "0", "--out", str(tmp_path)])
     assert code == 2
     assert "--runs" in capsys.readouterr().err
 
 
 def test_sweep_summarises_its_runs_and_a_run_reproduces_any_of_them(tmp_path: Path, short_scenario: Path):
     out = tmp_path / "sweep"
-    code = main(["sweep", str(short_scenario), "--template", str(FIXTURE), "--runs", "3", "--jobs", "2",
+    code = main(["sweep", str(short_scenario), "--template", str(TEMPLATE), "--runs", "3", "--jobs", "2",
                  "--out", str(out), "--quiet"])  # fmt: skip
     doc = json.loads((out / "sweep.json").read_text())
     summary = doc["summary"]
@@ -96,7 +96,7 @@ def test_sweep_summarises_its_runs_and_a_run_reproduces_any_of_them(tmp_path: Pa
     assert sum(stage["instances_at_end"].values()) == 3
     assert stage["seconds_to_expected"]["p95"] >= stage["seconds_to_expected"]["p50"]
 
-    code, report = run(tmp_path, short_scenario, "--template", str(FIXTURE), "--sweep-run", "1", out="again")
+    code, report = run(tmp_path, short_scenario, "--template", str(TEMPLATE), "--sweep-run", "1", out="again")
     again = [(s["instances_at_end"], s["seconds_to_expected"]) for s in report["stages"]]
     assert again == [(s["instances_at_end"], s["seconds_to_expected"]) for s in doc["runs"][1]["stages"]]
 
@@ -106,7 +106,7 @@ def test_baselines_run_through_the_same_controller(tmp_path: Path, policy: str):
     # A warm-up long enough for the installs to leave EC2's own 5-minute CPU figures.
     scenario = tmp_path / "baseline.yaml"
     scenario.write_text(SHORT.replace("warmup: 300", "warmup: 900"))
-    code, report = run(tmp_path, scenario, "--template", str(ROOT / "template.yaml"), "--policy", policy)
+    code, report = run(tmp_path, scenario, "--template", str(TEMPLATE), "--policy", policy)
     assert code in (0, 1)
     assert report["policy"] == policy
     assert report["totals"]["function_errors"] == 0
@@ -115,7 +115,7 @@ def test_baselines_run_through_the_same_controller(tmp_path: Path, policy: str):
 
 def test_nine_stage_passes_with_the_template_defaults(tmp_path: Path):
     """The headline: the acceptance scenario, as deployed, meets every stage."""
-    code, report = run(tmp_path, ROOT / "scenarios" / "nine-stage.yaml", "--template", str(ROOT / "template.yaml"))
+    code, report = run(tmp_path, ROOT / "scenarios" / "nine-stage.yaml", "--template", str(TEMPLATE))
     assert [s["instances_at_end"] for s in report["stages"]] == [1, 1, 2, 2, 2, 1, 1, 1, 1]
     assert report["stages"][2]["seconds_to_expected"] <= 120  # the second instance in service
     assert report["stages"][5]["seconds_to_expected"] <= 240  # and gone again
@@ -134,7 +134,7 @@ def test_a_flap_is_judged_on_the_scenarios_window_not_on_the_configuration_under
     from simulator.scenario import load_scenario
 
     environment()
-    result = Simulation(load_scenario(short_scenario), str(FIXTURE), {}, "ours").run()
+    result = Simulation(load_scenario(short_scenario), str(TEMPLATE), {}, "ours").run()
     reversed_after_100_s = [Action(300.0, "out", 1, 2), Action(400.0, "in", 2, 1)]
     for stabilization in (0, 60, 300):
         settings = {**result.settings, "scale_in_stabilization_seconds": stabilization}

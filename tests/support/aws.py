@@ -104,7 +104,7 @@ class Fleet:
         return StateStore(self.runtime.clients.dynamodb, s.table_name, s.fleet_name, s.history_ttl_days)
 
     def with_settings(self, **changes: Any) -> Fleet:
-        settings = replace(self.settings, **changes)
+        settings = self.settings.replace(**changes)
         runtime = replace(self.runtime, settings=settings)
         return replace(self, runtime=runtime, settings=settings)
 

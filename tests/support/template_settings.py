@@ -6,7 +6,6 @@ values a deployed stack provides (resource names and ids) are placeholders to ov
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ def _template_settings() -> Settings:
 
 def template_settings(**overrides: Any) -> Settings:
     """The reconcile function's settings with every template parameter at its default."""
-    return replace(_template_settings(), **overrides)
+    return _template_settings().replace(**overrides)
 
 
 @cache

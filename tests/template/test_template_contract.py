@@ -94,8 +94,8 @@ def test_resolved_environment_builds_settings(
     assert settings.min_size == params["MinSize"]
     assert settings.max_size == params["MaxSize"]
     assert settings.warm_pool_size == params["WarmPoolSize"]
-    assert settings.cpu_target == params["CpuTarget"]
-    assert settings.requests_per_target_target == params["RequestsPerTargetTarget"]
+    assert settings.target("cpu") == params["CpuTarget"]
+    assert settings.target("requests") == params["RequestsPerTargetTarget"]
     assert settings.cpu_metric_namespace == "Autoscaler"
     assert settings.scale_out_alarm_names == ("<CpuHighAlarm>", "<RequestsHighAlarm>")
     assert settings.scale_in_alarm_names == ("<ScaleInAlarm>",)
@@ -510,23 +510,20 @@ def test_samconfig_environments(raw_template: dict[str, Any]) -> None:
     assert overrides["WarmPoolSize"] == "0"
 
 
-def test_fleetctl_reads_every_tunable_the_functions_get_from_a_parameter(raw_template: dict[str, Any]) -> None:
-    """fleetctl rebuilds the functions' Settings from the stack's parameters: no drift allowed."""
-    from fleetctl.stack import PARAMETER_SETTINGS
+def test_every_function_has_the_settings_fleetctl_reads(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
+    """fleetctl builds Settings from one function's environment (the output it names): that is
+    only the fleet's settings if every function's Settings are the same."""
+    from fleetctl.stack import SETTINGS_FUNCTION_OUTPUT
 
-    environment = raw_template["Globals"]["Function"]["Environment"]["Variables"]
-    from_parameters = {
-        name: value["Ref"]
-        for name, value in environment.items()
-        if isinstance(value, dict) and value.get("Ref") in raw_template["Parameters"]
-    }
-    from_parameters.pop("POWERTOOLS_LOG_LEVEL")  # powertools', not a Settings field
-    assert from_parameters == PARAMETER_SETTINGS
+    output = raw_template["Outputs"][SETTINGS_FUNCTION_OUTPUT]["Value"]
+    source = Settings.from_env(function_environment(raw_template, output["Ref"], params))
+    for logical_id in FUNCTIONS:
+        assert Settings.from_env(function_environment(raw_template, logical_id, params)) == source, logical_id
 
 
 def test_the_decision_lease_outlives_every_scaling_invocation(translated: dict[str, Any]) -> None:
     """A lease shorter than the function timeout would let a slow run interleave with the next."""
-    lease = Settings.__dataclass_fields__["lease_seconds"].default
+    lease = Settings.model_fields["lease_seconds"].default
     for name, function in _lambda_functions(translated).items():
         if name != "LifecycleFunction":  # holds the lease only for create, a few seconds
             assert function["Properties"]["Timeout"] < lease, name

@@ -245,8 +245,7 @@ def policies(draw) -> ScalingPolicy:
     return policy(
         min_size=min_size,
         max_size=max_size,
-        cpu_target=draw(st.floats(10.0, 90.0)),
-        requests_per_target_target=draw(st.floats(1.0, 500.0)),
+        targets={"CPU_TARGET": draw(st.floats(10.0, 90.0)), "REQUESTS_PER_TARGET_TARGET": draw(st.floats(1.0, 500.0))},
         tolerance=draw(st.sampled_from([0.0, 0.05, 0.1, 0.2])),
         scale_in_stabilization_seconds=draw(st.sampled_from([0, 60, 120, 300])),
         scale_out_factor=draw(st.sampled_from([1.0, 1.5, 2.0, 3.0])),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
-
 import pytest
+from autoscaler import settings as settings_module
+from autoscaler import signals
 from autoscaler.settings import ENVIRONMENT_VARIABLES, REQUIRED_ENVIRONMENT_VARIABLES, Settings, SettingsError
+from autoscaler.signals import TARGET_VARIABLES, Signal, host_metric, signal_table
 
 from tests.support.template_settings import template_environment
 
@@ -37,16 +38,15 @@ def test_minimal_environment_uses_defaults():
     assert settings.subnet_ids == ("subnet-a", "subnet-b")
     sizes = (settings.min_size, settings.max_size, settings.warm_pool_size)
     assert sizes == (int(TEMPLATE["MIN_SIZE"]), int(TEMPLATE["MAX_SIZE"]), int(TEMPLATE["WARM_POOL_SIZE"]))
-    assert settings.cpu_target == float(TEMPLATE["CPU_TARGET"])
+    assert settings.target("cpu") == float(TEMPLATE["CPU_TARGET"])
     assert settings.health_grace_seconds == 300
-    assert settings.launch_template_version == "$Latest"
-    assert settings.scale_out_alarm_names == ()
+    assert settings.launch_template_version == TEMPLATE["LAUNCH_TEMPLATE_VERSION"]
     assert settings.suspended_by_default is False
 
 
 def test_required_list_matches_the_contract():
-    required = {f.name.upper() for f in fields(Settings) if f.default is MISSING and f.default_factory is MISSING}
-    assert required == set(REQUIRED)
+    required = {name.upper() for name, f in Settings.model_fields.items() if f.is_required() and name != "targets"}
+    assert required | set(TARGET_VARIABLES) == set(REQUIRED)
     assert set(REQUIRED_ENVIRONMENT_VARIABLES) == set(REQUIRED)
 
 
@@ -65,25 +65,33 @@ def test_one_missing_required_variable(key):
         Settings.from_env(values)
 
 
-@pytest.mark.parametrize("key", sorted(REQUIRED))
+LISTS = {"SUBNET_IDS", "SCALE_OUT_ALARM_NAMES", "SCALE_IN_ALARM_NAMES"}
+
+
+@pytest.mark.parametrize("key", sorted(set(REQUIRED) - LISTS))
 def test_empty_required_variable_counts_as_missing(key):
     with pytest.raises(SettingsError, match=f"{key} is required"):
         Settings.from_env(env(**{key: ""}))
 
 
+def test_an_empty_list_variable_is_a_list_of_nothing():
+    settings = Settings.from_env(env(SCALE_OUT_ALARM_NAMES="", SCALE_IN_ALARM_NAMES=" "))
+    assert settings.all_alarm_names == ()
+    with pytest.raises(SettingsError, match="SUBNET_IDS must name at least one subnet"):
+        Settings.from_env(env(SUBNET_IDS=""))
+
+
 def test_empty_optional_variable_keeps_the_default():
-    assert Settings.from_env(env(HEALTH_GRACE_SECONDS="", LAUNCH_TEMPLATE_VERSION="")).health_grace_seconds == 300
+    assert Settings.from_env(env(HEALTH_GRACE_SECONDS="")).health_grace_seconds == 300
 
 
-def test_the_template_is_the_only_source_of_the_scaling_defaults():
-    """A tunable the template sets has no second default in code that could drift from it."""
-    deployed = TEMPLATE  # the reconcile function's environment, every parameter at its default
-    stack_derived = {"LAUNCH_TEMPLATE_VERSION", "SCALE_OUT_ALARM_NAMES", "SCALE_IN_ALARM_NAMES"}
-    for f in fields(Settings):
-        name = f.name.upper()
-        if name in deployed and name not in stack_derived and f.default is not MISSING:
-            # Only the fixed names of the metric contract keep a default, and it is the template's.
-            assert str(f.default) == deployed[name], name
+def test_the_template_is_the_only_source_of_the_defaults_it_sets():
+    """A variable the template sets has no second default in code that could drift from it, and a
+    field with a default in code is one the template leaves alone."""
+    deployed = set(TEMPLATE)  # the reconcile function's environment, every parameter at its default
+    defaulted = {name.upper() for name, f in Settings.model_fields.items() if not f.is_required()}
+    assert not defaulted & deployed
+    assert set(REQUIRED_ENVIRONMENT_VARIABLES) <= deployed
 
 
 @pytest.mark.parametrize(
@@ -125,7 +133,7 @@ def test_types_are_converted():
         )
     )
     assert (settings.min_size, settings.max_size) == (2, 8)
-    assert settings.cpu_target == 65.5
+    assert settings.target("cpu") == 65.5
     assert settings.lease_wait_seconds == 2.5
     assert settings.scale_in_stabilization_seconds == 300
     assert settings.suspended_by_default is True
@@ -203,7 +211,7 @@ def test_tolerance_zero_is_valid():
 
 
 def test_environment_variables_cover_every_field():
-    names = [f.name.upper() for f in fields(Settings)]
+    names = [name.upper() for name in Settings.model_fields if name != "targets"] + list(TARGET_VARIABLES)
     assert list(ENVIRONMENT_VARIABLES) == names
     assert len(set(ENVIRONMENT_VARIABLES)) == len(ENVIRONMENT_VARIABLES)
     assert set(REQUIRED) <= set(ENVIRONMENT_VARIABLES)
@@ -212,6 +220,12 @@ def test_environment_variables_cover_every_field():
 def test_every_environment_variable_is_read():
     """Setting each variable to a valid, non-default value changes the corresponding field."""
     values = env(
+        FLEET_NAME="other-fleet",
+        TABLE_NAME="other-table",
+        LAUNCH_TEMPLATE_ID="lt-1",
+        SUBNET_IDS="subnet-c",
+        TARGET_GROUP_ARN="arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/other/1",
+        TARGET_GROUP_DIMENSION="targetgroup/other/1",
         MIN_SIZE="2",
         MAX_SIZE="7",
         WARM_POOL_SIZE="3",
@@ -244,10 +258,8 @@ def test_every_environment_variable_is_read():
     assert set(values) == set(ENVIRONMENT_VARIABLES)
     defaults = Settings.from_env(env())
     settings = Settings.from_env(values)
-    for f in fields(Settings):
-        if f.name.upper() in REQUIRED:
-            continue
-        assert getattr(settings, f.name) != getattr(defaults, f.name), f.name
+    for name in Settings.model_fields:
+        assert getattr(settings, name) != getattr(defaults, name), name
 
 
 def test_os_environ_is_the_default_source(monkeypatch):
@@ -267,14 +279,38 @@ def test_non_finite_targets_are_rejected(raw):
         Settings.from_env(env(CPU_TARGET=raw))
 
 
-def test_a_field_type_without_a_conversion_fails_loudly():
-    """Conversions follow the declared type itself: a type with no conversion is refused, never
-    passed through as the raw string (an annotation read as text once did that for ``float | None``)."""
-    from dataclasses import dataclass
+def test_a_new_row_in_the_signal_table_is_a_setting_read_and_a_signal_sized(monkeypatch):
+    """The table is the one place a signal is declared: its target variable is required, read,
+    validated and sized with, without a field of its own in Settings."""
+    row = Signal("queue", "QUEUE_TARGET", host_metric(lambda s: "QueueLength"), ceiling=None)
+    table = (*signals.SIGNALS, row)
+    variables = (*TARGET_VARIABLES, "QUEUE_TARGET")
+    for module in (signals, settings_module):
+        monkeypatch.setattr(module, "SIGNALS", table)
+        monkeypatch.setattr(module, "TARGET_VARIABLES", variables)
+    with pytest.raises(SettingsError, match="QUEUE_TARGET is required"):
+        Settings.from_env(env())
+    with pytest.raises(SettingsError, match="QUEUE_TARGET must be a finite number > 0"):
+        Settings.from_env(env(QUEUE_TARGET="0"))
+    with pytest.raises(SettingsError, match="QUEUE_TARGET='many'"):
+        Settings.from_env(env(QUEUE_TARGET="many"))
+    settings = Settings.from_env(env(QUEUE_TARGET="4"))
+    assert settings.target("queue") == 4.0
+    (spec,) = (spec for spec in signal_table(settings) if spec.name == "queue")
+    assert (spec.target, spec.query.metric, spec.query.per_instance) == (4.0, "QueueLength", True)
+    assert spec.window_seconds == settings.metric_window_seconds
 
-    @dataclass(frozen=True)
-    class Extended(Settings):
-        ratio: float | None = None
 
-    with pytest.raises(TypeError, match="no conversion"):
-        Extended.from_env(env(RATIO="0.5"))
+def test_a_target_no_signal_reads_is_refused():
+    with pytest.raises(SettingsError, match="QUEUE_TARGET is no signal's target"):
+        targets = {**dict.fromkeys(TARGET_VARIABLES, 1.0), "QUEUE_TARGET": 2.0}
+        Settings.build({**dict(Settings.from_env(env())), "targets": targets})
+
+
+def test_replace_validates_again():
+    settings = Settings.from_env(env())
+    assert settings.replace(max_size=9).max_size == 9
+    with pytest.raises(SettingsError, match="MIN_SIZE"):
+        settings.replace(min_size=10, max_size=9)
+    with pytest.raises(SettingsError, match="nope is not a setting"):
+        settings.replace(nope=1)

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from autoscaler.model import Direction
-from autoscaler.settings import Settings
 from autoscaler.signals import Point, SignalData, SignalSpec
 
 if TYPE_CHECKING:
@@ -18,6 +17,8 @@ if TYPE_CHECKING:
         MetricDataQueryTypeDef,
         MetricDataResultTypeDef,
     )
+
+    from autoscaler.settings import Settings
 
 # GetMetricData takes at most 500 queries per call (API reference, MetricDataQueries).
 MAX_QUERIES = 500

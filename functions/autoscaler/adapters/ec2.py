@@ -11,11 +11,13 @@ from botocore.exceptions import ClientError
 from autoscaler.clock import Clock
 from autoscaler.errors import CapacityError, InstanceNotVisibleError, InstanceStateError
 from autoscaler.model import Instance, Lifecycle
-from autoscaler.settings import FLEET_TAG, LIFECYCLE_TAG, READY_TAG, Settings
+from autoscaler.tags import FLEET_TAG, LIFECYCLE_TAG, READY_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import InstanceTypeDef, TagSpecificationTypeDef, TagTypeDef
+
+    from autoscaler.settings import Settings
 
 SINCE_TAG = "AutoscalerSince"
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
