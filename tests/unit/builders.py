@@ -35,6 +35,9 @@ _SETTINGS_FIELDS = set(Settings.model_fields)
 
 
 def settings(**overrides: Any) -> Settings:
+    """The template's settings; ``targets`` overrides only the targets it names."""
+    if "targets" in overrides:
+        overrides["targets"] = {**template_settings().targets, **overrides["targets"]}
     return template_settings(**overrides)
 
 
