@@ -253,6 +253,7 @@ class Controller:
             last_message=decision.message,
             last_decision_at=now,
             last_scaling_at=now if decision.changed else state.last_scaling_at,
+            panic=decision.panic,
         )
         # Remember the decision before acting: if we crash mid-action, the next run converges to it.
         self._store.save_decision(new_state)
@@ -292,7 +293,10 @@ class Controller:
             *result.terminated,
             *result.warming,
         ]
-        if not decision.changed and not touched and not result.failures and not result.capacity_errors:
+        # A panic mode that starts or ends is history even when the capacity stays.
+        panic_turned = (decision.panic is None) != (snapshot.state.panic is None)
+        quiet = not touched and not result.failures and not result.capacity_errors
+        if not decision.changed and quiet and not panic_turned:
             return
         policy = self.runtime.scaling_policy()
         signals = {
@@ -315,7 +319,7 @@ class Controller:
                 activity_id=uuid.uuid4().hex[:12],
                 at=now,
                 cause=trigger.cause,
-                reason=decision.reason if decision.changed else "reconcile",
+                reason=decision.reason if decision.changed or panic_turned else "reconcile",
                 from_desired=decision.previous,
                 to_desired=decision.desired,
                 status=result.status,

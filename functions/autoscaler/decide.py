@@ -9,6 +9,13 @@ stabilization window. Booting instances count as capacity on the way.
 Missing datapoints are read conservatively, as the HPA does for pods without metrics: an
 instance in service without a datapoint adds nothing to a scale-out and its full target to a
 scale-in.
+
+Panic mode follows the Knative Pod Autoscaler's: when the demand that does not saturate (the
+hosts' offered load), read over a short window, asks for at least ``panic_threshold`` x the
+instances in service, the fleet is sized at once for that demand plus its backlog drained
+within ``backlog_drain_seconds`` (no per-decision limit, no alarm gate), and never scaled in;
+panic ends ``panic_stable_seconds`` after the last reading that called for it. The recorded
+recommendation carries the panic size, so the scale-in stabilization window still applies after.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from autoscaler.model import Decision, Direction, FleetState, Recommendation, ScalingPolicy, Snapshot
+from autoscaler.model import Decision, Direction, FleetState, Panic, Recommendation, ScalingPolicy, Snapshot
 from autoscaler.signals import SignalData, demand
 
 # Reasons, as they appear in logs, metrics and the activity history.
@@ -35,9 +42,14 @@ IN_NOT_ARMED = "scale-in-alarm-not-in-alarm"
 STABILIZING = "scale-in-stabilizing"
 AT_TARGET = "within-tolerance"
 SMALL_STEP = "step-below-minimum"
+PANIC_ENTERED = "panic-entered"
+PANIC_SCALE_OUT = "panic-scale-out"
+PANIC_HOLDING = "panic-holding"
+PANIC_OVER = "panic-over"
 REASONS = (
     SUSPENDED, BELOW_MIN, ABOVE_MAX, NO_METRICS, NOTHING_IN_SERVICE, SCALE_OUT, SCALE_IN,
     CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, SMALL_STEP,
+    PANIC_ENTERED, PANIC_SCALE_OUT, PANIC_HOLDING, PANIC_OVER,
 )  # fmt: skip
 
 
@@ -115,6 +127,8 @@ def signal_recommendations(
     if not in_service:
         return out
     for spec in policy.signals:
+        if spec.backlog_unit is not None:  # added to the panic demand, not sized on its own
+            continue
         reading = demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now)
         up_demand = reading.recent if reading.recent is not None else reading.settled
         down_demand = None if reading.settled is None else reading.settled + reading.silent * spec.target
@@ -136,6 +150,51 @@ def saturated(per_signal: Sequence[SignalRecommendation]) -> bool:
     (the arrival rate, when a backlog drains) says the demand is known."""
     flags = [s.saturated for s in per_signal if s.saturated is not None]
     return bool(flags) and all(flags)
+
+
+@dataclass(frozen=True)
+class PanicReading:
+    demand: float  # the panic signal's total over the panic window, plus the backlog to drain
+    target: float
+    wanted: int  # instances that demand needs
+
+    def describe(self) -> str:
+        return f"panic demand {self.demand:.1f} (target {self.target:g}/instance)->{self.wanted}"
+
+
+def panic_reading(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> PanicReading | None:
+    """The largest need among the panic signals over their short window, backlog included."""
+    in_service = snapshot.in_service_ids
+    backlog = 0.0
+    for spec in policy.signals:
+        if spec.backlog_unit is not None:
+            queued = demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent
+            backlog += (queued or 0.0) * spec.backlog_unit / policy.backlog_drain_seconds
+    best: PanicReading | None = None
+    for spec in policy.signals:
+        if not spec.panic:
+            continue
+        recent = demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent
+        if recent is None:
+            continue
+        total = recent + backlog
+        candidate = PanicReading(total, spec.target, math.ceil(total / spec.target - 1e-9))
+        if best is None or candidate.wanted > best.wanted:
+            best = candidate
+    return best
+
+
+def next_panic(
+    previous: Panic | None, reading: PanicReading | None, in_service: int, policy: ScalingPolicy, now: datetime
+) -> Panic | None:
+    """Panic mode after this decision: (re)armed by a reading at the threshold (the demand's ratio
+    to what the instances in service hold at target, as Knative compares), else kept until it has
+    been quiet for the stable window."""
+    if reading is not None and in_service and reading.demand / (reading.target * in_service) >= policy.panic_threshold:
+        return Panic(previous.since if previous is not None else now, now)
+    if previous is not None and (now - previous.seen_at).total_seconds() < policy.panic_stable_seconds:
+        return previous
+    return None
 
 
 def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
@@ -160,11 +219,16 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
     if not per_signal:
         return keep(NO_METRICS, "no signal had data in its window")
 
+    reading = panic_reading(snapshot, policy, now)
     # A guard's reading counts only while a scale-out alarm is armed: stale, it must not hold a
-    # scale-in back.
-    upward = max((s.up for s in per_signal if not s.scale_out_only or Direction.OUT in snapshot.active),
+    # scale-in back. A saturated reading is censored; with a demand that does not saturate at
+    # hand, it says nothing more (a host at 100 % CPU while a backlog drains asks for no host
+    # the offered load and the backlog do not already count).
+    upward = max((s.up for s in per_signal
+                  if (not s.scale_out_only or Direction.OUT in snapshot.active)
+                  and not (reading is not None and s.saturated)),
                  default=current)  # fmt: skip
-    if saturated(per_signal):
+    if reading is None and saturated(per_signal):
         # The demand is unknown beyond the capacity: double (the HPA's largest step) rather than
         # creep up by a quarter per decision.
         upward = max(upward, min(2 * in_service, scale_out_limit(current, policy)))
@@ -174,6 +238,24 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
     recommendation = clamp(max(holding), policy) if holding else current
     detail = "; ".join(s.describe() for s in per_signal)
     detail += f"; in service {in_service}, booting {snapshot.booting}, desired {current}"
+
+    panic = next_panic(state.panic, reading, in_service, policy, now)
+    if reading is not None:
+        detail += f"; {reading.describe()}"
+    if panic is not None:
+        assert reading is not None or state.panic is not None
+        # Booting instances count: ``current`` holds them, and the need is the fleet's total.
+        wanted = clamp(max(current, upward, reading.wanted if reading is not None else current), policy)
+        recommendation = max(recommendation, wanted)
+        since = f"panicking since {panic.since.isoformat()}"
+        if wanted > current:
+            reason = PANIC_ENTERED if state.panic is None else PANIC_SCALE_OUT
+            return Decision(wanted, current, reason, f"{detail}; {since}", recommendation, panic)
+        reason = PANIC_ENTERED if state.panic is None else PANIC_HOLDING
+        return Decision(current, current, reason, f"{detail}; {since}, no scale-in", recommendation, panic)
+    if state.panic is not None:
+        # One decision to say so; the next one may scale in, after the stabilization window.
+        return keep(PANIC_OVER, f"{detail}; calm for {policy.panic_stable_seconds:g} s", recommendation)
 
     min_step = max(1, math.ceil(policy.min_step_fraction * current - 1e-9))
     if current < upward < min(current + min_step, policy.max_size):

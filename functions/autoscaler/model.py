@@ -83,6 +83,14 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class Panic:
+    """Panic mode (decide.py): since when, and the latest decision whose reading called for it."""
+
+    since: datetime
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
 class FleetState:
     """What the state table remembers between invocations."""
 
@@ -95,6 +103,7 @@ class FleetState:
     last_decision_at: datetime | None = None
     # Alarm name -> its latest known transition to OK or INSUFFICIENT_DATA (from notifications).
     alarms_cleared_at: Mapping[str, datetime] = field(default_factory=dict)
+    panic: Panic | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +182,10 @@ class ScalingPolicy:
     # instance): irrelevant at 1-10 instances, it keeps noise from nudging a large fleet.
     min_step_fraction: float
     scale_in_stabilization_seconds: float
+    # Panic mode: see Settings.
+    panic_threshold: float
+    panic_stable_seconds: float
+    backlog_drain_seconds: float
     # Per decision, scale out to at most max(factor x current, current + step) (the HPA's limit).
     scale_out_factor: float = 2.0
     scale_out_step: int = 4
@@ -187,6 +200,7 @@ class Decision:
     reason: str
     message: str
     recommendation: int | None = None
+    panic: Panic | None = None  # panic mode after this decision
 
     @property
     def changed(self) -> bool:

@@ -77,6 +77,13 @@ class Settings(BaseModel):
     # scale-in and the stabilization history, the short one to confirm a scale-out quickly.
     metric_window_seconds: Int
     scale_out_window_seconds: Int
+    # Panic mode (decide.py): entered when the panic window's uncapped demand asks for at least
+    # PANIC_THRESHOLD x the instances in service; left PANIC_STABLE_SECONDS after the last such
+    # reading; sizes for the arrivals plus the hosts' backlog drained within BACKLOG_DRAIN_SECONDS.
+    panic_threshold: Float
+    panic_window_seconds: Int
+    panic_stable_seconds: Int
+    backlog_drain_seconds: Int
     # The hosts' publisher (worker/): one namespace, dimensions and period for every host metric.
     cpu_metric_namespace: str
     request_metric_name: str
@@ -170,6 +177,11 @@ class Settings(BaseModel):
             problems.append("TOLERANCE must be in [0, 1)")
         if not 0 <= self.min_step_fraction < 1:
             problems.append("MIN_STEP_FRACTION must be in [0, 1)")
+        if not (math.isfinite(self.panic_threshold) and self.panic_threshold > 1):
+            problems.append(f"PANIC_THRESHOLD must be a finite number > 1, got {self.panic_threshold}")
+        for name in ("panic_window_seconds", "panic_stable_seconds", "backlog_drain_seconds"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name.upper()} must be > 0")
         if problems:
             raise ValueError("; ".join(problems))
         return self

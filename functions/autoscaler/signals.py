@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 Point = tuple[datetime, float]  # (period start, value)
 
+# Published by every host beside CPUUtilization, in the same call (docs/contracts.md).
+OFFERED_LOAD_METRIC = "OfferedLoad"
+BACKLOG_METRIC = "BacklogSeconds"
+
 
 @dataclass(frozen=True)
 class MetricQuery:
@@ -49,6 +53,12 @@ class SignalSpec:
     # The most one instance can report (CPU: 100 %). At it, the reading is censored: the demand
     # is at least what the fleet serves, by an unknown amount.
     ceiling: float | None = None
+    # Demand that does not saturate (what arrives, served or not): it may start panic mode.
+    panic: bool = False
+    # A backlog, in host-seconds of queued work: not sized on its own, but added in panic mode
+    # to the panic signals' demand, at this many of their units per host-second drained per
+    # second (OfferedLoad: 100 % of a host).
+    backlog_unit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,21 +88,26 @@ class Signal:
     query: Callable[[Settings], MetricQuery]
     # None: the settings' METRIC_WINDOW_SECONDS / SCALE_OUT_WINDOW_SECONDS.
     window_seconds: int | None = None
-    scale_out_window_seconds: int | None = None
+    scale_out_window_seconds: int | Callable[[Settings], int] | None = None
     scale_out_only: bool = False
     # A number, or one computed from the settings (from other targets, say).
     ceiling: float | Callable[[Settings], float] | None = None
+    panic: bool = False
+    backlog_unit: float | None = None
 
     def spec(self, settings: Settings) -> SignalSpec:
         ceiling = self.ceiling(settings) if callable(self.ceiling) else self.ceiling
+        short = self.scale_out_window_seconds
         return SignalSpec(
             self.name,
             self.query(settings),
             settings.targets[self.target_variable],
             self.window_seconds or settings.metric_window_seconds,
-            self.scale_out_window_seconds or settings.scale_out_window_seconds,
+            (short(settings) if callable(short) else short) or settings.scale_out_window_seconds,
             self.scale_out_only,
             ceiling,
+            self.panic,
+            self.backlog_unit,
         )
 
 
@@ -129,6 +144,15 @@ SIGNALS: tuple[Signal, ...] = (
     # and minutes late, so it may only push capacity up.
     Signal("alb_requests", "REQUESTS_PER_TARGET_TARGET", load_balancer_metric("RequestCount", "Sum"),
            window_seconds=180, scale_out_window_seconds=180, scale_out_only=True),
+    # What arrives at the hosts, in CPU they would need (worker/: every /work request that
+    # reached the host, served or shed, x its mean service time): not capped at 100 %, so it
+    # sizes a burst in one step and may start panic mode, over the short panic window.
+    Signal("offered_load", "CPU_TARGET", host_metric(lambda s: OFFERED_LOAD_METRIC),
+           scale_out_window_seconds=lambda s: s.panic_window_seconds, panic=True),
+    # The hosts' queues, in host-seconds of work (worker/): drained within BACKLOG_DRAIN_SECONDS
+    # in panic mode.
+    Signal("backlog", "CPU_TARGET", host_metric(lambda s: BACKLOG_METRIC),
+           scale_out_window_seconds=lambda s: s.panic_window_seconds, backlog_unit=100.0),
 )  # fmt: skip
 """The deployed signals. Adding one is a row here plus its template parameter and variable."""
 

@@ -46,3 +46,21 @@ def test_every_item_the_code_writes_is_documented(fleet):
         sk = item["sk"]["S"]
         assert any(p.fullmatch(pk) and s.fullmatch(sk) for p, s in documented), (item["pk"]["S"], sk)
     assert {item["pk"]["S"].split("#")[0] for item in items} == {"FLEET", "IDEMPOTENCY"}
+
+
+def test_panic_mode_survives_between_invocations_and_its_end_is_stored(fleet):
+    """Panic is state: a later invocation (another execution environment) must see it, and a
+    decision out of panic must clear it in the table."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from autoscaler.model import FleetState, Panic
+
+    store = fleet.store
+    now = fleet.clock.now()
+    panic = Panic(now - timedelta(seconds=40), now - timedelta(seconds=10))
+    store.save_decision(FleetState(desired=4, panic=panic, last_decision_at=now))
+    assert store.load().panic == panic
+    store.save_decision(replace(store.load(), panic=None))
+    assert store.load().panic is None
+    assert store.load().desired == 4

@@ -16,6 +16,7 @@ from autoscaler.model import (
     FleetState,
     Instance,
     Lifecycle,
+    Panic,
     Recommendation,
     ScalingPolicy,
     Snapshot,
@@ -134,28 +135,34 @@ def snapshot(
     requests: float | None = None,
     recent_cpu: float | None = None,
     alb_requests: float | None = None,
+    offered: float | None = None,
+    backlog: float | None = None,
     booting_count: int = 0,
     desired: int | None = None,
     active: frozenset[Direction] | set[Direction] = frozenset(),
     suspended: bool = False,
+    panic: Panic | None = None,
     history: tuple[Recommendation, ...] = (),
     extra: tuple[Instance, ...] = (),
     cause: str = "",
 ) -> Snapshot:
     """A fleet of ``in_service`` serving and ``booting_count`` booting instances, every serving one
-    reporting ``cpu`` and ``requests`` per period (per host, as the hosts publish them)."""
+    reporting ``cpu``, ``requests``, ``offered`` (load) and ``backlog`` (seconds) per period (per
+    host, as the hosts publish them)."""
     hosts = serving(in_service)
     ids = [i.instance_id for i in hosts]
     signals: dict[str, SignalData] = {
         "cpu": per_instance(ids, cpu, recent_cpu),
         "requests": per_instance(ids, requests),
+        "offered_load": per_instance(ids, offered),
+        "backlog": per_instance(ids, backlog),
     }
     if alb_requests is not None:
         minute = DECIDED_AT.replace(second=0) - timedelta(minutes=2)
         signals["alb_requests"] = SignalData(fleet=((minute, alb_requests),))
     return Snapshot(
         instances=(*hosts, *booting(booting_count), *extra),
-        state=FleetState(desired=desired, suspended=suspended, recommendations=history),
+        state=FleetState(desired=desired, suspended=suspended, recommendations=history, panic=panic),
         signals=signals,
         active=frozenset(active),
         cause=cause,

@@ -181,9 +181,13 @@ def test_subnet_list():
         ({"WARM_POOL_SIZE": "-1"}, "WARM_POOL_SIZE"),
         ({"CPU_TARGET": "0"}, "CPU_TARGET"),
         ({"REQUESTS_PER_TARGET_TARGET": "-5"}, "REQUESTS_PER_TARGET_TARGET"),
+        ({"PANIC_THRESHOLD": "1"}, "PANIC_THRESHOLD must be a finite number > 1"),
+        ({"PANIC_WINDOW_SECONDS": "0"}, "PANIC_WINDOW_SECONDS must be > 0"),
+        ({"BACKLOG_DRAIN_SECONDS": "-1"}, "BACKLOG_DRAIN_SECONDS must be > 0"),
     ],
     ids=["min-above-max", "negative-min", "tolerance-one", "negative-tolerance", "no-subnets", "negative-pool",
-         "zero-cpu-target", "negative-requests-target"],
+         "zero-cpu-target", "negative-requests-target", "panic-threshold-one", "no-panic-window",
+         "negative-drain"],
 )  # fmt: skip
 def test_validation_errors(overrides, fragment):
     with pytest.raises(SettingsError) as caught:
@@ -240,6 +244,10 @@ def test_every_environment_variable_is_read():
         SCALE_IN_STABILIZATION_SECONDS="301",
         METRIC_WINDOW_SECONDS="61",
         SCALE_OUT_WINDOW_SECONDS="31",
+        PANIC_THRESHOLD="3",
+        PANIC_WINDOW_SECONDS="30",
+        PANIC_STABLE_SECONDS="61",
+        BACKLOG_DRAIN_SECONDS="31",
         CPU_METRIC_NAMESPACE="Custom",
         CPU_METRIC_NAME="Cpu",
         CPU_METRIC_PERIOD_SECONDS="11",

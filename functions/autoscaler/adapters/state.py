@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from autoscaler.errors import StateConflictError
-from autoscaler.model import FleetState, Recommendation
+from autoscaler.model import FleetState, Panic, Recommendation
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -79,6 +79,7 @@ class StateStore:
             last_reason=item.get("last_reason", {}).get("S"),
             last_message=item.get("last_message", {}).get("S"),
             last_decision_at=_time(item.get("last_decision_at")),
+            panic=_panic(item),
             alarms_cleared_at={
                 name.removeprefix(CLEARED_PREFIX): datetime.fromisoformat(value["S"])
                 for name, value in item.items()
@@ -98,6 +99,9 @@ class StateStore:
             names["last_scaling_at"] = {"S": state.last_scaling_at.isoformat()}
         if state.last_decision_at is not None:
             names["last_decision_at"] = {"S": state.last_decision_at.isoformat()}
+        # Empty strings when not panicking: the item keeps one shape, and SET is all _update does.
+        names["panic_since"] = {"S": state.panic.since.isoformat() if state.panic else ""}
+        names["panic_seen_at"] = {"S": state.panic.seen_at.isoformat() if state.panic else ""}
         self._update(names)
 
     def set_suspended(self, suspended: bool) -> None:
@@ -211,3 +215,8 @@ def _int(attr: AttributeValueTypeDef | None) -> int | None:
 def _time(attr: AttributeValueTypeDef | None) -> datetime | None:
     value = attr.get("S") if attr else None
     return datetime.fromisoformat(value) if value else None
+
+
+def _panic(item: dict[str, AttributeValueTypeDef]) -> Panic | None:
+    since, seen_at = _time(item.get("panic_since")), _time(item.get("panic_seen_at"))
+    return Panic(since, seen_at) if since is not None and seen_at is not None else None

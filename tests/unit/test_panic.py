@@ -1,0 +1,102 @@
+"""Panic mode (decide.py): a burst read on the demand that does not saturate, sized at once,
+held without scale-in, left after a quiet stable window (the Knative Pod Autoscaler's rule)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from autoscaler import decide as d
+from autoscaler.model import Direction, Panic
+
+from tests.unit.builders import DECIDED_AT, policy, recommendations, snapshot
+
+OUT, IN = {Direction.OUT}, {Direction.IN}
+POLICY = policy()  # the template's: CPU target 80, threshold 2, stable 60 s, drain 30 s
+TARGET = 80.0
+
+
+def test_the_template_defaults_are_the_ones_these_tests_reason_with():
+    offered = next(s for s in POLICY.signals if s.panic)
+    assert (offered.target, POLICY.panic_threshold, POLICY.panic_stable_seconds) == (TARGET, 2.0, 60)
+    assert (POLICY.backlog_drain_seconds, offered.scale_out_window_seconds) == (30, 20)
+
+
+def test_a_burst_enters_panic_and_is_sized_at_once_without_waiting_for_an_alarm():
+    # 0.5 -> 5 requests/s of 0.5 s on one 1-vCPU host: 250 % offered, CPU pinned at 100 %.
+    decision = d.decide(snapshot(1, cpu=100.0, requests=120.0, offered=250.0), POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 4)  # ceil(250 / 80)
+    assert decision.panic == Panic(DECIDED_AT, DECIDED_AT)
+    assert decision.recommendation == 4
+
+
+@pytest.mark.parametrize(("backlog", "desired"), [(0.0, 4), (6.0, 4), (30.0, 5), (90.0, 7)])
+def test_panic_adds_the_backlog_drained_within_the_drain_time(backlog, desired):
+    # 250 % + backlog / 30 s x 100 %: 6 s -> 270 (4), 30 s -> 350 (5), 90 s -> 550 (7).
+    snap = snapshot(1, cpu=100.0, offered=250.0, backlog=backlog)
+    assert d.decide(snap, POLICY, DECIDED_AT).desired == desired
+
+
+def test_below_the_threshold_there_is_no_panic_and_the_alarm_gate_holds():
+    # 150 % on one host asks for 1.9 hosts at target: under 2x.
+    decision = d.decide(snapshot(1, cpu=100.0, offered=150.0), POLICY, DECIDED_AT)
+    assert decision.panic is None
+    assert (decision.reason, decision.desired) == (d.OUT_NOT_ARMED, 1)
+
+
+def test_panic_is_not_bound_by_the_per_decision_scale_out_limit():
+    # 1,000 % on one host: 13 instances, where the HPA limit would allow max(2, 1 + 4) = 5.
+    assert d.scale_out_limit(1, POLICY) == 5
+    decision = d.decide(snapshot(1, cpu=100.0, offered=1000.0), policy(max_size=20), DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 13)
+
+
+def test_panic_counts_booting_instances_and_asks_for_no_more():
+    panic = Panic(DECIDED_AT - timedelta(seconds=30), DECIDED_AT - timedelta(seconds=10))
+    snap = snapshot(1, cpu=100.0, offered=250.0, booting_count=3, desired=4, panic=panic)
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_HOLDING, 4)
+    assert decision.panic == Panic(panic.since, DECIDED_AT)  # still called for: re-armed
+
+
+def test_panic_never_scales_in_and_ends_after_a_quiet_stable_window():
+    since = DECIDED_AT - timedelta(seconds=120)
+    quiet = snapshot(4, cpu=20.0, requests=20.0, offered=20.0, active=IN, desired=4)
+    recent = replace(quiet, state=replace(quiet.state, panic=Panic(since, DECIDED_AT - timedelta(seconds=30))))
+    held = d.decide(recent, POLICY, DECIDED_AT)
+    assert (held.reason, held.desired) == (d.PANIC_HOLDING, 4)
+    assert held.panic == recent.state.panic  # kept, not re-armed
+    old = replace(quiet, state=replace(quiet.state, panic=Panic(since, DECIDED_AT - timedelta(seconds=60))))
+    over = d.decide(old, POLICY, DECIDED_AT)
+    assert (over.reason, over.desired, over.panic) == (d.PANIC_OVER, 4, None)
+
+
+def test_after_panic_the_scale_in_waits_for_the_stabilization_window():
+    # The panic decisions recorded 4; 60 s later the quiet fleet may not drop below it yet.
+    history = recommendations((540, 4))
+    snap = snapshot(4, cpu=20.0, requests=20.0, offered=20.0, active=IN, desired=4, history=history)
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.STABILIZING, 4)
+
+
+def test_a_draining_backlog_does_not_creep_the_fleet_up():
+    """The burst's overshoot: new hosts read 100 % CPU while they clear the queue. With the offered
+    load at hand the censored CPU reading adds nothing, and the fleet stays at what the arrivals
+    and the (small) backlog need."""
+    snap = snapshot(4, cpu=100.0, requests=118.0, offered=70.0, backlog=1.0, active=OUT, desired=4)
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    # 4 x 70 + 4 x 1 s / 30 s x 100 = 293 % -> 3.7 hosts: no panic (< 2 x 4), no scale-out.
+    assert decision.panic is None
+    assert decision.desired == 4
+    assert decision.reason in {d.AT_TARGET, d.IN_NOT_ARMED}
+
+
+def test_without_offered_load_a_saturated_fleet_still_doubles():
+    """Hosts that do not publish the offered load (older workers) keep the saturation rule."""
+    decision = d.decide(snapshot(2, cpu=100.0, requests=119.0, active=OUT, desired=2), POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.SCALE_OUT, 4)
+
+
+def test_every_panic_reason_is_a_known_reason():
+    assert {d.PANIC_ENTERED, d.PANIC_SCALE_OUT, d.PANIC_HOLDING, d.PANIC_OVER} <= set(d.REASONS)
