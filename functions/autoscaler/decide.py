@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from autoscaler.model import Decision, Direction, FleetState, Panic, Recommendation, ScalingPolicy, Snapshot
-from autoscaler.signals import SignalData, demand
+from autoscaler.signals import SATURATED, SignalData, demand
 
 # Reasons, as they appear in logs, metrics and the activity history.
 SUSPENDED = "suspended"
@@ -51,10 +51,6 @@ REASONS = (
     CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, SMALL_STEP,
     PANIC_ENTERED, PANIC_SCALE_OUT, PANIC_HOLDING, PANIC_OVER,
 )  # fmt: skip
-
-
-# A fleet reading at this share of its ceiling is saturated.
-SATURATED = 0.95
 
 
 @dataclass(frozen=True)

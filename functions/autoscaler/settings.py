@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
 
-from autoscaler.signals import SIGNALS, TARGET_VARIABLES
+from autoscaler.signals import SATURATED, SIGNALS, TARGET_VARIABLES
 
 
 class SettingsError(ValueError):
@@ -42,10 +42,6 @@ def _stripped(raw: object) -> object:
 Names = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
 Int = Annotated[int, BeforeValidator(_stripped)]
 Float = Annotated[float, BeforeValidator(_stripped)]
-
-# A target needs headroom below the most one instance can report: a fleet read at 95 % of its
-# ceiling is saturated (decide.py), so a target there would make every on-target reading look so.
-SATURATED = 0.95
 
 
 class Settings(BaseModel):

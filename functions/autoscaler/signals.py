@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 Point = tuple[datetime, float]  # (period start, value)
 
+# A reading at this share of its ceiling is saturated (decide.py); a target needs headroom below
+# it, or every on-target reading would look saturated (settings.py).
+SATURATED = 0.95
+
 # Published by every host beside CPUUtilization, in the same call (docs/contracts.md).
 OFFERED_LOAD_METRIC = "OfferedLoad"
 BACKLOG_METRIC = "BacklogSeconds"
