@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from awsfake import moto_backends
 from awsfake.hooks import Params, answer, error, observe
-from awsfake.instances import STATE_CODES, InstanceStates
+from awsfake.instances import RUNNING, SETTLES_TO, STATE_CODES, STOPPED, TERMINATED, InstanceStates
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -107,7 +107,11 @@ class FakeInstances:
     (``launch_pending_seconds``), StartInstances to ``running``, StopInstances to ``stopped``,
     TerminateInstances to ``terminated``; a new instance is unknown to the API for
     ``visibility_seconds``. A test changes them between calls as it needs. ``refused`` lists the
-    ids of every call refused with InvalidInstanceID.NotFound."""
+    ids of every call refused with InvalidInstanceID.NotFound.
+
+    What another client does to these instances (moto carries it out at once) is followed when
+    this one next looks: an instance moto has stopped or terminated begins ``stopping`` or
+    ``shutting-down`` then, one it has started ``pending``."""
 
     def __init__(
         self,
@@ -142,8 +146,29 @@ class FakeInstances:
         observe(ec2, "ec2.TerminateInstances", self._each(self._terminate))
 
     def state_of(self, instance_id: str) -> str | None:
-        self.states.advance(self.now())
+        self._catch_up(self.now())
         return self.states.state_of(instance_id)
+
+    def settled_at(self) -> float:
+        """When every transition under way will have ended (now, if none is)."""
+        now = self.now()
+        self._catch_up(now)
+        return max([now, *(i.until for i in self.states.instances.values() if i.state in SETTLES_TO)])
+
+    def _catch_up(self, now: float) -> None:
+        """Bring the states to ``now``: transitions ended, calls made through other clients."""
+        self.states.advance(now)
+        for reservation in moto_backends.reservations():
+            for instance in reservation.instances:
+                modelled = self.states.instances.get(instance.instance_id)
+                if modelled is None or modelled.state == instance.state:
+                    continue
+                if instance.state == TERMINATED:
+                    self._terminate(instance.instance_id, now)
+                elif instance.state == STOPPED:
+                    self._stop(instance.instance_id, now)
+                elif instance.state == RUNNING:
+                    self._start(instance.instance_id, now)
 
     def _refused(self, failure: Params | None, ids: list[str]) -> Params | None:
         if failure is not None and failure["Error"]["Code"] == "InvalidInstanceID.NotFound":
@@ -153,7 +178,7 @@ class FakeInstances:
     def _check(self, operation: str) -> Callable[[Params], Params | None]:
         def respond(params: Params) -> Params | None:
             now = self.now()
-            self.states.advance(now)
+            self._catch_up(now)
             ids = [str(i) for i in params.get("InstanceIds") or ()]
             return self._refused(not_found(self.states, ids, now) or wrong_state(self.states, operation, ids), ids)
 
@@ -165,7 +190,7 @@ class FakeInstances:
 
     def _describe(self, params: Params) -> Params | None:
         now = self.now()
-        self.states.advance(now)
+        self._catch_up(now)
         described = describe_instances(self.states, params, now, self.wall)
         ids = [str(i) for i in params.get("InstanceIds") or ()]
         return self._refused(described, ids) if described is not None and "Error" in described else described

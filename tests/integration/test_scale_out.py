@@ -22,6 +22,7 @@ def _settle(fleet) -> None:
     fleet.mark_ready()
     fleet.clock.advance(30)
     entrypoints.reconcile(fleet.runtime)
+    fleet.settle()  # EC2 stops the warm-up: `stopping`, then `stopped`
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
 
 
@@ -142,13 +143,14 @@ def test_duplicate_delivery_has_no_second_effect(fleet):
     _settle(fleet)
     fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
-    event = alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-1")
+    at = fleet.clock.now()
+    event = alarm_event("fleet-cpu-high", at, message_id="m-1")
     first = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
     # The same message again, and the same transition in another message (CloudWatch may send twice).
     fleet.knobs.cpu = 300.0
     again = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
     twin = entrypoints.handle_alarm_event(
-        alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-2"), fleet.runtime, Direction.OUT
+        alarm_event("fleet-cpu-high", at, message_id="m-2"), fleet.runtime, Direction.OUT
     )
     stored = json.loads(json.dumps(first))  # the idempotency record holds the JSON of the result
     assert again == stored and twin == stored
@@ -204,8 +206,9 @@ def test_scale_out_is_recorded_in_the_activity_history(fleet):
     fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     fleet.clock.advance(60)
-    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
-    latest = fleet.store.activities(since=fleet.clock.now())[0]
+    decided_at = fleet.clock.now()  # the run then waits while EC2 starts the pool instance
+    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", decided_at), fleet.runtime, Direction.OUT)
+    latest = fleet.store.activities(since=decided_at)[0]
     assert latest["cause"] == "fleet-cpu-high"
     assert (latest["from"], latest["to"], latest["reason"], latest["status"]) == (1, 2, "scale-out", "Successful")
     assert latest["details"]["signals"]["cpu"]["up"] == 90.0 and latest["details"]["in_service"] == 1

@@ -15,18 +15,26 @@ from autoscaler.adapters.state import StateStore
 from autoscaler.runtime import AwsClients, Runtime
 from autoscaler.settings import Settings
 
-from awsfake.hooks import Invisible, answer, inject_faults, keep_pending, not_yet_visible, throttle
+from awsfake.fleet_instances import FakeInstances
+from awsfake.hooks import answer, inject_faults, throttle
 from awsfake.resources import REGION, create_launch_template, create_network, create_state_table, create_target_group
 from awsfake.target_group import FakeTargetGroup
 from awsfake.targets import HealthRules
 from tests.support.template_settings import template_parameter_defaults, template_settings
 
-__all__ = ["FakeClock", "Fleet", "Invisible", "Knobs", "build_fleet", "keep_pending", "not_yet_visible", "throttle"]
+__all__ = ["FakeClock", "Fleet", "Knobs", "build_fleet", "throttle"]
 
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
 # RegisterTargets to the first (passing) health check. ELB publishes no figure ("Register
 # targets with your target group"); the twin samples a range, a test needs one value.
 REGISTRATION_SECONDS = 10.0
+# How long EC2's transitions take, one value each within the twin's ranges (simulator/params.py
+# gives the sources): RunInstances or StartInstances to `running` 5 s ("EC2 boot time
+# benchmarking", daemonology.net, 2021: 4.9 s), `stopping` and `shutting-down` 10 s (no public
+# figure). A new instance is known to the API at once unless a test says otherwise
+# (``fleet.fake_instances.visibility_seconds``).
+PENDING_SECONDS = 5.0
+HALT_SECONDS = 10.0
 OUT_ALARMS = ("fleet-cpu-high", "fleet-requests-high")
 IN_ALARMS = ("fleet-scale-in",)
 
@@ -92,6 +100,7 @@ class Fleet:
     subnets: tuple[str, ...]
     zones: tuple[str, ...]
     target_group: FakeTargetGroup
+    fake_instances: FakeInstances
 
     @property
     def ec2(self) -> Any:
@@ -127,9 +136,18 @@ class Fleet:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
+    def settle(self) -> None:
+        """Let time pass until EC2 has ended every transition under way (``pending``,
+        ``stopping``, ``shutting-down``)."""
+        self.clock.advance(self.fake_instances.settled_at() - self.clock.now().timestamp())
+
     def mark_ready(self, instance_ids: list[str] | None = None) -> None:
-        """What the instance's user-data does once /ping answers through nginx."""
+        """What the instance's user-data does once /ping answers through nginx: on an instance
+        that has booted, so time passes until none of them is ``pending``."""
         ids = instance_ids or [i["InstanceId"] for i in self.instances()]
+        pending = [i for i in ids if self.fake_instances.state_of(i) == "pending"]
+        if pending:
+            self.settle()
         if ids:
             self.ec2.create_tags(Resources=ids, Tags=[{"Key": "AutoscalerReady", "Value": "true"}])
 
@@ -187,8 +205,8 @@ def build_fleet(
     clock: FakeClock | None = None, registration_seconds: float = REGISTRATION_SECONDS, **overrides: Any
 ) -> Fleet:
     """Inside ``mock_aws``: a VPC with two subnets in two AZs, a launch template, a target group
-    (its health from ``awsfake``, on ``clock``) and the state table, plus a Runtime wired to
-    them. ``overrides`` change the template's settings."""
+    (its health from ``awsfake``, on ``clock``), instance states (``awsfake``'s, on ``clock``)
+    and the state table, plus a Runtime wired to them. ``overrides`` change the template's settings."""
     clock = clock or FakeClock()
     session = boto3.session.Session(region_name=REGION)
     clients = AwsClients.create(session=session, region=REGION)
@@ -226,5 +244,14 @@ def build_fleet(
 
     target_group = FakeTargetGroup(arn, lambda: clock.now().timestamp(), rules, registration_seconds, reported)
     target_group.install(clients.elbv2)
+    fake_instances = FakeInstances(
+        lambda: clock.now().timestamp(),
+        lambda t: datetime.fromtimestamp(t, UTC),
+        launch_pending_seconds=PENDING_SECONDS,
+        start_pending_seconds=PENDING_SECONDS,
+        stop_seconds=HALT_SECONDS,
+        terminate_seconds=HALT_SECONDS,
+    )
+    fake_instances.install(ec2)
     runtime = Runtime(settings=settings, clients=clients, clock=clock)
-    return Fleet(runtime, clock, knobs, settings, subnets, zones, target_group)
+    return Fleet(runtime, clock, knobs, settings, subnets, zones, target_group, fake_instances)
