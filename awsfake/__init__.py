@@ -11,5 +11,6 @@ lacks, at the twin's fidelity, for both:
 - ``instances``: EC2 instance states as the API reports them (timed transitions, eventual
   consistency after RunInstances, IncorrectInstanceState);
 - ``fleet_instances``: DescribeInstances and the refusals from that state machine, and
-  ``FakeInstances``, which drives it on a clock a test keeps.
+  ``FakeInstances``, which drives it on a clock a test keeps;
+- ``metrics``: CloudWatch datapoints that become visible late, period statistics, GetMetricData.
 """

@@ -24,6 +24,7 @@ from autoscaler.runtime import AwsClients
 from awsfake.fleet_instances import describe_instances, instance_resources, not_found, wrong_state
 from awsfake.hooks import Params, answer, error, observe
 from awsfake.instances import RUNNING
+from awsfake.metrics import MetricStore, get_metric_data
 from awsfake.resources import (
     ACCOUNT,
     REGION,
@@ -35,7 +36,6 @@ from awsfake.resources import (
 from fleet_template.cfn import Template
 from simulator.alarms import AlarmEngine
 from simulator.balancer import Balancer
-from simulator.cloudwatch import MetricStore, get_metric_data
 from simulator.ec2 import Ec2Model
 
 if TYPE_CHECKING:

@@ -26,8 +26,8 @@ import simpy
 from autoscaler.model import FleetCounts, Instance, Lifecycle, TargetHealth
 
 from awsfake.instances import RUNNING
+from awsfake.metrics import MetricKey, MetricStore, metric_key
 from simulator.balancer import Balancer
-from simulator.cloudwatch import MetricKey, MetricStore, metric_key
 from simulator.ec2 import Ec2Model, Machine
 from simulator.params import ModelParams
 from simulator.traffic import TrafficEngine
