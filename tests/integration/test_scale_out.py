@@ -26,6 +26,13 @@ def _settle(fleet) -> None:
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
 
 
+def _measured(fleet, cpu: float) -> None:
+    """The hosts measure ``cpu`` for a minute (the metric window): an alarm on it fires on
+    datapoints already published, and the decision reads the same ones."""
+    fleet.knobs.cpu = cpu
+    fleet.clock.advance(60)
+
+
 def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
     _settle(fleet)
     fleet.knobs.cpu = 90.0
@@ -48,7 +55,7 @@ def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
 
 def test_second_notification_during_boot_does_not_scale_twice(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 90.0
+    _measured(fleet, 90.0)
     fleet.knobs.alarms.update({"fleet-cpu-high": "ALARM", "fleet-requests-high": "ALARM"})
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     started = [i for i in fleet.instances() if i["State"]["Name"] == "running"]
@@ -141,7 +148,7 @@ def test_irrelevant_alarms_are_acknowledged(fleet, name, new, old, reason):
 
 def test_duplicate_delivery_has_no_second_effect(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 90.0
+    _measured(fleet, 90.0)
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     at = fleet.clock.now()
     event = alarm_event("fleet-cpu-high", at, message_id="m-1")
@@ -170,7 +177,7 @@ def test_stale_transition_is_ignored(fleet):
 
 def test_direct_alarm_action_payload_is_accepted(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 90.0
+    _measured(fleet, 90.0)
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = {
         "source": "aws.cloudwatch",
@@ -269,7 +276,7 @@ def test_notifications_out_of_order_keep_the_latest_clearance(fleet):
 
 def test_a_duplicate_delivered_while_the_first_runs_is_acknowledged(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 90.0
+    _measured(fleet, 90.0)
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-1")
     seen: list[object] = []

@@ -17,9 +17,11 @@ from autoscaler.settings import Settings
 
 from awsfake.fleet_instances import FakeInstances
 from awsfake.hooks import answer, inject_faults, throttle
+from awsfake.metrics import get_metric_data
 from awsfake.resources import REGION, create_launch_template, create_network, create_state_table, create_target_group
 from awsfake.target_group import FakeTargetGroup
 from awsfake.targets import HealthRules
+from tests.support.knob_metrics import KnobPublisher
 from tests.support.template_settings import template_parameter_defaults, template_settings
 
 __all__ = ["FakeClock", "Fleet", "Knobs", "build_fleet", "throttle"]
@@ -37,6 +39,14 @@ PENDING_SECONDS = 5.0
 HALT_SECONDS = 10.0
 OUT_ALARMS = ("fleet-cpu-high", "fleet-requests-high")
 IN_ALARMS = ("fleet-scale-in",)
+
+
+def _seconds(when: datetime) -> float:
+    return when.timestamp()
+
+
+def _wall(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
 
 
 class FakeClock:
@@ -79,7 +89,9 @@ class Knobs:
     # as "unhealthy"); a target not named passes them. Draining is ELB's own doing: see Fleet.
     health: dict[str, str] = field(default_factory=dict)
     # Per-host figures, as every instance in service publishes them (CPU %, requests per minute),
-    # and the load balancer's RequestCount per minute (None: no datapoint).
+    # and the load balancer's RequestCount per minute (None: no datapoint): published into
+    # awsfake's metric store as time passes (tests/support/knob_metrics.py), so a change reaches
+    # GetMetricData with the datapoints published after it.
     cpu: float | None = 50.0
     requests: float | None = 60.0
     alb_requests: float | None = None
@@ -101,6 +113,7 @@ class Fleet:
     zones: tuple[str, ...]
     target_group: FakeTargetGroup
     fake_instances: FakeInstances
+    metrics: KnobPublisher
 
     @property
     def ec2(self) -> Any:
@@ -160,34 +173,14 @@ class Fleet:
         return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in response["TargetHealthDescriptions"]}
 
 
-def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
+def _install_knobs(clients: AwsClients, knobs: Knobs, metrics: KnobPublisher) -> None:
     def record(model: Any, **_: Any) -> None:
         knobs.calls.append(f"{model.service_model.service_name}:{model.name}")
 
-    by_metric = {"CPUUtilization": "cpu", "RequestsPerMinute": "requests", "RequestCount": "alb_requests"}
-
     def metric_data(params: dict[str, Any]) -> dict[str, Any]:
-        """Each query answered by the knob of its own metric: one datapoint per period from the
-        range's start to the last complete period; a metric without a knob has no data."""
-        start, end = params["StartTime"], params["EndTime"]
-        results = []
-        for query in params["MetricDataQueries"]:
-            stat = query["MetricStat"]
-            name = stat["Metric"]["MetricName"]
-            instance = next((d["Value"] for d in stat["Metric"]["Dimensions"] if d["Name"] == "InstanceId"), None)
-            knob = by_metric.get(name)
-            value = getattr(knobs, knob) if knob else None
-            if instance is not None and (name, instance) in knobs.per_instance:
-                value = knobs.per_instance[(name, instance)]
-            period = timedelta(seconds=stat["Period"])
-            stamps: list[datetime] = []
-            stamp = datetime.fromtimestamp(end.timestamp() // period.seconds * period.seconds, end.tzinfo) - period
-            while value is not None and stamp >= start:
-                stamps.append(stamp)
-                stamp -= period
-            results.append({"Id": query["Id"], "Timestamps": stamps, "Values": [value] * len(stamps),
-                            "StatusCode": "Complete"})  # fmt: skip
-        return {"MetricDataResults": results, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        """What the hosts and the load balancer published by now, answered as the twin answers."""
+        now = metrics.catch_up()
+        return get_metric_data(metrics.store, params, now, _seconds, _wall)
 
     def describe_alarms(params: dict[str, Any]) -> dict[str, Any]:
         names = params.get("AlarmNames", [])
@@ -236,7 +229,16 @@ def build_fleet(
     }
     settings = template_settings(**{**values, **overrides})
     knobs = Knobs()
-    _install_knobs(clients, knobs)
+    fake_instances = FakeInstances(
+        lambda: clock.now().timestamp(),
+        _wall,
+        launch_pending_seconds=PENDING_SECONDS,
+        start_pending_seconds=PENDING_SECONDS,
+        stop_seconds=HALT_SECONDS,
+        terminate_seconds=HALT_SECONDS,
+    )
+    metrics = KnobPublisher(knobs, settings, fake_instances, lambda: clock.now().timestamp())
+    _install_knobs(clients, knobs, metrics)
     rules = HealthRules(int(defaults["HealthyThresholdCount"]), int(defaults["UnhealthyThresholdCount"]))
 
     def reported(instance_id: str) -> str | None:
@@ -244,14 +246,6 @@ def build_fleet(
 
     target_group = FakeTargetGroup(arn, lambda: clock.now().timestamp(), rules, registration_seconds, reported)
     target_group.install(clients.elbv2)
-    fake_instances = FakeInstances(
-        lambda: clock.now().timestamp(),
-        lambda t: datetime.fromtimestamp(t, UTC),
-        launch_pending_seconds=PENDING_SECONDS,
-        start_pending_seconds=PENDING_SECONDS,
-        stop_seconds=HALT_SECONDS,
-        terminate_seconds=HALT_SECONDS,
-    )
     fake_instances.install(ec2)
     runtime = Runtime(settings=settings, clients=clients, clock=clock)
-    return Fleet(runtime, clock, knobs, settings, subnets, zones, target_group, fake_instances)
+    return Fleet(runtime, clock, knobs, settings, subnets, zones, target_group, fake_instances, metrics)
