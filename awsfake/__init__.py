@@ -7,5 +7,10 @@ lacks, at the twin's fidelity, for both:
 - ``moto_backends``: the only code that reaches into moto's private modules;
 - ``resources``: the network, launch template, target group and state table both build;
 - ``targets``: target health as ELB reports it (registration, health checks, draining);
-- ``target_group``: that state machine on a clock a test drives, answering DescribeTargetHealth.
+- ``target_group``: that state machine on a clock a test drives, answering DescribeTargetHealth;
+- ``instances``: EC2 instance states as the API reports them (timed transitions, eventual
+  consistency after RunInstances, IncorrectInstanceState);
+- ``fleet_instances``: DescribeInstances and the refusals from that state machine, and
+  ``FakeInstances``, which drives it on a clock a test keeps;
+- ``metrics``: CloudWatch datapoints that become visible late, period statistics, GetMetricData.
 """

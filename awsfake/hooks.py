@@ -10,7 +10,6 @@ response (boto3 "Extensibility guide", botocore "Events").
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
@@ -136,43 +135,3 @@ class _Raw:
 
     def read(self, *_: Any) -> bytes:
         return self._data
-
-
-def keep_pending(ec2: BaseClient) -> None:
-    """DescribeInstances by instance id reports every instance ``pending``, as EC2 does for a few
-    seconds after RunInstances or StartInstances (moto has them running at once)."""
-
-    def pending(params: Params, parsed: Params) -> None:
-        if params.get("InstanceIds"):
-            for reservation in parsed.get("Reservations", []):
-                for instance in reservation.get("Instances", []):
-                    instance["State"] = {"Code": 0, "Name": "pending"}
-
-    observe(ec2, "ec2.DescribeInstances", pending)
-
-
-@dataclass
-class Invisible:
-    """New instances EC2 does not show yet: ``times`` more refusals to come, the ids of each."""
-
-    times: int
-    refused: list[list[str]] = field(default_factory=list)
-
-
-def not_yet_visible(ec2: BaseClient, times: int) -> Invisible:
-    """The next ``times`` DescribeInstances calls by instance id answer InvalidInstanceID.NotFound,
-    as EC2 may for a few seconds after RunInstances ("Eventual consistency in the Amazon EC2 API",
-    https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html). Set ``times`` to
-    0 on the result when EC2 has caught up."""
-    invisible = Invisible(times)
-
-    def refuse(params: Params) -> Params | None:
-        ids = params.get("InstanceIds")
-        if ids and invisible.times > 0:
-            invisible.times -= 1
-            invisible.refused.append(list(ids))
-            return error("InvalidInstanceID.NotFound", f"The instance ID '{ids[0]}' does not exist")
-        return None
-
-    answer(ec2, "ec2.DescribeInstances", refuse)
-    return invisible

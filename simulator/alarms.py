@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from simulator.cloudwatch import MetricStore
+from awsfake.metrics import MetricStore
 from simulator.deployment import AlarmSpec, CompositeSpec
 
 OK = "OK"

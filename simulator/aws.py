@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 from autoscaler.runtime import AwsClients
 
-from awsfake import moto_backends
+from awsfake.fleet_instances import describe_instances, instance_resources, not_found, wrong_state
 from awsfake.hooks import Params, answer, error, observe
+from awsfake.instances import RUNNING
+from awsfake.metrics import MetricStore, get_metric_data
 from awsfake.resources import (
     ACCOUNT,
     REGION,
@@ -34,8 +36,7 @@ from awsfake.resources import (
 from fleet_template.cfn import Template
 from simulator.alarms import AlarmEngine
 from simulator.balancer import Balancer
-from simulator.cloudwatch import MetricStore, get_metric_data
-from simulator.ec2 import RUNNING, Ec2Model
+from simulator.ec2 import Ec2Model
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel
@@ -172,12 +173,6 @@ def install_hooks(clients: AwsClients, twin: Twin) -> None:
 def _install_ec2(ec2: EC2Client, twin: Twin) -> None:
     model = twin.ec2_model
 
-    def not_found(ids: list[str]) -> Params | None:
-        unknown = model.unknown(ids)
-        if unknown:
-            return error("InvalidInstanceID.NotFound", f"The instance ID '{unknown[0]}' does not exist")
-        return None
-
     def capacity() -> Params | None:
         if model.capacity_error():
             return error(
@@ -189,11 +184,12 @@ def _install_ec2(ec2: EC2Client, twin: Twin) -> None:
     def check(operation: str) -> Callable[[Params], Params | None]:
         def respond(params: Params) -> Params | None:
             ids = [str(i) for i in params.get("InstanceIds") or ()]
-            refused = model.refuse(operation, ids)
-            failure = not_found(ids) or (capacity() if operation == "start" else None)
-            if failure is None and refused:
-                failure = error("IncorrectInstanceState", refused)
-            return failure
+            now = twin.now()
+            return (
+                not_found(model.states, ids, now)
+                or (capacity() if operation == "start" else None)
+                or wrong_state(model.states, operation, ids)
+            )
 
         return respond
 
@@ -223,9 +219,8 @@ def _install_ec2(ec2: EC2Client, twin: Twin) -> None:
     answer(ec2, "ec2.StartInstances", check("start"))
     answer(ec2, "ec2.StopInstances", check("stop"))
     answer(ec2, "ec2.TerminateInstances", check("terminate"))
-    answer(ec2, "ec2.CreateTags", lambda params: not_found([str(r) for r in params.get("Resources") or ()
-                                                              if str(r).startswith("i-")]))  # fmt: skip
-    answer(ec2, "ec2.DescribeInstances", lambda params: describe_instances(params, twin))
+    answer(ec2, "ec2.CreateTags", lambda params: not_found(model.states, instance_resources(params), twin.now()))
+    answer(ec2, "ec2.DescribeInstances", lambda params: describe_instances(model.states, params, twin.now(), twin.wall))
     observe(ec2, "ec2.RunInstances", launched)
     observe(ec2, "ec2.StartInstances", each(model.started))
     observe(ec2, "ec2.StopInstances", each(model.stopped))
@@ -270,59 +265,3 @@ def _install_elb(elbv2: ElasticLoadBalancingv2Client, twin: Twin) -> None:
     observe(elbv2, "elastic-load-balancing-v2.RegisterTargets", registered)
     observe(elbv2, "elastic-load-balancing-v2.DeregisterTargets", deregistered)
     answer(elbv2, "elastic-load-balancing-v2.DescribeTargetHealth", target_health)
-
-
-STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
-SUPPORTED_FILTERS = ("instance-state-name", "instance-id")
-
-
-def describe_instances(params: Params, twin: Twin) -> Params | None:
-    """DescribeInstances as EC2 would answer now: the model's states, moto's tags and placement.
-
-    Instances launched a moment ago are not visible yet (eventual consistency): asking for one
-    by id fails with InvalidInstanceID.NotFound, a filtered listing leaves it out. Unknown
-    filters fall back to moto."""
-    filters = {str(f["Name"]): {str(v) for v in f.get("Values") or ()} for f in params.get("Filters") or ()}
-    if any(not (name.startswith("tag:") or name in SUPPORTED_FILTERS) for name in filters):
-        return None
-    if params.get("NextToken"):
-        return {"Reservations": []}
-    wanted = [str(i) for i in params.get("InstanceIds") or ()]
-    unknown = twin.ec2_model.unknown(wanted)
-    if unknown:
-        return error("InvalidInstanceID.NotFound", f"The instance ID '{unknown[0]}' does not exist")
-    wanted_ids = set(wanted) | filters.get("instance-id", set())
-    machines = twin.ec2_model.machines
-    reservations = []
-    for reservation in moto_backends.reservations():
-        found = []
-        for instance in reservation.instances:
-            if wanted_ids and instance.instance_id not in wanted_ids:
-                continue
-            machine = machines.get(instance.instance_id)
-            if machine is not None and not twin.ec2_model.visible(instance.instance_id):
-                continue
-            state = machine.state if machine is not None else instance.state
-            if "instance-state-name" in filters and state not in filters["instance-state-name"]:
-                continue
-            tags = instance.tags
-            if any(tags.get(name[4:]) not in values for name, values in filters.items() if name.startswith("tag:")):
-                continue
-            launched = twin.wall(machine.launched_at) if machine is not None else instance.launch_time
-            found.append(
-                {
-                    "InstanceId": instance.instance_id,
-                    "InstanceType": instance.instance_type,
-                    "ImageId": instance.image_id,
-                    "State": {"Name": state, "Code": STATE_CODES.get(state, 0)},
-                    "LaunchTime": launched,
-                    "SubnetId": instance.subnet_id,
-                    "Placement": {"AvailabilityZone": instance.zone},
-                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                }
-            )
-        if found:
-            reservations.append({"ReservationId": reservation.reservation_id, "OwnerId": ACCOUNT, "Instances": found})
-    if wanted and not reservations:
-        return None  # let moto raise InvalidInstanceID.NotFound
-    return {"Reservations": reservations}

@@ -1,50 +1,57 @@
-"""EC2 as the hosts live it, and as the EC2 API reports it.
+"""EC2 as the hosts live it: boot, the user-data install, the worker, billing.
 
-moto keeps the API's bookkeeping (ids, subnets, tags). This model owns what moto cannot: states
-that take time (``pending``, ``stopping``, ``shutting-down``), the API's eventual consistency
-right after RunInstances, the errors a call in the wrong state gets, boot, the user-data install,
-the worker, and billing. The twin answers DescribeInstances from here.
+The states the EC2 API reports (``pending``, ``stopping``, ``shutting-down``, eventual
+consistency after RunInstances, IncorrectInstanceState) are ``awsfake.instances``' state machine,
+the one the tests' fake shares; this model times its transitions with SimPy processes and adds
+what only the twin needs. The twin answers DescribeInstances from that state machine.
 
-Sources: EC2 user guide "Amazon EC2 instance state changes" (states; only ``running`` is billed);
-EC2 developer guide "Eventual consistency in the Amazon EC2 API"; StartInstances / StopInstances
-API reference (IncorrectInstanceState).
+Sources: EC2 user guide "Amazon EC2 instance state changes" (states; only ``running`` is billed).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
 
+from awsfake.instances import RUNNING, STOPPED, Instance, InstanceStates
 from simulator.params import ModelParams
 from simulator.traffic import TrafficEngine
-
-PENDING, RUNNING, STOPPING, STOPPED = "pending", "running", "stopping", "stopped"
-SHUTTING_DOWN, TERMINATED = "shutting-down", "terminated"
 
 
 @dataclass
 class Machine:
-    instance_id: str
+    """A host: its API state (``instance``, shared with the API model) and what runs on it."""
+
+    instance: Instance
     lifecycle: str
-    visible_at: float  # DescribeInstances / CreateTags know the instance from then on
-    state: str = PENDING
     installed: bool = False
     booted: bool = False  # the OS is up (user-data / systemd ran)
     worker_up: bool = False
     failed: bool = False
-    generation: int = 0  # bumped by every state change; stale processes stop
     billed_from: float | None = None
     billed_seconds: float = 0.0
     ready_tagged: bool = False
-    history: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.instance_id
+
+    @property
+    def state(self) -> str:
+        return self.instance.state
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every state change; stale processes stop."""
+        return self.instance.generation
 
     @property
     def launched_at(self) -> float:
-        return self.history[0][0] if self.history else 0.0
+        return self.instance.launched_at
 
 
 class Ec2Model:
@@ -65,6 +72,7 @@ class Ec2Model:
         self.vcpus = vcpus
         self.on_ready = on_ready
         self.on_boot = on_boot  # the host's services start: the metric publisher begins
+        self.states = InstanceStates()
         self.machines: dict[str, Machine] = {}
         self.capacity_until = -1.0
 
@@ -75,14 +83,12 @@ class Ec2Model:
             for m in self.machines.values()
         )
 
-    def _state(self, machine: Machine, state: str) -> None:
+    def _bill(self, machine: Machine) -> None:
+        """Follow a state change of ``machine`` with its billing."""
         now = self.env.now
-        machine.state = state
-        machine.generation += 1
-        machine.history.append((now, state))
-        if state == RUNNING and machine.billed_from is None:
+        if machine.state == RUNNING and machine.billed_from is None:
             machine.billed_from = now
-        elif state != RUNNING and machine.billed_from is not None:
+        elif machine.state != RUNNING and machine.billed_from is not None:
             machine.billed_seconds += now - machine.billed_from
             machine.billed_from = None
 
@@ -98,27 +104,25 @@ class Ec2Model:
         yield self.env.timeout(seconds)
         return machine.generation == generation
 
+    def _settle(self, machine: Machine, seconds: float) -> Generator[Any, Any, bool]:
+        """Wait out the transition begun ``seconds`` ago and end it; False if it was overtaken."""
+        if not (yield from self._wait(machine, seconds)):
+            return False
+        settled = self.states.settle(machine.instance, self.env.now)
+        self._bill(machine)
+        return settled
+
     # -- what the API sees --------------------------------------------------------------------
     def visible(self, instance_id: str) -> bool:
-        machine = self.machines.get(instance_id)
-        return machine is None or machine.visible_at <= self.env.now
+        return self.states.visible(instance_id, self.env.now)
 
     def unknown(self, instance_ids: Sequence[str]) -> list[str]:
         """Ids the API does not know yet (eventual consistency after RunInstances)."""
-        return [i for i in instance_ids if not self.visible(i)]
+        return self.states.unknown(instance_ids, self.env.now)
 
     def refuse(self, operation: str, instance_ids: Sequence[str]) -> str | None:
         """The IncorrectInstanceState message for a call in the wrong state, or None."""
-        allowed = {
-            "start": {STOPPED, PENDING, RUNNING},
-            "stop": {RUNNING, STOPPING, STOPPED},
-            "terminate": {PENDING, RUNNING, STOPPING, STOPPED, SHUTTING_DOWN, TERMINATED},
-        }[operation]
-        for instance_id in instance_ids:
-            machine = self.machines.get(instance_id)
-            if machine is not None and machine.state not in allowed:
-                return f"The instance '{instance_id}' is not in a state from which it can be {operation}ed."
-        return None
+        return self.states.refusal(operation, instance_ids)
 
     def capacity_error(self) -> bool:
         return self.env.now < self.capacity_until
@@ -126,24 +130,26 @@ class Ec2Model:
     # -- API-driven transitions -----------------------------------------------------------------
     def launched(self, instance_id: str, lifecycle: str) -> None:
         now = self.env.now
-        machine = Machine(instance_id, lifecycle, now + self.params.ec2_consistency_seconds.sample(self.rng))
+        visible_at = now + self.params.ec2_consistency_seconds.sample(self.rng)
+        pending = self.params.launch_pending_seconds.sample(self.rng)
+        machine = Machine(self.states.launch(instance_id, now, visible_at, pending), lifecycle)
         self.machines[instance_id] = machine
         self.engine.add_host(instance_id, self.vcpus, self.params.background_cpu_percent / 100.0 / self.vcpus)
-        self._state(machine, PENDING)
-        self.env.process(self._boot(machine, self.params.launch_pending_seconds.sample(self.rng)))
+        self.env.process(self._boot(machine, pending))
 
     def started(self, instance_id: str) -> None:
         machine = self.machines.get(instance_id)
         if machine is None or machine.state != STOPPED:
             return  # pending or running already: StartInstances changes nothing
-        self._state(machine, PENDING)
-        self.env.process(self._boot(machine, self.params.start_pending_seconds.sample(self.rng)))
+        pending = self.params.start_pending_seconds.sample(self.rng)
+        self.states.start(instance_id, self.env.now, pending)
+        self._bill(machine)
+        self.env.process(self._boot(machine, pending))
 
     def _boot(self, machine: Machine, pending: float) -> Generator[Any, Any, None]:
         p = self.params
-        if not (yield from self._wait(machine, pending)):
+        if not (yield from self._settle(machine, pending)):
             return
-        self._state(machine, RUNNING)
         if not (yield from self._wait(machine, p.boot_seconds.sample(self.rng))):
             return
         machine.booted = True
@@ -160,26 +166,21 @@ class Ec2Model:
             self.on_ready(machine.instance_id)
 
     def stopped(self, instance_id: str) -> None:
-        self._halt(instance_id, STOPPING, STOPPED, self.params.stop_seconds.sample(self.rng))
+        seconds = self.params.stop_seconds.sample(self.rng)
+        self._halt(instance_id, self.states.stop(instance_id, self.env.now, seconds), seconds)
 
     def terminated(self, instance_id: str) -> None:
-        self._halt(instance_id, SHUTTING_DOWN, TERMINATED, self.params.terminate_seconds.sample(self.rng))
+        seconds = self.params.terminate_seconds.sample(self.rng)
+        self._halt(instance_id, self.states.terminate(instance_id, self.env.now, seconds), seconds)
 
-    def _halt(self, instance_id: str, going: str, final: str, seconds: float) -> None:
+    def _halt(self, instance_id: str, halting: Instance | None, seconds: float) -> None:
         machine = self.machines.get(instance_id)
-        if machine is None or machine.state in {final, TERMINATED} or machine.state == going:
-            return
-        if final == STOPPED and machine.state == STOPPED:
+        if machine is None or halting is None:
             return
         self._worker(machine, False)
         machine.booted = False
-        self._state(machine, going)
-
-        def body() -> Generator[Any, Any, None]:
-            if (yield from self._wait(machine, seconds)):
-                self._state(machine, final)
-
-        self.env.process(body())
+        self._bill(machine)
+        self.env.process(self._settle(machine, seconds))
 
     def set_lifecycle(self, instance_id: str, lifecycle: str) -> None:
         machine = self.machines.get(instance_id)

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from awsfake.metrics import MetricStore
 from awsfake.resources import create_state_table
 from simulator.alarms import AlarmEngine, Transition
 from simulator.aws import Provisioned, install_hooks, provision
 from simulator.balancer import Balancer
-from simulator.cloudwatch import MetricStore
 from simulator.deployment import AlarmSpec, Deployment, build_deployment, load_template
 from simulator.ec2 import Ec2Model, Machine
 from simulator.lambdas import LambdaModel, VirtualClock, direct_alarm_event, sns_alarm_event

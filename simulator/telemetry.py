@@ -25,9 +25,10 @@ from typing import Any
 import simpy
 from autoscaler.model import FleetCounts, Instance, Lifecycle, TargetHealth
 
+from awsfake.instances import RUNNING
+from awsfake.metrics import MetricKey, MetricStore, metric_key
 from simulator.balancer import Balancer
-from simulator.cloudwatch import MetricKey, MetricStore, metric_key
-from simulator.ec2 import RUNNING, Ec2Model, Machine
+from simulator.ec2 import Ec2Model, Machine
 from simulator.params import ModelParams
 from simulator.traffic import TrafficEngine
 

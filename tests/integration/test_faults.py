@@ -10,7 +10,7 @@ from autoscaler.adapters.ec2 import Ec2Fleet
 from autoscaler.errors import LeaseBusyError
 from autoscaler.model import Direction, Lifecycle
 
-from tests.support.aws import not_yet_visible, throttle
+from tests.support.aws import throttle
 from tests.support.events import alarm_event
 
 pytestmark = pytest.mark.integration
@@ -21,6 +21,7 @@ def _pool_of_two(fleet):
     entrypoints.create_fleet(fleet.runtime)
     fleet.mark_ready()
     entrypoints.reconcile(fleet.runtime)
+    fleet.settle()  # EC2 stops them: `stopping`, then `stopped`
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 2}
     return fleet
 
@@ -33,28 +34,29 @@ def test_ec2_throttling_is_retried_by_botocore(fleet):
     (warming,) = outcome["result"]["warming"]
     # What EC2 holds: the throttled attempts launched nothing.
     assert {i["InstanceId"] for i in fleet.instances()} == {launched, warming}
-    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
+    # The run waited for the instance it put in service; the warm-up is still booting.
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:pending": 1}
 
 
 def test_new_instances_that_describe_does_not_know_yet_are_waited_for(fleet):
     """Right after RunInstances, DescribeInstances may answer InvalidInstanceID.NotFound: that
     means "not visible yet", not "gone" (EC2 eventual consistency)."""
-    invisible = not_yet_visible(fleet.ec2, times=3)
+    fleet.fake_instances.visibility_seconds = 6  # unknown at 0, 1 and 3 s; known after the 4 s backoff
     outcome = entrypoints.create_fleet(fleet.runtime)
     (launched,) = outcome["result"]["launched"]
-    assert len(invisible.refused) == 3 and launched in invisible.refused[0]
+    refused = fleet.fake_instances.refused
+    assert len(refused) == 3 and launched in refused[0]
     assert launched in fleet.registered()  # registered once EC2 knew it, in the same run
     assert fleet.clock.slept >= 1 + 2 + 4  # backing off between the refused reads
 
 
 def test_instances_still_invisible_at_the_deadline_are_left_to_the_next_run(fleet):
-    invisible = not_yet_visible(fleet.ec2, times=1000)
+    fleet.fake_instances.visibility_seconds = 60
     outcome = entrypoints.create_fleet(fleet.runtime)
     (launched,) = outcome["result"]["launched"]
     assert launched not in fleet.registered()
     assert fleet.clock.slept <= fleet.settings.running_wait_seconds + 8
-    fleet.clock.advance(60)
-    invisible.times = 0  # EC2 caught up
+    fleet.clock.advance(60)  # EC2 caught up
     assert launched in entrypoints.reconcile(fleet.runtime)["result"]["registered"]
 
 
@@ -77,6 +79,7 @@ def test_capacity_error_everywhere_in_the_pool_falls_back_to_launching_in_anothe
     entrypoints.create_fleet(fleet.runtime)
     fleet.mark_ready()
     entrypoints.reconcile(fleet.runtime)
+    fleet.settle()  # the pool instance is `stopped`
     fleet.knobs.faults["StartInstances"] = ["InsufficientInstanceCapacity"]
     fleet.knobs.faults["RunInstances"] = ["InsufficientInstanceCapacity"]
     outcome = entrypoints.set_capacity(fleet.runtime, 2)

@@ -18,6 +18,7 @@ from autoscaler.lambda_runtime import lambda_runtime
 from autoscaler.observability import logger
 
 from fleet_template.cfn import load_template
+from tests.support.aws import PENDING_SECONDS
 from tests.support.events import alarm_time, cfn_event, load_event, sns_alarm_event, sns_batch, sns_event
 from tests.support.lambda_env import (
     LOG_LEVEL_VARIABLES,
@@ -240,8 +241,6 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
     from autoscaler import decide as decide_module
     from handlers import lifecycle, reconcile, scale_in, scale_out
 
-    from tests.support.aws import keep_pending
-
     replies = Replies()
     monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
     recorder = Recorder()
@@ -254,9 +253,13 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
         assert logger.log_level == logging.DEBUG
         runtime = lambda_runtime()
         runtime.clock = fleet.clock  # waits for instances and polls pass in virtual time
-        if pending:
-            keep_pending(runtime.clients.ec2)
-        return handler(event, FakeContext(function_name=logical_id))
+        fleet.fake_instances.install(runtime.clients.ec2)
+        if pending:  # still booting when the function stops waiting for it (its settings' wait)
+            fleet.fake_instances.launch_pending_seconds = runtime.settings.running_wait_seconds + 60
+        try:
+            return handler(event, FakeContext(function_name=logical_id))
+        finally:
+            fleet.fake_instances.launch_pending_seconds = PENDING_SECONDS
 
     try:
         name = fleet.settings.fleet_name
@@ -314,18 +317,20 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
 def test_custom_resource_create_succeeds_while_ec2_does_not_show_its_instances_yet(fleet, deploy, monkeypatch):
     from handlers import lifecycle
 
-    from tests.support.aws import not_yet_visible
-
     deploy("LifecycleFunction")
     replies = Replies()
     monkeypatch.setattr(lifecycle.urllib.request, "urlopen", replies)
     runtime = lambda_runtime()
     runtime.clock = fleet.clock  # the backoff passes in virtual time
-    invisible = not_yet_visible(runtime.clients.ec2, times=2)
+    fleet.fake_instances.install(runtime.clients.ec2)
+    fleet.fake_instances.visibility_seconds = 3  # unknown at 0 and 1 s; known after the 2 s backoff
     lifecycle.handler(cfn_event("Create", "fleet"), FakeContext(function_name="fleet-lifecycle"))
     assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
-    assert len(invisible.refused) == 2
-    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 1}
+    assert len(fleet.fake_instances.refused) == 2
+    # The warm-up, launched once the first instance was known, is not listed until EC2 knows it.
+    assert fleet.lifecycle_counts() == {"service:running": 1}
+    fleet.clock.advance(3)
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:pending": 1}
 
 
 # ---------------------------------------------------------------------------------- renaming the fleet

@@ -36,11 +36,13 @@ def test_unhealthy_instance_is_replaced_after_the_grace_period(fleet):
 def test_warm_pool_is_kept_at_its_size(fleet):
     fleet = fleet.with_settings(warm_pool_size=2)
     entrypoints.create_fleet(fleet.runtime)
-    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:running": 2}
+    assert fleet.lifecycle_counts() == {"service:running": 1, "warming:pending": 2}
     fleet.clock.advance(60)
     assert entrypoints.reconcile(fleet.runtime).get("plan") is None  # not ready yet: nothing to do
     fleet.mark_ready()
     entrypoints.reconcile(fleet.runtime)
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopping": 2}
+    fleet.settle()
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 2}
 
 
@@ -59,6 +61,7 @@ def test_crash_between_tagging_and_starting_is_repaired(fleet):
     entrypoints.create_fleet(fleet.runtime)
     fleet.mark_ready()
     entrypoints.reconcile(fleet.runtime)
+    fleet.settle()  # the pool instance is `stopped`
     fleet.knobs.faults["StartInstances"] = ["ServiceUnavailable"]  # the run dies mid-action
     with pytest.raises(Exception, match="ServiceUnavailable"):
         entrypoints.set_capacity(fleet.runtime, 2)
@@ -79,6 +82,7 @@ def test_crash_between_tagging_pool_and_stopping_is_repaired(fleet):
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:running": 1}
     outcome = entrypoints.reconcile(fleet.runtime)
     assert len(outcome["result"]["stopped"]) == 1
+    fleet.settle()
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
 
 
@@ -120,3 +124,34 @@ def test_a_new_fleet_can_start_suspended(fleet):
     entrypoints.create_fleet(fleet.runtime)  # the minimum is still brought up
     assert fleet.lifecycle_counts().get("service:running") == 1
     assert entrypoints.reconcile(fleet.runtime) == {"status": "skipped", "reason": "suspended"}
+
+
+def test_a_start_refused_while_the_instance_is_still_stopping_is_repaired_by_the_next_run(fleet):
+    """EC2 user guide "Amazon EC2 instance state changes": a stopped instance passes through
+    ``stopping``; StartInstances on it meanwhile fails with IncorrectInstanceState (StartInstances
+    API reference). The run puts it back in the pool and launches a replacement; once it has
+    stopped, the next run finds one instance too many in the (empty) pool and terminates it."""
+    fleet = fleet.with_settings(warm_pool_size=0)
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.clock.advance(30)
+    (first,) = fleet.registered()
+    fleet.ec2.stop_instances(InstanceIds=[first])  # an operator, or EC2 itself (a scheduled event)
+    assert fleet.lifecycle_counts() == {"service:stopping": 1}
+
+    fleet.clock.advance(2)
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert list(outcome["plan"]["start"]) == [first]
+    (failure,) = outcome["result"]["failures"]
+    assert "IncorrectInstanceState" in failure
+    (replacement,) = outcome["result"]["launched"]
+    assert replacement in fleet.registered()
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopping": 1}
+    assert fleet.store.activities()[0]["status"] == "PartiallyFailed"
+
+    fleet.settle()
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+    repaired = entrypoints.reconcile(fleet.runtime)
+    assert repaired["result"]["terminated"] == [first]
+    fleet.settle()
+    assert fleet.lifecycle_counts() == {"service:running": 1}
+    assert fleet.fake_instances.state_of(first) == "terminated"

@@ -60,6 +60,8 @@ def test_scale_in_waits_for_the_stabilization_window_then_drains_into_the_pool(f
     assert victim not in fleet.registered()
     done = entrypoints.reconcile(fleet.runtime)
     assert done["result"]["stopped"] == [victim]
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopping": 1}
+    fleet.settle()
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
 
 

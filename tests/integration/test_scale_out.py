@@ -22,7 +22,15 @@ def _settle(fleet) -> None:
     fleet.mark_ready()
     fleet.clock.advance(30)
     entrypoints.reconcile(fleet.runtime)
+    fleet.settle()  # EC2 stops the warm-up: `stopping`, then `stopped`
     assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+
+
+def _measured(fleet, cpu: float) -> None:
+    """The hosts measure ``cpu`` for a minute (the metric window): an alarm on it fires on
+    datapoints already published, and the decision reads the same ones."""
+    fleet.knobs.cpu = cpu
+    fleet.clock.advance(60)
 
 
 def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
@@ -47,7 +55,7 @@ def test_alarm_starts_a_pool_instance_and_registers_it(fleet):
 
 def test_second_notification_during_boot_does_not_scale_twice(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 90.0
+    _measured(fleet, 90.0)
     fleet.knobs.alarms.update({"fleet-cpu-high": "ALARM", "fleet-requests-high": "ALARM"})
     entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
     started = [i for i in fleet.instances() if i["State"]["Name"] == "running"]
@@ -140,15 +148,16 @@ def test_irrelevant_alarms_are_acknowledged(fleet, name, new, old, reason):
 
 def test_duplicate_delivery_has_no_second_effect(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 90.0
+    _measured(fleet, 90.0)
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
-    event = alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-1")
+    at = fleet.clock.now()
+    event = alarm_event("fleet-cpu-high", at, message_id="m-1")
     first = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
     # The same message again, and the same transition in another message (CloudWatch may send twice).
     fleet.knobs.cpu = 300.0
     again = entrypoints.handle_alarm_event(event, fleet.runtime, Direction.OUT)
     twin = entrypoints.handle_alarm_event(
-        alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-2"), fleet.runtime, Direction.OUT
+        alarm_event("fleet-cpu-high", at, message_id="m-2"), fleet.runtime, Direction.OUT
     )
     stored = json.loads(json.dumps(first))  # the idempotency record holds the JSON of the result
     assert again == stored and twin == stored
@@ -168,7 +177,7 @@ def test_stale_transition_is_ignored(fleet):
 
 def test_direct_alarm_action_payload_is_accepted(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 90.0
+    _measured(fleet, 90.0)
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = {
         "source": "aws.cloudwatch",
@@ -204,8 +213,9 @@ def test_scale_out_is_recorded_in_the_activity_history(fleet):
     fleet.knobs.cpu = 90.0
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     fleet.clock.advance(60)
-    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT)
-    latest = fleet.store.activities(since=fleet.clock.now())[0]
+    decided_at = fleet.clock.now()  # the run then waits while EC2 starts the pool instance
+    entrypoints.handle_alarm_event(alarm_event("fleet-cpu-high", decided_at), fleet.runtime, Direction.OUT)
+    latest = fleet.store.activities(since=decided_at)[0]
     assert latest["cause"] == "fleet-cpu-high"
     assert (latest["from"], latest["to"], latest["reason"], latest["status"]) == (1, 2, "scale-out", "Successful")
     assert latest["details"]["signals"]["cpu"]["up"] == 90.0 and latest["details"]["in_service"] == 1
@@ -266,7 +276,7 @@ def test_notifications_out_of_order_keep_the_latest_clearance(fleet):
 
 def test_a_duplicate_delivered_while_the_first_runs_is_acknowledged(fleet):
     _settle(fleet)
-    fleet.knobs.cpu = 90.0
+    _measured(fleet, 90.0)
     fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
     event = alarm_event("fleet-cpu-high", fleet.clock.now(), message_id="m-1")
     seen: list[object] = []

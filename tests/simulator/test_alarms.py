@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from awsfake.metrics import MetricStore
 from simulator.alarms import ALARM, INSUFFICIENT, OK, AlarmEngine, evaluate_range, evaluate_rule
-from simulator.cloudwatch import MetricStore
 from simulator.deployment import AlarmSpec, CompositeSpec, MetricSpec
 
 pytestmark = pytest.mark.simulation

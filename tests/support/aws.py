@@ -15,20 +15,38 @@ from autoscaler.adapters.state import StateStore
 from autoscaler.runtime import AwsClients, Runtime
 from autoscaler.settings import Settings
 
-from awsfake.hooks import Invisible, answer, inject_faults, keep_pending, not_yet_visible, throttle
+from awsfake.fleet_instances import FakeInstances
+from awsfake.hooks import answer, inject_faults, throttle
+from awsfake.metrics import get_metric_data
 from awsfake.resources import REGION, create_launch_template, create_network, create_state_table, create_target_group
 from awsfake.target_group import FakeTargetGroup
 from awsfake.targets import HealthRules
+from tests.support.knob_metrics import KnobPublisher
 from tests.support.template_settings import template_parameter_defaults, template_settings
 
-__all__ = ["FakeClock", "Fleet", "Invisible", "Knobs", "build_fleet", "keep_pending", "not_yet_visible", "throttle"]
+__all__ = ["FakeClock", "Fleet", "Knobs", "build_fleet", "throttle"]
 
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
 # RegisterTargets to the first (passing) health check. ELB publishes no figure ("Register
 # targets with your target group"); the twin samples a range, a test needs one value.
 REGISTRATION_SECONDS = 10.0
+# How long EC2's transitions take, one value each within the twin's ranges (simulator/params.py
+# gives the sources): RunInstances or StartInstances to `running` 5 s ("EC2 boot time
+# benchmarking", daemonology.net, 2021: 4.9 s), `stopping` and `shutting-down` 10 s (no public
+# figure). A new instance is known to the API at once unless a test says otherwise
+# (``fleet.fake_instances.visibility_seconds``).
+PENDING_SECONDS = 5.0
+HALT_SECONDS = 10.0
 OUT_ALARMS = ("fleet-cpu-high", "fleet-requests-high")
 IN_ALARMS = ("fleet-scale-in",)
+
+
+def _seconds(when: datetime) -> float:
+    return when.timestamp()
+
+
+def _wall(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
 
 
 class FakeClock:
@@ -71,7 +89,9 @@ class Knobs:
     # as "unhealthy"); a target not named passes them. Draining is ELB's own doing: see Fleet.
     health: dict[str, str] = field(default_factory=dict)
     # Per-host figures, as every instance in service publishes them (CPU %, requests per minute),
-    # and the load balancer's RequestCount per minute (None: no datapoint).
+    # and the load balancer's RequestCount per minute (None: no datapoint): published into
+    # awsfake's metric store as time passes (tests/support/knob_metrics.py), so a change reaches
+    # GetMetricData with the datapoints published after it.
     cpu: float | None = 50.0
     requests: float | None = 60.0
     alb_requests: float | None = None
@@ -92,6 +112,8 @@ class Fleet:
     subnets: tuple[str, ...]
     zones: tuple[str, ...]
     target_group: FakeTargetGroup
+    fake_instances: FakeInstances
+    metrics: KnobPublisher
 
     @property
     def ec2(self) -> Any:
@@ -127,9 +149,18 @@ class Fleet:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
+    def settle(self) -> None:
+        """Let time pass until EC2 has ended every transition under way (``pending``,
+        ``stopping``, ``shutting-down``)."""
+        self.clock.advance(self.fake_instances.settled_at() - self.clock.now().timestamp())
+
     def mark_ready(self, instance_ids: list[str] | None = None) -> None:
-        """What the instance's user-data does once /ping answers through nginx."""
+        """What the instance's user-data does once /ping answers through nginx: on an instance
+        that has booted, so time passes until none of them is ``pending``."""
         ids = instance_ids or [i["InstanceId"] for i in self.instances()]
+        pending = [i for i in ids if self.fake_instances.state_of(i) == "pending"]
+        if pending:
+            self.settle()
         if ids:
             self.ec2.create_tags(Resources=ids, Tags=[{"Key": "AutoscalerReady", "Value": "true"}])
 
@@ -142,34 +173,14 @@ class Fleet:
         return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in response["TargetHealthDescriptions"]}
 
 
-def _install_knobs(clients: AwsClients, knobs: Knobs) -> None:
+def _install_knobs(clients: AwsClients, knobs: Knobs, metrics: KnobPublisher) -> None:
     def record(model: Any, **_: Any) -> None:
         knobs.calls.append(f"{model.service_model.service_name}:{model.name}")
 
-    by_metric = {"CPUUtilization": "cpu", "RequestsPerMinute": "requests", "RequestCount": "alb_requests"}
-
     def metric_data(params: dict[str, Any]) -> dict[str, Any]:
-        """Each query answered by the knob of its own metric: one datapoint per period from the
-        range's start to the last complete period; a metric without a knob has no data."""
-        start, end = params["StartTime"], params["EndTime"]
-        results = []
-        for query in params["MetricDataQueries"]:
-            stat = query["MetricStat"]
-            name = stat["Metric"]["MetricName"]
-            instance = next((d["Value"] for d in stat["Metric"]["Dimensions"] if d["Name"] == "InstanceId"), None)
-            knob = by_metric.get(name)
-            value = getattr(knobs, knob) if knob else None
-            if instance is not None and (name, instance) in knobs.per_instance:
-                value = knobs.per_instance[(name, instance)]
-            period = timedelta(seconds=stat["Period"])
-            stamps: list[datetime] = []
-            stamp = datetime.fromtimestamp(end.timestamp() // period.seconds * period.seconds, end.tzinfo) - period
-            while value is not None and stamp >= start:
-                stamps.append(stamp)
-                stamp -= period
-            results.append({"Id": query["Id"], "Timestamps": stamps, "Values": [value] * len(stamps),
-                            "StatusCode": "Complete"})  # fmt: skip
-        return {"MetricDataResults": results, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        """What the hosts and the load balancer published by now, answered as the twin answers."""
+        now = metrics.catch_up()
+        return get_metric_data(metrics.store, params, now, _seconds, _wall)
 
     def describe_alarms(params: dict[str, Any]) -> dict[str, Any]:
         names = params.get("AlarmNames", [])
@@ -187,8 +198,8 @@ def build_fleet(
     clock: FakeClock | None = None, registration_seconds: float = REGISTRATION_SECONDS, **overrides: Any
 ) -> Fleet:
     """Inside ``mock_aws``: a VPC with two subnets in two AZs, a launch template, a target group
-    (its health from ``awsfake``, on ``clock``) and the state table, plus a Runtime wired to
-    them. ``overrides`` change the template's settings."""
+    (its health from ``awsfake``, on ``clock``), instance states (``awsfake``'s, on ``clock``)
+    and the state table, plus a Runtime wired to them. ``overrides`` change the template's settings."""
     clock = clock or FakeClock()
     session = boto3.session.Session(region_name=REGION)
     clients = AwsClients.create(session=session, region=REGION)
@@ -218,7 +229,16 @@ def build_fleet(
     }
     settings = template_settings(**{**values, **overrides})
     knobs = Knobs()
-    _install_knobs(clients, knobs)
+    fake_instances = FakeInstances(
+        lambda: clock.now().timestamp(),
+        _wall,
+        launch_pending_seconds=PENDING_SECONDS,
+        start_pending_seconds=PENDING_SECONDS,
+        stop_seconds=HALT_SECONDS,
+        terminate_seconds=HALT_SECONDS,
+    )
+    metrics = KnobPublisher(knobs, settings, fake_instances, lambda: clock.now().timestamp())
+    _install_knobs(clients, knobs, metrics)
     rules = HealthRules(int(defaults["HealthyThresholdCount"]), int(defaults["UnhealthyThresholdCount"]))
 
     def reported(instance_id: str) -> str | None:
@@ -226,5 +246,6 @@ def build_fleet(
 
     target_group = FakeTargetGroup(arn, lambda: clock.now().timestamp(), rules, registration_seconds, reported)
     target_group.install(clients.elbv2)
+    fake_instances.install(ec2)
     runtime = Runtime(settings=settings, clients=clients, clock=clock)
-    return Fleet(runtime, clock, knobs, settings, subnets, zones, target_group)
+    return Fleet(runtime, clock, knobs, settings, subnets, zones, target_group, fake_instances, metrics)

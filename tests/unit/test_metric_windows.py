@@ -1,6 +1,6 @@
 """The CloudWatch adapter's reads, against a GetMetricData that honours what a query asks for.
 
-The fake is the twin's own (``simulator.cloudwatch``): datapoints kept per metric (namespace,
+The fake is ``awsfake.metrics``, the one the twin and the fleet tests use: datapoints kept per metric (namespace,
 name, exact dimension set), period statistics, the time range, and datapoints that arrive late.
 """
 
@@ -13,7 +13,7 @@ from autoscaler.adapters.cloudwatch import MAX_QUERIES, FleetSignals
 from autoscaler.runtime import policy_from_settings
 from autoscaler.signals import demand
 
-from simulator.cloudwatch import MetricStore, get_metric_data, metric_key
+from awsfake.metrics import MetricStore, get_metric_data, metric_key
 from tests.unit.builders import DECIDED_AT, settings
 
 EPOCH = DECIDED_AT - timedelta(hours=1)

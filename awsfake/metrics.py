@@ -1,7 +1,10 @@
 """CloudWatch metrics: datapoints that become visible late, period statistics, GetMetricData.
 
-Times are simulation seconds; the simulation's time 0 is a whole hour of wall-clock time, so a
-period that divides 3600 starts on the same boundaries as CloudWatch's own.
+Times are seconds on the caller's clock (``to_sim`` and ``to_wall`` convert the API's datetimes);
+a clock whose 0 is a whole hour of wall-clock time (the twin's, Unix time) starts a period that
+divides 3600 on the same boundaries as CloudWatch's own. Sources: CloudWatch API reference,
+GetMetricData (StartTime rounded down to the period, ScanBy, statistics); CloudWatch user guide
+"CloudWatch concepts" (a metric is its namespace, name and exact set of dimensions).
 """
 
 from __future__ import annotations
