@@ -95,6 +95,10 @@ class Knobs:
     cpu: float | None = 50.0
     requests: float | None = 60.0
     alb_requests: float | None = None
+    # What the hosts' workers are offered (OfferedLoad %, uncapped) and have queued
+    # (BacklogSeconds); None: not published, as by a worker without these metrics.
+    offered: float | None = None
+    backlog: float | None = None
     # (metric name, instance id) -> a different figure for one instance (None: it is silent).
     per_instance: dict[tuple[str, str], float | None] = field(default_factory=dict)
     alarms: dict[str, str] = field(default_factory=dict)

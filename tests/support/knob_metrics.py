@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from autoscaler.signals import BACKLOG_METRIC, OFFERED_LOAD_METRIC
+
 from awsfake import moto_backends
 from awsfake.fleet_instances import FakeInstances
 from awsfake.metrics import MetricStore, metric_key
@@ -42,6 +44,8 @@ class MetricKnobs(Protocol):
     cpu: float | None
     requests: float | None
     alb_requests: float | None
+    offered: float | None
+    backlog: float | None
     per_instance: dict[tuple[str, str], float | None]
 
 
@@ -83,7 +87,13 @@ class KnobPublisher:
 
     def _hosts_publish(self, t: float, hosts: list[tuple[str, str]]) -> None:
         s, knobs = self.settings, self.knobs
-        for name, value in ((s.cpu_metric_name, knobs.cpu), (s.request_metric_name, knobs.requests)):
+        figures = (
+            (s.cpu_metric_name, knobs.cpu),
+            (s.request_metric_name, knobs.requests),
+            (OFFERED_LOAD_METRIC, knobs.offered),
+            (BACKLOG_METRIC, knobs.backlog),
+        )
+        for name, value in figures:
             for instance_id, fleet in hosts:
                 figure = knobs.per_instance.get((name, instance_id), value)
                 if figure is None:
