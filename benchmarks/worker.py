@@ -22,6 +22,11 @@ publisher): idle background CPU, CPU per /ping and per /work beyond the burn, se
 (see ``benchmarks/worker_calibration.py`` and docs/worker.md):
 
     .venv/bin/python -m benchmarks.worker --calibrate [--reps 5] [--json out/worker-calibration.json]
+
+``--overload`` runs the host stack (nginx + worker, pinned to ``--vcpus``) under open-loop
+arrivals at 3x what it serves and prints how it sheds (``benchmarks/worker_overload.py``)::
+
+    .venv/bin/python -m benchmarks.worker --overload [--factor 3] [--warmup 20] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -209,7 +214,9 @@ def run_design(name: str, processes: int, seconds: float) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per design")
+    parser.add_argument(
+        "--seconds", type=float, help="measured seconds per design (default 10; --overload: the window, default 60)"
+    )
     parser.add_argument("--processes", type=int, default=default_processes(), help="processes (vCPUs)")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     calibration = parser.add_argument_group("calibration (--calibrate)")
@@ -221,10 +228,21 @@ def main() -> int:
     calibration.add_argument("--idle-seconds", type=float, default=60.0, help="idle window (whole 10 s periods)")
     calibration.add_argument("--vcpus", type=int, default=1, help="vCPUs of the host (template: c7g.medium = 1)")
     calibration.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    overloaded = parser.add_argument_group(
+        "overload (--overload; --seconds is the measured window, --vcpus the pinning)"
+    )
+    overloaded.add_argument("--overload", action="store_true", help="the host stack under open-loop overload")
+    overloaded.add_argument("--factor", type=float, default=3.0, help="arrival rate / what the host serves")
+    overloaded.add_argument("--warmup", type=float, default=20.0, help="seconds before the measured window")
+    overloaded.add_argument("--seed", type=int, default=1, help="seed of the Poisson arrivals")
     args = parser.parse_args()
     if args.serve_baseline:
         serve_baseline(args.serve_baseline, args.processes)
         return 0
+    if args.overload:
+        from benchmarks.worker_overload import overload
+
+        return overload(args.factor, args.warmup, args.seconds or 60.0, args.vcpus, 10.0, args.seed)
     if args.calibrate:
         from benchmarks.worker_calibration import Calibration, calibrate
 
@@ -238,9 +256,10 @@ def main() -> int:
         )
         calibrate(settings, args.json)
         return 0
+    seconds = args.seconds or 10.0
     print(
         f"worker benchmark: {args.processes} processes on {os.cpu_count()} CPUs, "
-        f"{2 * args.processes} saturating clients, {args.seconds:.0f} s per design"
+        f"{2 * args.processes} saturating clients, {seconds:.0f} s per design"
     )
     header = f"{'design':<10}{'work/s/vCPU':>12}{'limit':>8}{'ratio':>8}{'mean work s':>13}"
     header += (
@@ -249,7 +268,7 @@ def main() -> int:
     print(header)
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes skew the ratio)")
     for name in ("worker", "baseline"):
-        r = run_design(name, args.processes, args.seconds)
+        r = run_design(name, args.processes, seconds)
         print(
             f"{name:<10}{r['work_per_s_per_vcpu']:>12.3f}{r['limit_per_s_per_vcpu']:>8.3f}{r['ratio']:>8.3f}"
             f"{r['mean_work_s']:>13.3f}{r['cpu_share']:>11.3f}{r['useful_cpu']:>12.3f}{r['ping_p50_ms']:>13.1f}{r['ping_p99_ms']:>13.1f}"

@@ -68,6 +68,16 @@ unit_dir=$root/etc/systemd/system
 nginx_conf_dir=$root/etc/nginx/conf.d
 worker_unit=fleet-worker.service
 publisher_unit=fleet-metrics.service
+# The worker's environment: its unit's Environment= lines, and what nginx's /work timeout is
+# derived from (write_nginx_conf asks the worker itself), so the two cannot disagree. The queue
+# budget and request timeout are the worker's defaults (worker/server.py, Config); set
+# WORKER_QUEUE_BUDGET= or WORKER_REQUEST_TIMEOUT= here to change both sides at once.
+worker_env=(
+  PYTHONPATH=/opt/fleet-worker
+  PYTHONDONTWRITEBYTECODE=1
+  PYTHONUNBUFFERED=1
+  WORKER_PROCESSES=0
+)
 
 log() { printf '%s fleet-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 
@@ -160,10 +170,9 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-Environment=PYTHONPATH=/opt/fleet-worker
-Environment=PYTHONDONTWRITEBYTECODE=1
-Environment=PYTHONUNBUFFERED=1
-Environment=WORKER_PROCESSES=0
+EOF
+    printf 'Environment=%s\n' "${worker_env[@]}"
+    cat <<EOF
 ExecStart=$python -m worker --host 127.0.0.1 --port $worker_port
 # SIGTERM to the supervisor only: it drains in-flight requests, then stops its workers.
 KillMode=mixed
@@ -177,7 +186,7 @@ EOF
   {
     cat <<EOF
 [Unit]
-Description=Fleet metric publisher ($metric_namespace CPUUtilization and RequestsPerMinute, Fleet=$fleet_name)
+Description=Fleet metric publisher ($metric_namespace CPUUtilization, RequestsPerMinute, OfferedLoad, BacklogSeconds, ShedRequests, Fleet=$fleet_name)
 After=$worker_unit network-online.target
 Wants=$worker_unit network-online.target
 
@@ -202,8 +211,21 @@ EOF
   } >"$unit_dir/$publisher_unit"
 }
 
+# nginx's proxy_read_timeout for /work, from the installed worker with its unit's environment
+# (the unit's /opt/fleet-worker is $app_dir here): >= queue budget + request timeout.
+work_read_timeout() {
+  local seconds
+  seconds=$(env -i "${worker_env[@]}" PYTHONPATH="$app_dir" "$python" -m worker --print-proxy-read-timeout)
+  case $seconds in
+    '' | *[!0-9]*) log "the worker printed no proxy_read_timeout: '$seconds'"; return 1 ;;
+  esac
+  printf '%s' "$seconds"
+}
+
 write_nginx_conf() {
-  log "writing nginx config :$nginx_port -> 127.0.0.1:$worker_port"
+  local read_timeout
+  read_timeout=$(work_read_timeout)
+  log "writing nginx config :$nginx_port -> 127.0.0.1:$worker_port (/work read timeout ${read_timeout}s)"
   mkdir -p "$nginx_conf_dir"
   cat >"$nginx_conf_dir/fleet-worker.conf" <<EOF
 # Fleet worker: the load balancer's port $nginx_port, proxied to the local worker.
@@ -227,11 +249,16 @@ server {
         proxy_read_timeout 5s;
     }
 
+    # /work: an accepted request waits up to the worker's queue budget, then runs up to its
+    # request timeout; the read timeout outlasts both (python -m worker
+    # --print-proxy-read-timeout), so the worker's own answer (200, 503 + Retry-After when
+    # shed, 504) always reaches the client. A 503 passes through unchanged (no
+    # proxy_intercept_errors) and is never retried (proxy_next_upstream off).
     location / {
         proxy_pass http://fleet_worker;
         proxy_next_upstream off;
         proxy_connect_timeout 2s;
-        proxy_read_timeout 60s;
+        proxy_read_timeout ${read_timeout}s;
         proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
 }

@@ -1,12 +1,21 @@
 """Host metric publisher (``python -m worker.metrics_publisher``).
 
 Every period (10 s) it measures, over the last period, the host CPU utilisation (``/proc/stat``
-deltas) and the rate of ``/work`` requests that reached the host (the worker's ``/stats``
-counter), and publishes both to CloudWatch in one ``PutMetricData`` call: namespace
-``Autoscaler``, metrics ``CPUUtilization`` (Percent) and ``RequestsPerMinute``,
-``StorageResolution=1``, each twice: with the dimension ``Fleet=<fleet>`` (what the alarms
-watch) and with ``Fleet`` and ``InstanceId`` (what the control plane sums over the instances in
-service). It publishes only while
+deltas) and, from the worker's ``/stats`` (cumulative counters, deltas taken here), the demand
+that reached the host, and publishes all of it to CloudWatch in one ``PutMetricData`` call:
+namespace ``Autoscaler``, ``StorageResolution=1``, metrics
+
+* ``CPUUtilization`` (Percent): host CPU over the period;
+* ``RequestsPerMinute`` (None): /work requests that reached the host, per minute;
+* ``OfferedLoad`` (Percent): the CPU the period's arrivals need, in percent of the host,
+  ``arrivals * mean_service_seconds / (period_seconds * processes) * 100``, not capped at 100;
+* ``BacklogSeconds`` (Seconds): now, ``queued * mean_service_seconds / processes``;
+* ``ShedRequests`` (Count): /work requests answered 503 in the period (shed over the queue
+  budget, or rejected with a full queue),
+
+each twice: with the dimension ``Fleet=<fleet>`` (what the alarms watch) and with ``Fleet`` and
+``InstanceId`` (what the control plane sums over the instances in service). It publishes only
+while
 
 * the instance's lifecycle tag (IMDSv2 ``/latest/meta-data/tags/instance/AutoscalerLifecycle``)
   is ``service``, and
@@ -36,6 +45,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from worker.shedding import NOMINAL_SERVICE_SECONDS, backlog_seconds
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -47,6 +58,9 @@ SERVICE_LIFECYCLE = "service"
 DEFAULT_NAMESPACE = "Autoscaler"
 DEFAULT_METRIC = "CPUUtilization"
 DEFAULT_REQUEST_METRIC = "RequestsPerMinute"
+OFFERED_LOAD_METRIC = "OfferedLoad"
+BACKLOG_METRIC = "BacklogSeconds"
+SHED_METRIC = "ShedRequests"
 DEFAULT_PERIOD = 10.0
 
 
@@ -142,20 +156,62 @@ class Imds:
 
 @dataclass(frozen=True)
 class WorkerStats:
-    """What the worker's ``/stats`` says: its health and how many /work requests reached it."""
+    """What the worker's ``/stats`` says (``worker.server.Supervisor.stats``).
+
+    ``work_requests`` (every /work that reached the host), ``shed`` and ``rejected`` are
+    cumulative since the worker started; ``queued``, ``processes`` and ``mean_service_seconds``
+    (the worker's moving average of completed /work requests) describe the moment of the read.
+    """
 
     healthy: bool
     work_requests: int
+    shed: int = 0
+    rejected: int = 0
+    queued: int = 0
+    processes: int = 1
+    mean_service_seconds: float = NOMINAL_SERVICE_SECONDS
+
+    def refused(self) -> int:
+        """/work requests answered 503: shed over the budget or rejected with a full queue."""
+        return self.shed + self.rejected
 
 
 def read_stats(url: str, timeout: float = 2.0) -> WorkerStats | None:
-    """The worker's counters, None when it does not answer."""
+    """The worker's counters, None when it does not answer (or answers something else)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local URL
             body = json.loads(response.read())
-        return WorkerStats(healthy=bool(body["healthy"]), work_requests=int(body["work_requests"]))
+        return WorkerStats(
+            healthy=bool(body["healthy"]),
+            work_requests=int(body["work_requests"]),
+            shed=int(body["shed"]),
+            rejected=int(body["rejected"]),
+            queued=int(body["queued"]),
+            processes=int(body["processes"]),
+            mean_service_seconds=float(body["mean_service_seconds"]),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def offered_load_percent(arrivals: int, mean_service_seconds: float, period_seconds: float, processes: int) -> float:
+    """CPU the period's arrivals need, in percent of the host's processes; not capped at 100."""
+    return 100.0 * arrivals * mean_service_seconds / (period_seconds * max(1, processes))
+
+
+def demand(before: WorkerStats, after: WorkerStats, elapsed: float) -> tuple[float, float, float, float] | None:
+    """(requests per minute, offered load %, backlog s, requests refused) over one period, or None
+    when there is no rate: no time elapsed, or the worker restarted (a counter went backwards)."""
+    arrivals = after.work_requests - before.work_requests
+    refused = after.refused() - before.refused()
+    if elapsed <= 0 or arrivals < 0 or after.shed < before.shed or after.rejected < before.rejected:
+        return None
+    return (
+        arrivals * 60.0 / elapsed,
+        offered_load_percent(arrivals, after.mean_service_seconds, elapsed, after.processes),
+        backlog_seconds(after.queued, after.mean_service_seconds, after.processes),
+        float(refused),
+    )
 
 
 # -- CloudWatch -------------------------------------------------------------------------------
@@ -163,10 +219,13 @@ def read_stats(url: str, timeout: float = 2.0) -> WorkerStats | None:
 
 @dataclass(frozen=True)
 class Reading:
-    """One period's figures for this host."""
+    """One period's figures for this host (docs/contracts.md, "The hosts' metrics")."""
 
     cpu_percent: float
     requests_per_minute: float
+    offered_load_percent: float = 0.0
+    backlog_seconds: float = 0.0
+    shed_requests: float = 0.0
 
 
 class MetricSink(Protocol):
@@ -219,6 +278,9 @@ class CloudWatchSink:
             for name, value, unit in (
                 (self.metric, reading.cpu_percent, "Percent"),
                 (self.request_metric, reading.requests_per_minute, "None"),
+                (OFFERED_LOAD_METRIC, reading.offered_load_percent, "Percent"),
+                (BACKLOG_METRIC, reading.backlog_seconds, "Seconds"),
+                (SHED_METRIC, reading.shed_requests, "Count"),
             )
             for dimensions in (fleet, host)
         ]
@@ -267,15 +329,20 @@ class Publisher:
         before = previous[1]
         elapsed = at - previous[2]
         # A restarted worker starts counting from zero: no rate for that period.
-        if before is None or stats.work_requests < before.work_requests or elapsed <= 0:
+        rates = None if before is None else demand(before, stats, elapsed)
+        if rates is None:
             return None
-        reading = Reading(value, (stats.work_requests - before.work_requests) * 60.0 / elapsed)
+        reading = Reading(value, *rates)
         try:
             self.sink(reading, self.now())
         except Exception as exc:  # network, throttling, credentials: log and try next period
             LOG.warning("PutMetricData failed: %s", exc)
             return None
-        LOG.debug("published %.1f%%, %.1f requests/min", reading.cpu_percent, reading.requests_per_minute)
+        LOG.debug(
+            "published %.1f%%, %.1f requests/min, offered %.1f%%, backlog %.1f s, %d shed",
+            reading.cpu_percent, reading.requests_per_minute, reading.offered_load_percent,
+            reading.backlog_seconds, reading.shed_requests,
+        )  # fmt: skip
         return reading
 
 
@@ -305,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m worker.metrics_publisher",
-        description="Publish host CPU %% to CloudWatch while this host is in service and healthy.",
+        description="Publish host CPU %% and demand to CloudWatch while this host is in service and healthy.",
     )
     parser.add_argument("--fleet", default=env("FLEET_NAME"), help="fleet name [FLEET_NAME]")
     parser.add_argument(
@@ -348,8 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stats=lambda: read_stats(args.stats_url),
     )
     LOG.info(
-        "publishing %s/%s and %s Fleet=%s InstanceId=%s every %.0f s",
-        args.namespace, args.metric, args.request_metric, args.fleet, instance_id, args.period,
+        "publishing %s/%s, %s, %s, %s and %s Fleet=%s InstanceId=%s every %.0f s",
+        args.namespace, args.metric, args.request_metric, OFFERED_LOAD_METRIC, BACKLOG_METRIC, SHED_METRIC,
+        args.fleet, instance_id, args.period,
     )  # fmt: skip
     try:
         run_forever(publisher, args.period)

@@ -20,6 +20,9 @@ which one died, so:
   a sibling is idle, which a shared ``accept()`` cannot guarantee);
 * a worker that crashes is replaced (its in-flight request gets a 502), a request that runs
   past ``--request-timeout`` gets a 504 and its worker is killed and replaced;
+* a /work request that would wait longer than ``--queue-budget`` before a worker starts it is
+  shed at once (503 with ``Retry-After``; ``worker.shedding``) instead of waiting to time out,
+  and one that finds ``--max-queue`` requests queued is rejected (503 "queue full");
 * SIGTERM (or SIGINT) drains: the listen socket is closed (new connections are refused),
   everything already accepted is finished, then the workers are stopped and the process exits 0.
 """
@@ -30,6 +33,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import selectors
@@ -38,15 +42,17 @@ import socket
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from worker import __version__
+from worker.shedding import ServiceTimeEwma, backlog_seconds, expected_wait, retry_after_seconds, should_shed
 from worker.work import burn
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from types import FrameType
 
 LOG = logging.getLogger("worker")
@@ -87,6 +93,12 @@ class Config:
     header_timeout: float = 10.0
     drain_timeout: float = 30.0
     max_queue: int = 1024
+    # Default 10 s: a shed request's client (or the load balancer's retry) can try elsewhere at
+    # once, while an accepted one is answered within ~budget + service time (10.5 s), well inside
+    # the ALB's default 60 s idle timeout and nginx's proxy_read_timeout (derived from this
+    # budget and request_timeout: proxy_read_timeout()). Long enough that a burst of a few
+    # seconds is queued, not shed: 10 s is 20 requests per vCPU at 0.5 s each.
+    queue_budget: float = 10.0
     backlog: int = 512
 
     @property
@@ -94,8 +106,23 @@ class Config:
         return self.processes if self.processes > 0 else default_processes()
 
 
+def proxy_read_timeout(cfg: Config) -> int:
+    """nginx's ``proxy_read_timeout`` for /work, in whole seconds, derived from this configuration.
+
+    An accepted request waits about the budget, then runs until it is answered or killed at the
+    request timeout; the wait is an estimate (the mean service time may rise after the request
+    was queued), so the budget is counted twice. nginx must never give up first: its 504 would
+    leave the worker burning CPU for a client that is gone.
+    """
+    return math.ceil(2 * cfg.queue_budget + cfg.request_timeout)
+
+
 def http_response(
-    status: int, body: bytes, content_type: str = "text/plain; charset=utf-8", head: bool = False
+    status: int,
+    body: bytes,
+    content_type: str = "text/plain; charset=utf-8",
+    head: bool = False,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """A complete HTTP/1.1 response that closes the connection."""
     lines = [
@@ -105,14 +132,15 @@ def http_response(
         "Connection: close",
         "Cache-Control: no-store",
         f"Server: fleet-worker/{__version__}",
+        *(f"{name}: {value}" for name, value in headers),
         "",
         "",
     ]
     return "\r\n".join(lines).encode("ascii") + (b"" if head else body)
 
 
-def _json(status: int, payload: dict[str, object]) -> bytes:
-    return http_response(status, json.dumps(payload).encode(), "application/json")
+def _json(status: int, payload: dict[str, object], headers: Sequence[tuple[str, str]] = ()) -> bytes:
+    return http_response(status, json.dumps(payload).encode(), "application/json", headers=headers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +242,9 @@ class Supervisor:
         self.served = 0
         self.replaced = 0
         self.work_requests = 0  # /work requests that reached this host (the publisher's demand signal)
-        self.rejected = 0
+        self.rejected = 0  # 503 "queue full" (--max-queue)
+        self.shed = 0  # 503 + Retry-After: expected wait over --queue-budget
+        self.service_time = ServiceTimeEwma()
         self._wake_r, self._wake_w = socket.socketpair()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -349,6 +379,9 @@ class Supervisor:
                 proc.conn.close()  # the worker answered and shut the connection down
                 proc.conn = None
                 self.served += 1
+                # Hand-over to "done", as the supervisor sees it: the burn plus what the machine's
+                # other load took from it, which is what the queue behind it waits for.
+                self.service_time.observe(time.monotonic() - proc.since)
             if proc.pid in self.procs and proc not in self.idle:
                 self.idle.append(proc)
 
@@ -415,16 +448,40 @@ class Supervisor:
             proc.since = time.monotonic()
 
     def stats(self) -> dict[str, object]:
-        """Counters for the local metric publisher (nginx does not expose /stats)."""
+        """Counters for the local metric publisher (nginx does not expose /stats).
+
+        ``work_requests``, ``served``, ``rejected`` and ``shed`` are cumulative since the start
+        (the publisher takes deltas); the rest describe this moment.
+        """
         return {
             "healthy": self.healthy() and not self.draining,
             "work_requests": self.work_requests,
             "served": self.served,
             "rejected": self.rejected,
+            "shed": self.shed,
             "in_flight": sum(1 for p in self.procs.values() if p.conn is not None),
             "queued": len(self.pending),
             "processes": len(self.procs),
+            "mean_service_seconds": round(self.service_time.value, 6),
+            "backlog_seconds": round(self._backlog_seconds(), 6),
         }
+
+    def _backlog_seconds(self) -> float:
+        return backlog_seconds(len(self.pending), self.service_time.value, len(self.procs))
+
+    def _shed_response(self) -> bytes | None:
+        """The 503 for a new /work request whose expected wait is over the budget, else None."""
+        ahead, mean, processes = len(self.pending), self.service_time.value, len(self.procs)
+        if not should_shed(ahead, mean, processes, self.cfg.queue_budget):
+            return None
+        retry_after = retry_after_seconds(ahead, mean, processes, self.cfg.queue_budget)
+        payload: dict[str, object] = {
+            "error": "over queue budget",
+            "expected_wait": round(expected_wait(ahead, mean, processes), 3),
+            "queue_budget": self.cfg.queue_budget,
+            "retry_after": retry_after,
+        }
+        return _json(503, payload, headers=[("Retry-After", str(retry_after))])
 
     def healthy(self) -> bool:
         """At least one worker process is alive and not stuck past the request timeout."""
@@ -503,6 +560,9 @@ class Supervisor:
             elif len(self.pending) >= self.cfg.max_queue:
                 self.rejected += 1
                 self._close_reading(reading, _json(503, {"error": "queue full"}))
+            elif (shed := self._shed_response()) is not None:
+                self.shed += 1
+                self._close_reading(reading, shed)
             else:
                 self.reading.pop(reading.conn.fileno(), None)
                 self.sel.unregister(reading.conn)
@@ -580,6 +640,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("WORKER_MAX_QUEUE", "1024")),
         help="queued /work requests before 503 [WORKER_MAX_QUEUE]",
     )
+    parser.add_argument(
+        "--queue-budget",
+        type=float,
+        default=float(_env("WORKER_QUEUE_BUDGET", str(Config.queue_budget))),
+        help="shed (503 + Retry-After) a /work whose expected wait exceeds this (s) [WORKER_QUEUE_BUDGET]",
+    )
+    parser.add_argument(
+        "--print-proxy-read-timeout",
+        action="store_true",
+        help="print nginx's proxy_read_timeout for /work (s) for this configuration and exit",
+    )
     parser.add_argument("--log-level", default=_env("WORKER_LOG_LEVEL", "INFO"), help="[WORKER_LOG_LEVEL]")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -590,6 +661,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise SystemExit("need 0 <= --work-min <= --work-max")
     if args.request_timeout <= 0 or args.drain_timeout < 0:
         raise SystemExit("timeouts must be positive")
+    if not args.queue_budget > 0:  # also refuses nan
+        raise SystemExit(f"--queue-budget must be positive, got {args.queue_budget}")
     return Config(
         host=args.host,
         port=args.port,
@@ -599,6 +672,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         request_timeout=args.request_timeout,
         drain_timeout=args.drain_timeout,
         max_queue=args.max_queue,
+        queue_budget=args.queue_budget,
     )
 
 
@@ -610,5 +684,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     cfg = config_from_args(args)
+    if args.print_proxy_read_timeout:
+        print(proxy_read_timeout(cfg))
+        return 0
     listener = socket.create_server((cfg.host, cfg.port), backlog=cfg.backlog)
     return Supervisor(cfg, listener).run()

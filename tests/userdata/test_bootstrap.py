@@ -4,9 +4,12 @@ with a real worker behind a real nginx answering /ping."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import shutil
 import subprocess
+import threading
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +21,7 @@ from tests.helpers_worker import (
     NGINX,
     RENDER_VALUES,
     NginxLayout,
+    Sandbox,
     bootstrap_args,
     child_pids,
     http_get,
@@ -35,7 +39,7 @@ from tests.helpers_worker import (
 from tests.support.host_endpoints import FakeImds, running_moto_server, self_signed_cert
 from tests.support.lambda_layers import FakeLayerService
 from userdata.render import UnresolvedPlaceholderError, render
-from worker.server import default_processes
+from worker.server import Config, build_parser, config_from_args, default_processes, proxy_read_timeout
 
 UTC = timezone.utc  # datetime.UTC is 3.11+: these tests also run on the hosts' Python 3.9
 
@@ -109,6 +113,56 @@ def test_install_steps_in_a_sandbox(tmp_path: Path) -> None:
     assert f"server 127.0.0.1:{box.worker_port}" in conf
 
 
+def _location(conf: str, name: str) -> str:
+    match = re.search(rf"location {re.escape(name)} \{{(.*?)\}}", conf, re.DOTALL)
+    assert match, name
+    return match.group(1)
+
+
+def _unit_config(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Config:
+    """The worker's configuration as its unit starts it: the unit's environment, no flags but
+    --host and --port (which set no timeout)."""
+    env, argv, _keys = parse_unit(box.worker_unit)
+    for name in ("WORKER_QUEUE_BUDGET", "WORKER_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return config_from_args(build_parser().parse_args(argv[3:]))
+
+
+def test_nginx_waits_for_the_worker_longer_than_its_budget_and_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The /work read timeout is derived from the worker's own queue budget and request timeout
+    (as its unit configures them), never a second number that could fall below them."""
+    box = install_sandbox(tmp_path)
+    work = _location(box.nginx_conf.read_text(), "/")
+    match = re.search(r"proxy_read_timeout (\d+)s;", work)
+    assert match, work
+    cfg = _unit_config(box, monkeypatch)
+    assert int(match.group(1)) == proxy_read_timeout(cfg)
+    assert int(match.group(1)) >= cfg.queue_budget + cfg.request_timeout
+    assert cfg.queue_budget == Config.queue_budget  # the unit keeps the worker's defaults
+    # A shed request is answered by the worker, once: no retry, no interception of the 503.
+    assert "proxy_next_upstream off;" in work
+    directives = [line.split("#", 1)[0] for line in box.nginx_conf.read_text().splitlines()]
+    assert not any("proxy_intercept_errors" in line for line in directives)
+    assert "proxy_read_timeout 5s;" in _location(box.nginx_conf.read_text(), "= /ping")
+
+
+def test_a_worker_that_prints_no_read_timeout_fails_the_boot(tmp_path: Path) -> None:
+    env = {
+        **sandbox_env(tmp_path / "root", 30000, 30001),
+        "BOOTSTRAP_LAYER_ZIP": str(make_worker_zip(tmp_path / "layer.zip")),
+        "BOOTSTRAP_PYTHON": "/bin/echo",  # "runs" the worker: prints its arguments
+    }
+    result = run_bootstrap(BOOTSTRAP, env)
+    assert result.returncode != 0
+    assert "the worker printed no proxy_read_timeout" in result.stderr
+    assert not (tmp_path / "root/etc/nginx/conf.d/fleet-worker.conf").exists()
+    assert not (tmp_path / "root/var/lib/fleet-worker/installed").exists()
+
+
 def test_second_run_does_not_reinstall(tmp_path: Path) -> None:
     """user-data run again on the same host: the layer is fetched and checked again, the boot
     script sees its marker and only makes sure the services run."""
@@ -160,6 +214,45 @@ def test_ping_answers_through_nginx(tmp_path: Path, layout: NginxLayout) -> None
         # The host's layout: a master and one nginx worker per vCPU (worker_processes auto).
         expected = 0 if layout == "test" else default_processes()
         assert len(child_pids(nginx.proc.pid)) == expected
+
+
+@pytest.mark.server
+@pytest.mark.skipif(NGINX is None, reason="nginx not installed")
+def test_a_shed_request_passes_through_nginx_unchanged(tmp_path: Path) -> None:
+    """Overload behind the real nginx: the worker's 503 reaches the client with its Retry-After
+    and its own body, at once; the accepted requests are served."""
+    box = install_sandbox(tmp_path)
+    results: list[tuple[int, str | None, bytes]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(14)
+
+    def one() -> None:
+        barrier.wait()
+        conn = http.client.HTTPConnection("127.0.0.1", box.nginx_port, timeout=30)
+        try:
+            conn.request("GET", "/work")
+            response = conn.getresponse()
+            with lock:
+                results.append((response.status, response.getheader("Retry-After"), response.read()))
+        finally:
+            conn.close()
+
+    slow = {"WORKER_PROCESSES": "1", "WORKER_WORK_MIN": "0.3", "WORKER_WORK_MAX": "0.3", "WORKER_QUEUE_BUDGET": "1.2"}
+    with worker_from_unit(box, slow) as worker, nginx_process(tmp_path, box.nginx_conf, box.nginx_port):
+        threads = [threading.Thread(target=one) for _ in range(14)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        stats = json.loads(http_get(f"{worker.url}/stats")[1])
+    shed = [r for r in results if r[0] == 503]
+    assert {r[0] for r in results} == {200, 503}, results
+    assert len(shed) == stats["shed"] >= 1  # every 503 is the worker's, none is nginx's own
+    for _status, retry_after, body in shed:
+        assert retry_after is not None
+        assert int(retry_after) >= 1
+        assert json.loads(body)["retry_after"] == int(retry_after)
+    assert stats["work_requests"] == 14  # nginx did not retry any of them
 
 
 @pytest.mark.server

@@ -80,12 +80,16 @@ class Sequence:
 
 
 def make_publisher(
-    lifecycle: str | None, healthy: bool, sent: list[Reading], requests: tuple[int, ...] = (0, 10, 25)
+    lifecycle: str | None,
+    healthy: bool,
+    sent: list[Reading],
+    requests: tuple[int, ...] = (0, 10, 25),
+    stats: list[WorkerStats] | None = None,
 ) -> Publisher:
     return Publisher(
         sink=lambda reading, ts: sent.append(reading),
         lifecycle=lambda: lifecycle,
-        stats=Sequence([WorkerStats(healthy, n) for n in requests]),
+        stats=Sequence(stats or [WorkerStats(healthy, n) for n in requests]),
         read_cpu=FakeCpu([CpuTimes(0, 100), CpuTimes(50, 200), CpuTimes(80, 300)]),
         now=lambda: NOW,
         monotonic=Sequence([0.0, 10.0, 20.0]),
@@ -96,9 +100,63 @@ def test_publisher_publishes_cpu_and_request_rate_only_in_service_and_healthy() 
     sent: list[Reading] = []
     publisher = make_publisher("service", True, sent)
     assert publisher.tick() is None  # first sample is the baseline
-    assert publisher.tick() == Reading(pytest.approx(50.0), pytest.approx(60.0))  # 10 requests in 10 s
-    assert publisher.tick() == Reading(pytest.approx(30.0), pytest.approx(90.0))
+    # 10 requests in 10 s on one process at the nominal 0.5 s: 50 % of the host offered.
+    assert publisher.tick() == Reading(pytest.approx(50.0), pytest.approx(60.0), pytest.approx(50.0))
+    assert publisher.tick() == Reading(pytest.approx(30.0), pytest.approx(90.0), pytest.approx(75.0))
     assert len(sent) == 2
+
+
+def test_publisher_reports_offered_load_backlog_and_shed_requests() -> None:
+    """3x overload on 2 processes: 120 arrivals in 10 s at 0.5 s each need 6 CPU-seconds per
+    second of a 2-process host, 300 %; 70 of them were answered 503 (60 shed, 10 queue full)."""
+    sent: list[Reading] = []
+    stats = [
+        WorkerStats(True, work_requests=100, shed=5, rejected=1, queued=3, processes=2, mean_service_seconds=0.5),
+        WorkerStats(True, work_requests=220, shed=65, rejected=11, queued=40, processes=2, mean_service_seconds=0.5),
+        WorkerStats(True, work_requests=220, shed=65, rejected=11, queued=0, processes=2, mean_service_seconds=0.6),
+    ]
+    publisher = make_publisher("service", True, sent, stats=stats)
+    publisher.tick()
+    reading = publisher.tick()
+    assert reading == Reading(
+        cpu_percent=pytest.approx(50.0),
+        requests_per_minute=pytest.approx(720.0),
+        offered_load_percent=pytest.approx(300.0),  # not capped at 100
+        backlog_seconds=pytest.approx(10.0),  # 40 queued x 0.5 s / 2 processes
+        shed_requests=70,
+    )
+    # A quiet period: nothing arrived, nothing waits, nothing refused.
+    assert publisher.tick() == Reading(pytest.approx(30.0), 0.0, 0.0, 0.0, 0.0)
+    assert sent == [reading, Reading(pytest.approx(30.0), 0.0, 0.0, 0.0, 0.0)]
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "mean", "period", "processes", "percent"),
+    [
+        (20, 0.5, 10.0, 1, 100.0),  # exactly what one process serves
+        (40, 0.5, 10.0, 2, 100.0),
+        (120, 0.5, 10.0, 2, 300.0),
+        (0, 0.5, 10.0, 2, 0.0),
+        (30, 0.4, 12.0, 1, 100.0),  # the measured period, not the nominal 10 s
+        (10, 0.5, 10.0, 0, 50.0),  # no live process: counted as one
+    ],
+)
+def test_offered_load_percent(arrivals: int, mean: float, period: float, processes: int, percent: float) -> None:
+    assert mp.offered_load_percent(arrivals, mean, period, processes) == pytest.approx(percent)
+
+
+def test_demand_has_no_rate_across_a_worker_restart_or_without_time() -> None:
+    before = WorkerStats(True, work_requests=50, shed=5, rejected=2)
+    assert mp.demand(before, WorkerStats(True, work_requests=60, shed=0, rejected=2), 10.0) is None
+    assert mp.demand(before, WorkerStats(True, work_requests=60, shed=5, rejected=0), 10.0) is None
+    assert mp.demand(before, WorkerStats(True, work_requests=40, shed=5, rejected=2), 10.0) is None
+    assert mp.demand(before, WorkerStats(True, work_requests=60, shed=6, rejected=3), 0.0) is None
+    assert mp.demand(before, WorkerStats(True, work_requests=60, shed=6, rejected=3), 10.0) == (
+        pytest.approx(60.0),
+        pytest.approx(50.0),
+        0.0,
+        2.0,
+    )
 
 
 @pytest.mark.parametrize(("lifecycle", "healthy"), [("pool", True), ("warming", True), ("service", False)])
@@ -115,7 +173,7 @@ def test_publisher_skips_the_period_of_a_worker_restart() -> None:
     publisher = make_publisher("service", True, sent, requests=(40, 3, 13))  # counters restarted at 0
     publisher.tick()
     assert publisher.tick() is None
-    assert publisher.tick() == Reading(pytest.approx(30.0), pytest.approx(60.0))
+    assert publisher.tick() == Reading(pytest.approx(30.0), pytest.approx(60.0), pytest.approx(50.0))
 
 
 def test_publisher_survives_cloudwatch_errors() -> None:
@@ -158,7 +216,7 @@ class FakeCloudWatch:
 
 def test_cloudwatch_sink_sends_the_contract_shape() -> None:
     client = FakeCloudWatch()
-    CloudWatchSink("blue", "i-0abc", client=client)(Reading(71.23456, 84.0), NOW)
+    CloudWatchSink("blue", "i-0abc", client=client)(Reading(71.23456, 84.0, 287.5, 9.87654, 31), NOW)
     assert len(client.calls) == 1  # one call per period, whatever it carries
     call = client.calls[0]
     assert call["Namespace"] == "Autoscaler"
@@ -170,6 +228,12 @@ def test_cloudwatch_sink_sends_the_contract_shape() -> None:
         {"MetricName": "CPUUtilization", "Dimensions": host, "Value": 71.235, "Unit": "Percent", **common},
         {"MetricName": "RequestsPerMinute", "Dimensions": fleet, "Value": 84.0, "Unit": "None", **common},
         {"MetricName": "RequestsPerMinute", "Dimensions": host, "Value": 84.0, "Unit": "None", **common},
+        {"MetricName": "OfferedLoad", "Dimensions": fleet, "Value": 287.5, "Unit": "Percent", **common},
+        {"MetricName": "OfferedLoad", "Dimensions": host, "Value": 287.5, "Unit": "Percent", **common},
+        {"MetricName": "BacklogSeconds", "Dimensions": fleet, "Value": 9.877, "Unit": "Seconds", **common},
+        {"MetricName": "BacklogSeconds", "Dimensions": host, "Value": 9.877, "Unit": "Seconds", **common},
+        {"MetricName": "ShedRequests", "Dimensions": fleet, "Value": 31, "Unit": "Count", **common},
+        {"MetricName": "ShedRequests", "Dimensions": host, "Value": 31, "Unit": "Count", **common},
     ]
 
 
@@ -181,11 +245,11 @@ def test_cloudwatch_sink_against_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     with moto.mock_aws():
         import boto3
 
-        CloudWatchSink("blue", "i-0abc", region="eu-west-1")(Reading(42.0, 30.0), datetime.now(UTC))
+        CloudWatchSink("blue", "i-0abc", region="eu-west-1")(Reading(42.0, 30.0, 25.0, 1.5, 2), datetime.now(UTC))
         metrics = boto3.client("cloudwatch", region_name="eu-west-1").list_metrics(Namespace="Autoscaler")
         found = sorted((m["MetricName"], len(m["Dimensions"])) for m in metrics["Metrics"])
-        assert found == [("CPUUtilization", 1), ("CPUUtilization", 2), ("RequestsPerMinute", 1),
-                         ("RequestsPerMinute", 2)]  # fmt: skip
+        names = ["BacklogSeconds", "CPUUtilization", "OfferedLoad", "RequestsPerMinute", "ShedRequests"]
+        assert found == [(name, dims) for name in names for dims in (1, 2)]
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -20,7 +21,8 @@ from tests.helpers_worker import (
     wait_until,
 )
 from worker.metrics_publisher import WorkerStats, read_stats
-from worker.server import Config, build_parser, config_from_args, http_response
+from worker.server import Config, build_parser, config_from_args, http_response, main, proxy_read_timeout
+from worker.shedding import NOMINAL_SERVICE_SECONDS
 
 pytestmark = pytest.mark.server
 
@@ -57,6 +59,8 @@ def test_stats_count_the_work_requests_that_arrived() -> None:
         before = json.loads(body)
         assert before["healthy"] is True
         assert before["work_requests"] == 0
+        assert before["mean_service_seconds"] == NOMINAL_SERVICE_SECONDS  # nothing measured yet
+        assert before["shed"] == before["rejected"] == before["backlog_seconds"] == 0
         assert http_get(f"{worker.url}/work")[0] == 200
         assert http_get(f"{worker.url}/work", method="POST")[0] == 405  # arrived, refused: still demand
 
@@ -71,9 +75,21 @@ def test_stats_count_the_work_requests_that_arrived() -> None:
         assert after["served"] == 1
         assert after["in_flight"] == 0
         assert after["queued"] == 0
+        assert after["processes"] == 1
+        # One completion moved the average by alpha x (measured - 0.5): measured >= the 0.45 s
+        # burn, and within the 10 s request timeout.
+        assert 0.495 <= after["mean_service_seconds"] <= 0.5 + 0.1 * 9.5
         assert http_get(f"{worker.url}/stats", method="POST")[0] == 405
         # What the metric publisher reads.
-        assert read_stats(f"{worker.url}/stats") == WorkerStats(healthy=True, work_requests=2)
+        assert read_stats(f"{worker.url}/stats") == WorkerStats(
+            healthy=True,
+            work_requests=2,
+            shed=0,
+            rejected=0,
+            queued=0,
+            processes=1,
+            mean_service_seconds=after["mean_service_seconds"],
+        )
 
 
 def _hammer(worker: RunningWorker, stop: threading.Event, statuses: list[int]) -> None:
@@ -159,6 +175,81 @@ def test_sigterm_drains_in_flight_requests_then_exits() -> None:
         assert child_pids(worker.proc.pid) == []
 
 
+def _burst(worker: RunningWorker, count: int) -> list[tuple[int, dict[str, str], bytes, float]]:
+    """``count`` concurrent GET /work: status, headers, body, seconds of each."""
+    results: list[tuple[int, dict[str, str], bytes, float]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(count)
+
+    def one() -> None:
+        start.wait()
+        began = time.perf_counter()
+        conn = http.client.HTTPConnection(worker.host, worker.port, timeout=30)
+        try:
+            conn.request("GET", "/work")
+            response = conn.getresponse()
+            body = response.read()
+            with lock:
+                results.append((response.status, dict(response.getheaders()), body, time.perf_counter() - began))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_overload_sheds_at_once_with_retry_after_while_accepted_requests_are_served() -> None:
+    # One process, 0.3 s per /work, a 1.2 s budget: with the nominal 0.5 s mean, the queue takes
+    # requests while (ahead + 1) x 0.5 <= 1.2, i.e. 2 queued behind the one in flight.
+    with running_worker(processes=1, work_min=0.3, work_max=0.3, extra_args=("--queue-budget", "1.2")) as worker:
+        results = _burst(worker, 16)
+        statuses = sorted(r[0] for r in results)
+        assert set(statuses) == {200, 503}, statuses
+        served = [r for r in results if r[0] == 200]
+        shed = [r for r in results if r[0] == 503]
+        assert len(served) >= 3  # the one in flight and the queue within the budget
+        assert shed
+        for _status, headers, body, elapsed in shed:
+            payload = json.loads(body)
+            assert payload["error"] == "over queue budget"
+            retry_after = int(headers["Retry-After"])
+            assert retry_after >= 1
+            assert payload["retry_after"] == retry_after
+            assert payload["expected_wait"] > payload["queue_budget"] == 1.2
+            assert elapsed < 2.0  # answered at once, not after the queue (sanity bound only)
+        # Accepted requests waited their turn and got their work done.
+        assert all(json.loads(body)["duration"] >= 0.3 for _s, _h, body, _e in served)
+
+        def stats() -> dict[str, object]:
+            return dict(json.loads(http_get(f"{worker.url}/stats")[1]))
+
+        assert wait_until(lambda: stats()["served"] == len(served), timeout=10)
+        after = stats()
+        assert after["shed"] == len(shed)
+        assert after["rejected"] == 0  # shed is counted apart from "queue full"
+        assert after["work_requests"] == 16
+        assert after["queued"] == after["backlog_seconds"] == 0
+        assert float(after["mean_service_seconds"]) != NOMINAL_SERVICE_SECONDS  # type: ignore[arg-type]
+
+
+def test_a_full_queue_is_rejected_and_counted_apart_from_shedding() -> None:
+    with running_worker(
+        processes=1, work_min=0.3, work_max=0.3, extra_args=("--max-queue", "1", "--queue-budget", "100")
+    ) as worker:
+        results = _burst(worker, 6)
+        refused = [json.loads(r[2]) for r in results if r[0] == 503]
+        assert refused
+        assert {p["error"] for p in refused} == {"queue full"}
+        assert all("Retry-After" not in r[1] for r in results if r[0] == 503)
+        stats = json.loads(http_get(f"{worker.url}/stats")[1])
+        assert stats["rejected"] == len(refused)
+        assert stats["shed"] == 0
+
+
 def test_cli_config_and_response_format() -> None:
     cfg = config_from_args(build_parser().parse_args(["--processes", "3", "--work-min", "0.1", "--work-max", "0.2"]))
     assert cfg == Config(processes=3, work_min=0.1, work_max=0.2)
@@ -166,7 +257,33 @@ def test_cli_config_and_response_format() -> None:
     assert Config().worker_count >= 1
     with pytest.raises(SystemExit):
         config_from_args(build_parser().parse_args(["--work-min", "1", "--work-max", "0.5"]))
+    for budget in ("0", "-1", "nan"):
+        with pytest.raises(SystemExit, match="queue-budget"):
+            config_from_args(build_parser().parse_args(["--queue-budget", budget]))
     raw = http_response(200, b"pong", head=True)
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
     assert raw.endswith(b"\r\n\r\n")
     assert b"Content-Length: 4" in raw
+    shed = http_response(503, b"{}", headers=[("Retry-After", "3")])
+    assert b"\r\nRetry-After: 3\r\n" in shed
+
+
+def test_queue_budget_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKER_QUEUE_BUDGET", raising=False)
+    assert config_from_args(build_parser().parse_args([])).queue_budget == Config.queue_budget == 10.0
+    monkeypatch.setenv("WORKER_QUEUE_BUDGET", "2.5")
+    assert config_from_args(build_parser().parse_args([])).queue_budget == 2.5
+    assert config_from_args(build_parser().parse_args(["--queue-budget", "4"])).queue_budget == 4.0
+
+
+def test_proxy_read_timeout_outlasts_the_budget_and_the_request_timeout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert proxy_read_timeout(Config()) == 30  # 2 x 10 s budget + 10 s request timeout
+    assert proxy_read_timeout(Config(queue_budget=2.5, request_timeout=4.2)) == 10
+    for cfg in (Config(), Config(queue_budget=0.1, request_timeout=0.1), Config(queue_budget=7.3, request_timeout=31)):
+        assert proxy_read_timeout(cfg) >= cfg.queue_budget + cfg.request_timeout
+    monkeypatch.setenv("WORKER_QUEUE_BUDGET", "5")
+    monkeypatch.setenv("WORKER_REQUEST_TIMEOUT", "20")
+    assert main(["--print-proxy-read-timeout"]) == 0  # what bootstrap.sh writes into nginx's config
+    assert capsys.readouterr().out == "30\n"
