@@ -47,6 +47,7 @@ RENDER_VALUES = {
     "FleetName": "test-fleet",
     "WorkerLayerVersionArn": "arn:aws:lambda:eu-west-1:123456789012:layer:fleet-worker:7",
     "CpuMetricNamespace": "Autoscaler",
+    "WorkerQueueBudgetSeconds": "10",
 }
 
 
@@ -195,20 +196,27 @@ def bootstrap_args(values: dict[str, str] | None = None) -> list[str]:
         v["WorkerLayerVersionArn"],
         "--fleet-name",
         v["FleetName"],
+        "--queue-budget",
+        v["WorkerQueueBudgetSeconds"],
         "--metric-namespace",
         v["CpuMetricNamespace"],
     ]
 
 
 def run_user_data(
-    tmp: Path, service: FakeLayerService, env: dict[str, str], path: str | None = None, aws: bool = True
+    tmp: Path,
+    service: FakeLayerService,
+    env: dict[str, str],
+    path: str | None = None,
+    aws: bool = True,
+    values: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the rendered stub as cloud-init does (a file run by its ``#!``) against ``service``:
     ``AWS_ENDPOINT_URL_LAMBDA`` names it, and with ``aws`` a fake ``aws`` that asks it comes first
     on PATH; ``path`` is the rest of PATH (default: ours)."""
     tmp.mkdir(parents=True, exist_ok=True)
     script = tmp / "user-data"
-    script.write_text(user_data_script(), encoding="utf-8")
+    script.write_text(user_data_script(values), encoding="utf-8")
     script.chmod(0o700)
     rest = os.environ.get("PATH", "/usr/bin:/bin") if path is None else path
     full_env = {
@@ -267,16 +275,19 @@ def run_bootstrap(script: Path, env: dict[str, str], args: list[str] | None = No
     return subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False)
 
 
-def install_sandbox(tmp: Path, nginx_port: int | None = None, worker_port: int | None = None) -> Sandbox:
-    """The user-data stub, run against a local layer service serving a zip of ``worker/``: it
-    verifies the layer and runs its bootstrap.sh, which installs under ``tmp/root``."""
+def install_sandbox(
+    tmp: Path, nginx_port: int | None = None, worker_port: int | None = None, values: dict[str, str] | None = None
+) -> Sandbox:
+    """The user-data stub, rendered with ``values`` (default :data:`RENDER_VALUES`), run against a
+    local layer service serving a zip of ``worker/``: it verifies the layer and runs its
+    bootstrap.sh, which installs under ``tmp/root``."""
     tmp.mkdir(parents=True, exist_ok=True)
     nginx_port = nginx_port or free_port()
     worker_port = worker_port or free_port()
     root = tmp / "root"
     layer_zip = make_worker_zip(tmp / "layer.zip")
     with FakeLayerService(RENDER_VALUES["WorkerLayerVersionArn"], layer_zip.read_bytes()) as service:
-        result = run_user_data(tmp, service, sandbox_env(root, nginx_port, worker_port))
+        result = run_user_data(tmp, service, sandbox_env(root, nginx_port, worker_port), values=values)
     if result.returncode != 0:
         raise RuntimeError(f"the user-data stub failed ({result.returncode}):\n{result.stderr}")
     return Sandbox(root, tmp / "user-data", layer_zip, nginx_port, worker_port, result.stderr)

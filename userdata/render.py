@@ -16,7 +16,7 @@ from typing import Any
 
 from fleet_template.cfn import Template
 
-PLACEHOLDERS = ("AWS::Region", "FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace")
+PLACEHOLDERS = ("AWS::Region", "FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace", "WorkerQueueBudgetSeconds")
 
 _PATTERN = re.compile(r"\$\{([^}]*)\}")
 

@@ -27,7 +27,8 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: BOOTSTRAP_LAYER_ZIP=<zip> bootstrap.sh --region R --fleet-name F --layer-arn A --metric-namespace N" >&2
+  echo "usage: BOOTSTRAP_LAYER_ZIP=<zip> bootstrap.sh --region R --fleet-name F --layer-arn A" \
+    "--queue-budget SECONDS --metric-namespace N" >&2
   exit 2
 }
 
@@ -35,6 +36,7 @@ region=
 fleet_name=
 layer_arn=
 metric_namespace=
+queue_budget=
 
 parse_args() {
   while [ $# -gt 0 ]; do
@@ -44,13 +46,17 @@ parse_args() {
       --fleet-name) fleet_name=$2 ;;
       --layer-arn) layer_arn=$2 ;;
       --metric-namespace) metric_namespace=$2 ;;
+      --queue-budget) queue_budget=$2 ;;
       *) usage ;;
     esac
     shift 2
   done
-  if [ -z "$region" ] || [ -z "$fleet_name" ] || [ -z "$layer_arn" ] || [ -z "$metric_namespace" ]; then
+  if [ -z "$region" ] || [ -z "$fleet_name" ] || [ -z "$layer_arn" ] || [ -z "$metric_namespace" ] \
+    || [ -z "$queue_budget" ]; then
     usage
   fi
+  # The worker validates the number itself (it refuses to start on a bad one).
+  worker_env+=("WORKER_QUEUE_BUDGET=$queue_budget")
 }
 
 root=${BOOTSTRAP_ROOT:-}
@@ -70,8 +76,8 @@ worker_unit=fleet-worker.service
 publisher_unit=fleet-metrics.service
 # The worker's environment: its unit's Environment= lines, and what nginx's /work timeout is
 # derived from (write_nginx_conf asks the worker itself), so the two cannot disagree. The queue
-# budget and request timeout are the worker's defaults (worker/server.py, Config); set
-# WORKER_QUEUE_BUDGET= or WORKER_REQUEST_TIMEOUT= here to change both sides at once.
+# budget comes from --queue-budget (the template's WorkerQueueBudgetSeconds); the request
+# timeout is the worker's default (worker/server.py, Config).
 worker_env=(
   PYTHONPATH=/opt/fleet-worker
   PYTHONDONTWRITEBYTECODE=1

@@ -423,12 +423,14 @@ def test_fleet_custom_resource_is_deleted_first(raw_template: dict[str, Any]) ->
 
 def test_userdata_placeholders_are_provided(raw_template: dict[str, Any]) -> None:
     text, variables = user_data(raw_template)
-    assert placeholders(text) == set(variables) | {"AWS::Region"}
+    # The queue budget is a parameter: Fn::Sub reads it without a variable of its own.
+    assert placeholders(text) == set(variables) | {"AWS::Region", "WorkerQueueBudgetSeconds"}
     assert set(variables) == {"FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace"}
+    assert "WorkerQueueBudgetSeconds" in raw_template["Parameters"]
     assert variables["WorkerLayerVersionArn"] == {"Ref": "WorkerLayer"}
     assert variables["CpuMetricNamespace"] == "Autoscaler"
     # Rendered as Fn::Sub renders it: every ${...} resolves (render raises on one that does not).
-    values = {name: f"<{name}>" for name in [*variables, "AWS::Region"]}
+    values = {name: f"<{name}>" for name in [*variables, "AWS::Region", "WorkerQueueBudgetSeconds"]}
     assert "${" not in render(text, values)
 
 
@@ -443,6 +445,7 @@ def test_userdata_is_a_stub_that_runs_the_boot_script_from_the_layer(raw_templat
             "FleetName": "fleet",
             "WorkerLayerVersionArn": "arn:aws:lambda:eu-west-1:123456789012:layer:autoscaler-worker:3",
             "CpuMetricNamespace": "Autoscaler",
+            "WorkerQueueBudgetSeconds": "10",
         },
     )
     assert "layer_arn='arn:aws:lambda:eu-west-1:123456789012:layer:autoscaler-worker:3'" in rendered

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -142,12 +143,25 @@ def test_nginx_waits_for_the_worker_longer_than_its_budget_and_timeout(
     cfg = _unit_config(box, monkeypatch)
     assert int(match.group(1)) == proxy_read_timeout(cfg)
     assert int(match.group(1)) >= cfg.queue_budget + cfg.request_timeout
-    assert cfg.queue_budget == Config.queue_budget  # the unit keeps the worker's defaults
+    assert cfg.queue_budget == float(RENDER_VALUES["WorkerQueueBudgetSeconds"])
     # A shed request is answered by the worker, once: no retry, no interception of the 503.
     assert "proxy_next_upstream off;" in work
     directives = [line.split("#", 1)[0] for line in box.nginx_conf.read_text().splitlines()]
     assert not any("proxy_intercept_errors" in line for line in directives)
     assert "proxy_read_timeout 5s;" in _location(box.nginx_conf.read_text(), "= /ping")
+
+
+def test_the_templates_queue_budget_reaches_the_worker_and_nginx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WorkerQueueBudgetSeconds goes through the stub's --queue-budget into the worker's unit,
+    and nginx's /work timeout follows it."""
+    box = install_sandbox(tmp_path, values={**RENDER_VALUES, "WorkerQueueBudgetSeconds": "4"})
+    cfg = _unit_config(box, monkeypatch)
+    assert cfg.queue_budget == 4.0
+    work = _location(box.nginx_conf.read_text(), "/")
+    assert f"proxy_read_timeout {proxy_read_timeout(cfg)}s;" in work
+    assert proxy_read_timeout(cfg) == math.ceil(2 * 4 + cfg.request_timeout)
 
 
 def test_a_worker_that_prints_no_read_timeout_fails_the_boot(tmp_path: Path) -> None:

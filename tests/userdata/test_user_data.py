@@ -72,7 +72,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**sandbox_env(tmp_path / "root", 30000, 30001), "TMPDIR": str(tmp_path / "tmpdir")}
 
 
-def test_stub_uses_the_four_placeholders_and_stays_small() -> None:
+def test_stub_uses_the_five_placeholders_and_stays_small() -> None:
     text = _stub_text()
     assert placeholders(text) == set(PLACEHOLDERS)
     rendered = user_data_script()
@@ -85,6 +85,7 @@ def test_stub_uses_the_four_placeholders_and_stays_small() -> None:
         "FleetName": "f" * 40,
         "WorkerLayerVersionArn": "arn:aws:lambda:ap-southeast-5:123456789012:layer:" + "x" * 80 + ":99999",
         "CpuMetricNamespace": "Autoscaler",
+        "WorkerQueueBudgetSeconds": "3600",
     }
     assert len(longest["WorkerLayerVersionArn"]) <= 140
     assert len(user_data_script(longest).encode()) < 2048
