@@ -141,3 +141,30 @@ def test_the_ideal_meets_each_need_within_a_start_from_the_pool(tmp_path: Path):
     assert (totals["peak_instances"], totals["peak_need"], totals["flaps"]) == (4, 4, 0)
     assert totals["function_errors"] == 0
     assert totals["error_ratio"] == pytest.approx(totals["errors"] / totals["requests"], abs=1e-5)
+
+
+def _run(needs: list[int], reached: list[float | None], errors: int, peak: int) -> dict[str, object]:
+    stages = [{"need": n, "seconds_to_need": t} for n, t in zip(needs, reached, strict=True)]
+    totals = {"requests": 1000, "errors": errors, "instance_seconds_vs_oracle": 1.5, "peak_instances": peak,
+              "peak_need": max(needs), "flaps": 0}  # fmt: skip
+    return {"stages": stages, "totals": totals}
+
+
+def test_the_benchmark_sets_ours_against_the_ideal_on_the_steps_up():
+    from benchmarks.policies import against_ideal, time_to_need
+
+    # Only steps up count; the slowest of them is the run's figure; a step never met is None.
+    assert time_to_need(_run([1, 4, 1, 5], [0.0, 120.0, 0.0, 200.0], 0, 5)) == 200.0
+    assert time_to_need(_run([1, 4, 1], [0.0, None, 0.0], 0, 3)) is None
+    assert time_to_need(_run([1, 1], [0.0, 0.0], 0, 1)) == 0.0
+    ours = {
+        "scenario": "b",
+        "runs": [_run([1, 4, 1], [0.0, 400.0, 0.0], 40, 5), _run([1, 4, 1], [0.0, None, 0], 60, 3)],
+    }
+    ideal = {
+        "scenario": "b",
+        "runs": [_run([1, 4, 1], [0.0, 190.0, 0.0], 10, 4), _run([1, 4, 1], [0.0, 60.0, 0], 10, 4)],
+    }
+    row = against_ideal(ours, ideal)
+    assert row[:6] == ["b", "400 / 400 (1 never)", "60 / 190", "5.00 %", "1.00 %", "5.0"]
+    assert row[8:] == ["5 / 4 / 4", "0 / 0"]
