@@ -272,7 +272,9 @@ def stage_table(report: dict[str, Any]) -> str:
               "p50 s", "p95 s", "p95* s", "ok")  # fmt: skip
     rows = [header]
     for s in report["stages"]:
-        load = f"{s['clients']} cl" if s["clients"] is not None else f"{_fmt(s['rate'], 1)}/s"
+        load = f"{s['clients']} cl" if s["clients"] is not None else f"{s['rate']:g}/s"
+        if s["clients"] is None and s["rate_end"] is not None and s["rate_end"] != s["rate"]:
+            load = f"{s['rate']:g}->{s['rate_end']:g}/s"
         rows.append(
             (
                 str(s["index"]), load, _fmt(s["expect_instances"]), _fmt(s["instances_at_end"]),
