@@ -3,8 +3,9 @@
 Each cell is a sweep (``python -m simulator sweep``): runs with their own seeds, phases and drawn
 parameters. The table gives the share of runs that passed, the stages met, how long scaling took
 (median and 95th percentile over the runs), the SLO, instance-seconds against the oracle, and
-actions and flaps. A second table checks the ``prototype`` baseline against the 2013 prototype's
-published runs.
+actions and flaps. A second table sets ``ours`` against ``ideal`` (the physical limit: perfect
+knowledge of the demand, no detection delay) per scenario; a third checks the ``prototype``
+baseline against the 2013 prototype's published runs.
 
     .venv/bin/python -m benchmarks.policies [--runs 20] [--diurnal-runs 4] [--scenarios ...] [--policies ...]
 """
@@ -81,6 +82,59 @@ HEADER = ["scenario", "policy", "runs passed", "stages met (mean)", "to scale ou
           "actions (median)", "flaps (max)"]  # fmt: skip
 
 
+def time_to_need(run: dict[str, Any]) -> float | None:
+    """The slowest of a run's steps up: from the start of each stage whose need exceeds the one
+    before it until that many instances are in service (None: some step never got there)."""
+    worst = 0.0
+    for before, stage in itertools.pairwise(run["stages"]):
+        if stage["need"] > before["need"]:
+            if stage["seconds_to_need"] is None:
+                return None
+            worst = max(worst, stage["seconds_to_need"])
+    return worst
+
+
+def _error_share(doc: dict[str, Any]) -> float:
+    """Errors over requests, all runs pooled."""
+    requests = sum(r["totals"]["requests"] for r in doc["runs"])
+    return sum(r["totals"]["errors"] for r in doc["runs"]) / requests if requests else 0.0
+
+
+def against_ideal(ours: dict[str, Any], ideal: dict[str, Any]) -> list[str]:
+    def reach(doc: dict[str, Any]) -> str:
+        values = [time_to_need(r) for r in doc["runs"]]
+        reached = [v for v in values if v is not None]
+        never = len(values) - len(reached)
+        return _dist(reached) + (f" ({never} never)" if never else "")
+
+    def ratio(doc: dict[str, Any]) -> str:
+        return _dist([r["totals"]["instance_seconds_vs_oracle"] for r in doc["runs"]
+                      if r["totals"]["instance_seconds_vs_oracle"]], 2)  # fmt: skip
+
+    def peak(doc: dict[str, Any]) -> str:
+        return f"{max((r['totals']['peak_instances'] or 0) for r in doc['runs'])}"
+
+    errors_ours, errors_ideal = _error_share(ours), _error_share(ideal)
+    times = f"{errors_ours / errors_ideal:.1f}" if errors_ideal else ("inf" if errors_ours else "-")
+    return [
+        ours["scenario"],
+        reach(ours),
+        reach(ideal),
+        f"{100 * errors_ours:.2f} %",
+        f"{100 * errors_ideal:.2f} %",
+        times,
+        ratio(ours),
+        ratio(ideal),
+        f"{peak(ours)} / {peak(ideal)} / {max(r['totals']['peak_need'] for r in ours['runs'])}",
+        f"{max(r['totals']['flaps'] for r in ours['runs'])} / {max(r['totals']['flaps'] for r in ideal['runs'])}",
+    ]
+
+
+IDEAL_HEADER = ["scenario", "to sufficient capacity s, ours (p50 / p95)", "ideal (p50 / p95)", "errors, ours",
+                "ideal", "ours / ideal", "instance-s / oracle, ours (p50 / p95)", "ideal (p50 / p95)",
+                "peak in service: ours / ideal / need", "flaps (max): ours / ideal"]  # fmt: skip
+
+
 def prototype_check(doc: dict[str, Any]) -> list[str]:
     """The prototype on nine-stage against its published runs (wiki 'Sample Run', 'Sample run 2')."""
     lines = ["| measure | published (2013) | twin (p50, min - max over the runs) |", "|---|---|---|"]
@@ -121,6 +175,17 @@ def prototype_check(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+IDEAL_INTRO = (
+    "`ideal` knows the scenario's demand at every instant and asks at once for the oracle's need (the fewest "
+    "instances that carry the demand at the CPU target); its instances start, boot, install and pass health "
+    "checks like everyone else's, so it is the physical limit of this fleet. *To sufficient capacity*: per run, "
+    "the slowest of the steps up (stages whose need exceeds the previous stage's), from the stage start until "
+    "that many instances are in service; *never* counts runs where some step never got there. *Errors*: 502, "
+    "503 and 504 answers over all requests of all runs. *Peak in service*: the most over all runs, against the "
+    "scenario's highest need."
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", nargs="*", default=sorted(str(p) for p in (ROOT / "scenarios").glob("*.yaml")))
@@ -132,16 +197,22 @@ def main() -> int:
     args = parser.parse_args()
     environment()
     rows, prototype = [], None
+    ideal_rows = []
     started = time.perf_counter()
     for path in args.scenarios:
         scenario = load_scenario(path)
         runs = args.diurnal_runs if scenario.duration > 6 * 3600 else args.runs
+        docs = {}
         for policy in args.policies:
             doc = sweep(scenario, args.template, {}, policy, runs)
+            docs[policy] = doc
             rows.append(row(doc))
             print(" | ".join(rows[-1]), flush=True)
             if scenario.name == "nine-stage" and policy == "prototype":
                 prototype = doc
+        if "ours" in docs and "ideal" in docs:
+            ideal_rows.append(against_ideal(docs["ours"], docs["ideal"]))
+            print("ours against ideal: " + " | ".join(ideal_rows[-1]), flush=True)
     table = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     table += ["| " + " | ".join(r) + " |" for r in rows]
     intro = (
@@ -153,13 +224,18 @@ def main() -> int:
         "Policies: `ours` (the template as deployed), `prototype` (the 2013 design: per-instance alarms on "
         "EC2's 5-minute CPU, one start or stop per notification, one stopped spare), `target-tracking` "
         "(EC2 Auto Scaling target tracking on the group's 1-minute CPU: 3 of 3 above the target, 15 of 15 "
-        "below 0.9 x). See `simulator/policies.py` and docs/simulator.md. *To scale out/in* is from the "
+        "below 0.9 x), `ideal` (knows the demand, asks for the oracle's need at once). "
+        "See `simulator/policies.py` and docs/simulator.md. *To scale out/in* is from the "
         "first stage whose expected count rises/falls to the first action that way; *SLO* is the share of "
         "requests answered within 1.2 s; the *oracle* runs exactly the instances the demand needs at the "
         "CPU target, started a boot ahead; a *flap* is an action reversed within the scenario's "
         f"`flap_window_seconds` ({Expectations().flap_window_seconds:.0f} s unless the scenario sets it).\n\n"
     )
     doc_lines = [intro, "\n".join(table), ""]
+    if ideal_rows:
+        ideal_table = ["| " + " | ".join(IDEAL_HEADER) + " |", "|" + "---|" * len(IDEAL_HEADER)]
+        ideal_table += ["| " + " | ".join(r) + " |" for r in ideal_rows]
+        doc_lines += ["", "## Ours against the ideal", "", IDEAL_INTRO, "", "\n".join(ideal_table), ""]
     if prototype is not None:
         doc_lines += ["", "## The prototype baseline against the published runs", "",
                       "\n".join(prototype_check(prototype)), ""]  # fmt: skip

@@ -99,10 +99,14 @@ class LambdaModel:
         capacity = spec.reserved_concurrency if spec.reserved_concurrency else 1000
         self.functions[spec.arn] = FunctionModel(spec, handler, simpy.Resource(self.env, capacity=max(1, capacity)))
 
-    def invoke_async(self, arn: str, event: dict[str, Any], delay: float = 0.0) -> None:
-        self.env.process(self._invoke(self.functions[arn], event, delay))
+    def invoke_async(self, arn: str, event: dict[str, Any], delay: float = 0.0) -> simpy.Process:
+        """Queue an asynchronous invocation; the process ends with its last attempt's record
+        (None if Lambda dropped the event)."""
+        return self.env.process(self._invoke(self.functions[arn], event, delay))
 
-    def _invoke(self, fn: FunctionModel, event: dict[str, Any], delay: float) -> Generator[Any, Any, None]:
+    def _invoke(
+        self, fn: FunctionModel, event: dict[str, Any], delay: float
+    ) -> Generator[Any, Any, InvocationRecord | None]:
         if delay > 0:
             yield self.env.timeout(delay)
         queued_at = self.env.now
@@ -115,11 +119,12 @@ class LambdaModel:
                 yield slot
                 record = yield from self._run(fn, event, attempt)
             if record.ok:
-                return
+                return record
             if attempt < len(self.ASYNC_RETRY_DELAYS):
                 yield self.env.timeout(self.ASYNC_RETRY_DELAYS[attempt])
                 if self.env.now - queued_at > fn.spec.maximum_event_age:
-                    return  # Lambda drops it (then the on-failure destination gets it)
+                    return None  # Lambda drops it (then the on-failure destination gets it)
+        return record
 
     def _run(self, fn: FunctionModel, event: dict[str, Any], attempt: int) -> Generator[Any, Any, InvocationRecord]:
         now = self.env.now

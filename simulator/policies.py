@@ -16,6 +16,13 @@ controller (the production ``decide`` knows nothing of them), with the alarms it
   proportional sizing on the group average, no scale-in stabilization beyond its alarm; the
   alarm re-invokes its action every minute while in ALARM ("Using Amazon CloudWatch alarms":
   Auto Scaling actions repeat once per minute), which the every-minute run provides.
+- ``ideal``: a physical limit, not a policy one could deploy. It knows the scenario's demand at
+  every instant (the oracle's rule, ``simulator/oracle.py``) and asks for exactly the instances
+  needed at the CPU target, within MinSize and MaxSize, scaling in at once; no alarm, no metric.
+  The twin invokes the reconcile function at every stage start and every step of an open-loop
+  ramp (again a second later while another invocation holds the lease), besides the
+  every-minute schedule. Everything after the decision (plan, EC2, the pool, boots, installs,
+  registration, health checks, draining) is the same as for the others.
 """
 
 from __future__ import annotations
@@ -26,13 +33,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from simulator.deployment import AlarmSpec, CompositeSpec, Deployment, MetricSpec
+from simulator.oracle import Need, change_points
 
 if TYPE_CHECKING:
     from autoscaler.model import Decision, ScalingPolicy, Snapshot
     from autoscaler.runtime import Decider
     from autoscaler.settings import Settings
 
-POLICIES = ("ours", "prototype", "target-tracking")
+POLICIES = ("ours", "prototype", "target-tracking", "ideal")
+IDEAL_RETRY_SECONDS = 1.0  # the controller's own lease poll (controller.LEASE_POLL_SECONDS)
 TARGET_TRACKING_LOW_FACTOR = 0.9
 PROTOTYPE_HIGH_BASE, PROTOTYPE_HIGH_SPARE, PROTOTYPE_IDLE = 65.0, 85.0, 20.0
 # The prototype's fleet: a base instance and one stopped spare, never more.
@@ -61,6 +70,8 @@ class Strategy:
         if self.name == "target-tracking":
             target = settings.target("cpu")
             return {"AlarmHigh": target, "AlarmLow": TARGET_TRACKING_LOW_FACTOR * target}
+        if self.name == "ideal":
+            return {"CpuTarget": settings.target("cpu")}
         return {
             a.name: a.threshold
             for a in self.deployment.alarms
@@ -88,6 +99,8 @@ def strategy_for(policy: str, deployment: Deployment) -> Strategy:
         raise ValueError("baselines need SCALE_OUT_ALARM_NAMES and SCALE_IN_ALARM_NAMES in the template")
     if policy == "prototype":
         return _prototype(deployment, settings)
+    if policy == "ideal":
+        return _ideal(deployment, settings)
     return _target_tracking(deployment, settings)
 
 
@@ -204,3 +217,61 @@ def _prototype_decide(snapshot: Snapshot, policy: ScalingPolicy, base: str, flee
             return Decision(current, current, "base-never-stops", f"{cause}: nothing to stop")
         return Decision(current - 1, current, "scale-in", f"{cause}: stop the spare")
     return Decision(current, current, "finish-pending", "the prototype decides on notifications only")
+
+
+# -- the ideal ------------------------------------------------------------------------------------
+def _ideal(deployment: Deployment, settings: Settings) -> Strategy:
+    from autoscaler.runtime import policy_from_settings
+
+    target = settings.target("cpu")
+    world: dict[str, Any] = {}
+
+    def decider(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
+        sim = world["sim"]
+        need = Need(sim.params, sim.vcpus, target, policy.min_size)
+        return ideal_decide(snapshot, policy, need.scenario_at(sim.scenario, sim.to_scenario(sim.sim_time(now))))
+
+    def starter(sim: Any) -> None:
+        world["sim"] = sim
+        reconcile = sim.deployment.function("reconcile")
+        if reconcile is None:
+            raise ValueError("the ideal policy needs the template's reconcile function")
+        points = change_points(sim.scenario)
+        for at, until in zip(points, [*points[1:], sim.scenario.duration], strict=True):
+            sim.env.process(_invoke_at(sim, reconcile.arn, at, until))
+
+    return Strategy(
+        "ideal",
+        replace(deployment, alarms=(), composites=()),
+        # No signal: it reads no metric (a GetMetricData call would only cost it time).
+        policy=replace(policy_from_settings(settings), signals=()),
+        decider=decider,
+        environment={"SCALE_OUT_ALARM_NAMES": "", "SCALE_IN_ALARM_NAMES": ""},
+        starter=starter,
+    )
+
+
+def _invoke_at(sim: Any, arn: str, at: float, until: float) -> Generator[Any, Any, None]:
+    """Invoke the control plane at scenario time ``at``; while another invocation holds the
+    lease (the run is skipped), again every second until the demand's next change."""
+    yield sim.env.timeout(max(0.0, sim.start + at - sim.env.now))
+    while True:
+        event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": sim.wall(sim.env.now).isoformat()}
+        record = yield sim.lambdas.invoke_async(arn, event)
+        result = record.result if record is not None else None
+        busy = isinstance(result, dict) and result.get("reason") == "lease-busy"
+        if not busy or sim.to_scenario(sim.env.now) + IDEAL_RETRY_SECONDS >= until:
+            return
+        yield sim.env.timeout(IDEAL_RETRY_SECONDS)
+
+
+def ideal_decide(snapshot: Snapshot, policy: ScalingPolicy, need: int) -> Decision:
+    """Exactly the instances the demand needs now, within the fleet's bounds, at once either way."""
+    from autoscaler.decide import AT_TARGET, SCALE_IN, SCALE_OUT, clamp, current_desired
+    from autoscaler.model import Decision
+
+    current = current_desired(snapshot.state, snapshot.capacity, policy)
+    desired = clamp(need, policy)
+    message = f"the demand needs {need} at the CPU target" + ("" if desired == need else f", bounded to {desired}")
+    reason = SCALE_OUT if desired > current else SCALE_IN if desired < current else AT_TARGET
+    return Decision(desired, current, reason, message)

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
 
 from simulator.harness import RunResult
-from simulator.params import ModelParams
+from simulator.oracle import STEP_SECONDS, Need, step_starts
 from simulator.scenario import Stage
 
 SLO_SECONDS = 1.2
 REPORT_VERSION = 2
-
-
-def oracle_instances(
-    load: float, closed: bool, think: float, params: ModelParams, vcpus: int, target: float, minimum: int
-) -> int:
-    """Instances that exactly carry ``load`` at the CPU target (demand in vCPU-seconds per second)."""
-    work = params.work_seconds.mid + params.request_overhead_ms / 1000.0
-    demand = load * work / (work + think) if closed else load * work
-    return max(minimum, math.ceil(demand / (vcpus * target / 100.0) - 1e-9))
 
 
 def count_at(timeline: list[tuple[float, int]], t: float) -> int | None:
@@ -43,6 +35,19 @@ def seconds_to(timeline: list[tuple[float, int]], start: float, end: float, low:
         if start < at < end and low <= n <= high:
             return round(at - start, 1)
     return None
+
+
+def peak_instances(timeline: list[tuple[float, int]], end: float) -> int | None:
+    """The most instances in service at any moment of the scenario (time 0 to ``end``)."""
+    counts = [n for at, n in timeline if 0.0 < at <= end]
+    at_start = count_at(timeline, 0.0)
+    if at_start is not None:
+        counts.append(at_start)
+    return max(counts) if counts else None
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 5) if whole else None
 
 
 def _percentiles(latencies: np.ndarray) -> tuple[float | None, float | None, float | None]:
@@ -71,6 +76,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
     cpu_target = float(settings["targets"]["CPU_TARGET"])
     oracle_seconds = 0.0
     oracle_prev = min_size
+    need = Need(result.params, result.vcpus, cpu_target, min_size)
+    peak_need = min_size
     p = result.params
     boot = p.start_pending_seconds.mid + p.boot_seconds.mid + p.worker_start_seconds.mid
     for stage in scenario.stages:
@@ -90,24 +97,16 @@ def build_report(result: RunResult) -> dict[str, Any]:
             seconds_to_expected = seconds_to(result.timeline, stage.start, stage.end, low, high)
         checks = _stage_checks(stage, at_end, seconds_to_expected, p95_settled, p95_limit)
         # Oracle: instances matching need, integrated over the stage (10 s steps), boot time ahead.
-        step = 10.0
-        t = stage.start
-        while t < stage.end:
-            load = stage.clients if stage.clients is not None else stage.rate_at(t + step / 2)
-            need = oracle_instances(
-                float(load or 0.0),
-                stage.clients is not None,
-                stage.think,
-                result.params,
-                result.vcpus,
-                cpu_target,
-                min_size,
-            )
-            if need > oracle_prev:
-                oracle_seconds += (need - oracle_prev) * boot
-            oracle_prev = need
-            oracle_seconds += need * min(step, stage.end - t)
-            t += step
+        for t in step_starts(stage):
+            step_need = need.at(stage, t)
+            if step_need > oracle_prev:
+                oracle_seconds += (step_need - oracle_prev) * boot
+            oracle_prev = step_need
+            oracle_seconds += step_need * min(STEP_SECONDS, stage.end - t)
+        stage_need = need.stage_peak(stage)
+        peak_need = max(peak_need, stage_need)
+        # Time to sufficient capacity: the same count rule against the oracle's need, no ceiling.
+        seconds_to_need = seconds_to(result.timeline, stage.start, stage.end, stage_need, sys.maxsize)
         stages.append(
             {
                 "index": stage.index,
@@ -123,6 +122,9 @@ def build_report(result: RunResult) -> dict[str, Any]:
                 "seconds_to_expected": seconds_to_expected,
                 "requests": int(np.count_nonzero(in_stage)),
                 "errors": errors,
+                "error_ratio": _ratio(errors, int(np.count_nonzero(in_stage))),
+                "need": stage_need,
+                "seconds_to_need": seconds_to_need,
                 "latency_p50": p50,
                 "latency_p95": p95,
                 "latency_p99": p99,
@@ -147,6 +149,7 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "requests": total,
         "errors": errors_total,
         "slo_seconds": SLO_SECONDS,
+        "error_ratio": _ratio(errors_total, total),
         "slo_attainment": round(good / total, 4) if total else None,
         "instance_seconds": round(result.instance_seconds, 1),
         "oracle_instance_seconds": round(oracle_seconds, 1),
@@ -156,6 +159,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "flaps": flaps,
         "flap_window_seconds": window,
         "function_errors": sum(1 for i in result.invocations if not i["ok"]),
+        "peak_instances": peak_instances(result.timeline, scenario.duration),
+        "peak_need": peak_need,
     }
     global_checks = _global_checks(totals, expect)
     passed = all(s["passed"] for s in stages) and all(c["passed"] for c in global_checks)
@@ -258,15 +263,23 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * ratio:.1f}"
+
+
 def stage_table(report: dict[str, Any]) -> str:
-    header = ("stage", "load", "expect", "at end", "t->exp s", "requests", "errors", "p50 s", "p95 s", "p95* s", "ok")
+    header = ("stage", "load", "expect", "at end", "t->exp s", "need", "t->need s", "requests", "errors", "err %",
+              "p50 s", "p95 s", "p95* s", "ok")  # fmt: skip
     rows = [header]
     for s in report["stages"]:
-        load = f"{s['clients']} cl" if s["clients"] is not None else f"{_fmt(s['rate'], 1)}/s"
+        load = f"{s['clients']} cl" if s["clients"] is not None else f"{s['rate']:g}/s"
+        if s["clients"] is None and s["rate_end"] is not None and s["rate_end"] != s["rate"]:
+            load = f"{s['rate']:g}->{s['rate_end']:g}/s"
         rows.append(
             (
                 str(s["index"]), load, _fmt(s["expect_instances"]), _fmt(s["instances_at_end"]),
-                _fmt(s["seconds_to_expected"], 0), str(s["requests"]), str(s["errors"]),
+                _fmt(s["seconds_to_expected"], 0), str(s["need"]), _fmt(s["seconds_to_need"], 0),
+                str(s["requests"]), str(s["errors"]), _percent(s["error_ratio"]),
                 _fmt(s["latency_p50"]), _fmt(s["latency_p95"]), _fmt(s["latency_p95_settled"]),
                 "PASS" if s["passed"] else "FAIL",
             )
@@ -283,7 +296,8 @@ def stage_table(report: dict[str, Any]) -> str:
     )
     lines.append(
         f"instance-seconds {t['instance_seconds']:.0f} (oracle {t['oracle_instance_seconds']:.0f}, "
-        f"x{_fmt(t['instance_seconds_vs_oracle'])}); function errors {t['function_errors']}"
+        f"x{_fmt(t['instance_seconds_vs_oracle'])}); peak in service {_fmt(t['peak_instances'])} "
+        f"(need {t['peak_need']}); function errors {t['function_errors']}"
     )
     for c in report["checks"]:
         lines.append(f"check {c['check']}: expected {c['expected']}, actual {c['actual']} -> "
@@ -293,5 +307,8 @@ def stage_table(report: dict[str, Any]) -> str:
         f"{sp['simulated_seconds']:.0f} simulated s in {sp['wall_seconds']:.1f} wall s "
         f"({_fmt(sp['simulated_per_wall_second'], 0)} x real time)"
     )
-    lines.append("p95* = p95 excluding the first 120 s after a load increase")
+    lines.append(
+        "p95* = p95 excluding the first 120 s after a load increase; need = the oracle's instances at the "
+        "CPU target (the stage's peak), t->need = from the stage start until that many are in service"
+    )
     return "\n".join(lines)

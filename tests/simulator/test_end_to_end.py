@@ -40,14 +40,18 @@ def test_report_schema_chart_and_function_log(tmp_path: Path, short_scenario: Pa
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 10_000
     stage_keys = {
         "index", "duration", "clients", "rate", "expect_instances", "instances_at_end", "seconds_to_expected",
-        "requests", "errors", "latency_p50", "latency_p95", "latency_p99",
+        "requests", "errors", "latency_p50", "latency_p95", "latency_p99", "need", "seconds_to_need", "error_ratio",
     }  # fmt: skip
     assert stage_keys <= set(report["stages"][0])
     total_keys = {
         "requests", "errors", "slo_attainment", "instance_seconds", "oracle_instance_seconds",
-        "scale_out_actions", "scale_in_actions", "flaps",
+        "scale_out_actions", "scale_in_actions", "flaps", "error_ratio", "peak_instances", "peak_need",
     }  # fmt: skip
     assert total_keys <= set(report["totals"])
+    # Three clients with 1 s think need 3 x 0.5006 / 1.5006 = 1.0 vCPU: two instances at 80 %.
+    assert [s["need"] for s in report["stages"]] == [1, 2]
+    assert report["stages"][1]["seconds_to_need"] == report["stages"][1]["seconds_to_expected"]
+    assert report["totals"]["peak_need"] == 2 == report["totals"]["peak_instances"]
     assert {"start", "schedule", "alarms"} <= set(report["phases"])
     assert report["stages"][0]["instances_at_end"] == 1
     assert report["stages"][1]["instances_at_end"] == 2  # three clients need a second instance

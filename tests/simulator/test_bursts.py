@@ -1,0 +1,170 @@
+"""Open-loop bursts: the scenarios' expectations follow from the arithmetic; the oracle's need;
+the ideal policy runs through the same controller and meets each need as fast as the fleet can."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from fleet_template.cfn import load_template
+from simulator.oracle import STEP_SECONDS, Need, change_points, step_load
+from simulator.params import ModelParams, vcpus_for
+from simulator.scenario import Stage, load_scenario, parse_scenario
+
+pytestmark = pytest.mark.simulation
+ROOT = Path(__file__).parents[2]
+TEMPLATE = ROOT / "template.yaml"
+BURSTS = ("burst-10x", "burst-10x-cold", "burst-20x", "burst-20x-cold", "flash-crowd", "sawtooth")
+DEFAULTS = {name: spec.get("Default") for name, spec in load_template(TEMPLATE)["Parameters"].items()}
+MIN_SIZE, MAX_SIZE, TARGET = int(DEFAULTS["MinSize"]), int(DEFAULTS["MaxSize"]), float(DEFAULTS["CpuTarget"])
+VCPUS = vcpus_for(str(DEFAULTS["InstanceType"]))
+HEALTH_CHECKS = int(DEFAULTS["HealthyThresholdCount"]) * float(DEFAULTS["HealthCheckIntervalSeconds"])
+P = ModelParams()
+# Seconds of CPU per request: the work's middle plus the per-request overhead.
+S = P.work_seconds.mid + P.request_overhead_ms / 1000.0
+SLOWEST_LAUNCH = (P.run_instances_api_seconds.high + P.launch_pending_seconds.high + P.boot_seconds.high
+                  + P.install_seconds.high + HEALTH_CHECKS)  # fmt: skip
+SLOWEST_START = (P.ec2_api_seconds.high + P.start_pending_seconds.high + P.boot_seconds.high
+                 + P.worker_start_seconds.high + HEALTH_CHECKS)  # fmt: skip
+TO_NOTICE = 60.0  # what the scenarios allow for seeing a step
+
+
+def need_for(rate: float) -> int:
+    """Instances at the CPU target for an open-loop rate: rate x S / (vCPUs x target)."""
+    return max(MIN_SIZE, math.ceil(rate * S / (VCPUS * TARGET / 100.0)))
+
+
+def test_the_arithmetic_the_scenario_comments_use():
+    assert (VCPUS, TARGET, MAX_SIZE) == (1, 80.0, 10)
+    assert pytest.approx(0.5006) == S
+    assert [need_for(r) for r in (0.35, 0.5, 5.0, 6.0, 7.0)] == [1, 1, 4, 4, 5]
+    assert need_for(8.0) == 6  # 5.006: why burst-20x steps to 7/s and not 8/s
+    assert pytest.approx(236.0) == SLOWEST_LAUNCH
+    assert SLOWEST_START + TO_NOTICE <= 120.0
+
+
+@pytest.mark.parametrize("name", BURSTS)
+def test_burst_expectations_are_the_need(name: str):
+    scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
+    need = Need(P, VCPUS, TARGET, MIN_SIZE)
+    assert any(s.rate_end is None for s in scenario.stages) and all(s.clients is None for s in scenario.stages)
+    peaks = [need_for(max(s.rate or 0.0, s.rate_end or 0.0)) for s in scenario.stages]
+    for stage, peak in zip(scenario.stages, peaks, strict=True):
+        assert need.stage_peak(stage) == peak <= MAX_SIZE
+        if stage.expect_instances is None:
+            assert stage.rate_end is not None  # only ramps carry no count
+            continue
+        low, high = stage.expect_instances
+        assert low == peak
+        if stage.expect_within is not None:  # a step up: the need, or one above it
+            assert high == min(MAX_SIZE, peak + 1)
+            pool = int(scenario.parameters.get("WarmPoolSize", DEFAULTS["WarmPoolSize"]))
+            more = peak - need_for(scenario.stages[stage.index - 2].rate or 0.0)
+            slowest = SLOWEST_START if pool >= more else SLOWEST_LAUNCH
+            assert slowest + TO_NOTICE <= stage.expect_within <= slowest + TO_NOTICE + 5
+        elif high != low:  # a sawtooth's trough may keep the tooth's fleet
+            assert high == max(peaks)
+
+
+def test_a_ramp_is_sized_in_steps_at_their_middle_and_the_need_changes_at_each():
+    stage = Stage(index=1, start=100.0, duration=30.0, rate=0.5, rate_end=3.5)
+    assert step_load(stage, 100.0) == pytest.approx(1.0)
+    assert step_load(stage, 119.9) == pytest.approx(2.0)
+    assert step_load(stage, 125.0) == pytest.approx(3.0)
+    closed = Stage(index=2, start=130.0, duration=60.0, clients=3, think=1.0)
+    assert step_load(closed, 150.0) == 3.0
+    scenario = parse_scenario(
+        "stages:\n  - {duration: 30, rate: 1}\n  - {duration: 30, rate: 0.5, rate_end: 3.5}\n"
+        "  - {duration: 60, clients: 3}\n"
+    )
+    assert change_points(scenario) == [0.0, 30.0, 30.0 + STEP_SECONDS, 30.0 + 2 * STEP_SECONDS, 60.0]
+    need = Need(P, VCPUS, TARGET, MIN_SIZE)
+    assert need.scenario_at(scenario, -5.0) == MIN_SIZE == need.scenario_at(scenario, 500.0)
+    # Three clients with 1 s think: 3 x 0.5006 / 1.5006 = 1.0 vCPU -> 2 instances at 80 %.
+    assert need.scenario_at(scenario, 70.0) == 2
+
+
+def test_the_ideal_decision_is_the_need_within_the_bounds_either_way():
+    from autoscaler.model import FleetState, ScalingPolicy, Snapshot
+
+    from simulator.policies import ideal_decide
+
+    policy = ScalingPolicy(min_size=MIN_SIZE, max_size=MAX_SIZE, signals=(), tolerance=0.1, min_step_fraction=0.0,
+                           scale_in_stabilization_seconds=300.0, panic_threshold=2.0, panic_stable_seconds=60.0,
+                           backlog_drain_seconds=60.0)  # fmt: skip
+    at = Snapshot((), FleetState(desired=3))
+    assert [(d.desired, d.reason) for d in (ideal_decide(at, policy, n) for n in (5, 3, 1))] == [
+        (5, "scale-out"), (3, "within-tolerance"), (1, "scale-in"),
+    ]  # fmt: skip
+    bounded = ideal_decide(at, policy, MAX_SIZE + 4)
+    assert bounded.desired == MAX_SIZE and "bounded" in bounded.message
+
+
+STEP = """
+name: step
+seed: 21
+warmup: 300
+parameters: {WarmPoolSize: 3}
+stages:
+  - {duration: 240, rate: 0.5}
+  - {duration: 300, rate: 5.0}
+  - {duration: 300, rate: 0.5}
+"""
+
+
+@pytest.mark.slow
+def test_the_ideal_meets_each_need_within_a_start_from_the_pool(tmp_path: Path):
+    from simulator.cli import main
+
+    scenario = tmp_path / "step.yaml"
+    scenario.write_text(STEP)
+    code = main(["run", str(scenario), "--template", str(TEMPLATE), "--policy", "ideal",
+                 "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert code == 0 and report["policy"] == "ideal"
+    assert [s["need"] for s in report["stages"]] == [1, 4, 1]
+    calm, burst, after = report["stages"]
+    assert calm["seconds_to_need"] == 0.0
+    # The three come from the pool: a start, a boot, the worker, health checks; a Lambda start
+    # and the API calls on top.
+    assert 0 < burst["seconds_to_need"] <= SLOWEST_START + 10
+    assert burst["instances_at_end"] == 4 and after["instances_at_end"] == 1
+    # One decision each way, each at once: the scale-in is counted when its run ends (it does
+    # not wait for the drain), within seconds of the drop.
+    assert [(a["direction"], a["from"], a["to"]) for a in report["actions"]] == [("out", 1, 4), ("in", 4, 1)]
+    assert report["actions"][1]["t"] - after["start"] < 10
+    assert report["alarm_transitions"] == []  # it needs no alarm
+    totals = report["totals"]
+    assert (totals["peak_instances"], totals["peak_need"], totals["flaps"]) == (4, 4, 0)
+    assert totals["function_errors"] == 0
+    assert totals["error_ratio"] == pytest.approx(totals["errors"] / totals["requests"], abs=1e-5)
+
+
+def _run(needs: list[int], reached: list[float | None], errors: int, peak: int) -> dict[str, object]:
+    stages = [{"need": n, "seconds_to_need": t} for n, t in zip(needs, reached, strict=True)]
+    totals = {"requests": 1000, "errors": errors, "instance_seconds_vs_oracle": 1.5, "peak_instances": peak,
+              "peak_need": max(needs), "flaps": 0}  # fmt: skip
+    return {"stages": stages, "totals": totals}
+
+
+def test_the_benchmark_sets_ours_against_the_ideal_on_the_steps_up():
+    from benchmarks.policies import against_ideal, time_to_need
+
+    # Only steps up count; the slowest of them is the run's figure; a step never met is None.
+    assert time_to_need(_run([1, 4, 1, 5], [0.0, 120.0, 0.0, 200.0], 0, 5)) == 200.0
+    assert time_to_need(_run([1, 4, 1], [0.0, None, 0.0], 0, 3)) is None
+    assert time_to_need(_run([1, 1], [0.0, 0.0], 0, 1)) == 0.0
+    ours = {
+        "scenario": "b",
+        "runs": [_run([1, 4, 1], [0.0, 400.0, 0.0], 40, 5), _run([1, 4, 1], [0.0, None, 0], 60, 3)],
+    }
+    ideal = {
+        "scenario": "b",
+        "runs": [_run([1, 4, 1], [0.0, 190.0, 0.0], 10, 4), _run([1, 4, 1], [0.0, 60.0, 0], 10, 4)],
+    }
+    row = against_ideal(ours, ideal)
+    assert row[:6] == ["b", "400 / 400 (1 never)", "60 / 190", "5.00 %", "1.00 %", "5.0"]
+    assert row[8:] == ["5 / 4 / 4", "0 / 0"]
