@@ -10,6 +10,7 @@ import numpy as np
 from simulator.harness import RunResult
 from simulator.params import ModelParams
 from simulator.scenario import Stage
+from simulator.traffic import GATEWAY_TIMEOUT, UNAVAILABLE
 
 SLO_SECONDS = 1.2
 REPORT_VERSION = 2
@@ -60,7 +61,12 @@ def build_report(result: RunResult) -> dict[str, Any]:
     scenario = result.scenario
     sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.start
     latency = np.frombuffer(result.log.latency, dtype=np.float64)
-    ok = np.frombuffer(result.log.status, dtype=np.int16) == 200
+    status = np.frombuffer(result.log.status, dtype=np.int16)
+    ok = status == 200
+    # Shed at once (a worker over its queue budget or with a full queue; no target at all) and
+    # given up on by the load balancer: the two ways a burst fails, counted apart.
+    shed = status == UNAVAILABLE
+    timed_out = status == GATEWAY_TIMEOUT
     expect = scenario.expect
     grace = expect.latency_grace_seconds
     p95_limit = expect.latency_p95_max
@@ -77,6 +83,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
         in_stage = (sent >= stage.start) & (sent < stage.end)
         lat = latency[in_stage & ok]
         errors = int(np.count_nonzero(in_stage & ~ok))
+        shed_in_stage = int(np.count_nonzero(in_stage & shed))
+        timeouts = int(np.count_nonzero(in_stage & timed_out))
         p50, p95, p99 = _percentiles(lat)
         increased = stage.load > previous_load
         settled_from = stage.start + (grace if increased else 0.0)
@@ -123,6 +131,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
                 "seconds_to_expected": seconds_to_expected,
                 "requests": int(np.count_nonzero(in_stage)),
                 "errors": errors,
+                "shed": shed_in_stage,
+                "timeouts": timeouts,
                 "latency_p50": p50,
                 "latency_p95": p95,
                 "latency_p99": p99,
@@ -146,6 +156,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
     totals = {
         "requests": total,
         "errors": errors_total,
+        "shed": int(np.count_nonzero(shed)),
+        "timeouts": int(np.count_nonzero(timed_out)),
         "slo_seconds": SLO_SECONDS,
         "slo_attainment": round(good / total, 4) if total else None,
         "instance_seconds": round(result.instance_seconds, 1),
@@ -259,14 +271,16 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def stage_table(report: dict[str, Any]) -> str:
-    header = ("stage", "load", "expect", "at end", "t->exp s", "requests", "errors", "p50 s", "p95 s", "p95* s", "ok")
+    header = ("stage", "load", "expect", "at end", "t->exp s", "requests", "errors", "503", "504", "p50 s", "p95 s",
+              "p95* s", "ok")  # fmt: skip
     rows = [header]
     for s in report["stages"]:
         load = f"{s['clients']} cl" if s["clients"] is not None else f"{_fmt(s['rate'], 1)}/s"
         rows.append(
             (
                 str(s["index"]), load, _fmt(s["expect_instances"]), _fmt(s["instances_at_end"]),
-                _fmt(s["seconds_to_expected"], 0), str(s["requests"]), str(s["errors"]),
+                _fmt(s["seconds_to_expected"], 0), str(s["requests"]), str(s["errors"]), str(s["shed"]),
+                str(s["timeouts"]),
                 _fmt(s["latency_p50"]), _fmt(s["latency_p95"]), _fmt(s["latency_p95_settled"]),
                 "PASS" if s["passed"] else "FAIL",
             )
@@ -279,7 +293,8 @@ def stage_table(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"scale-out actions {t['scale_out_actions']}, scale-in actions {t['scale_in_actions']}, flaps {t['flaps']}; "
-        f"requests {t['requests']}, errors {t['errors']}, SLO (<= {t['slo_seconds']} s) {_fmt(t['slo_attainment'], 4)}"
+        f"requests {t['requests']}, errors {t['errors']} (503 shed {t['shed']}, 504 timed out {t['timeouts']}), "
+        f"SLO (<= {t['slo_seconds']} s) {_fmt(t['slo_attainment'], 4)}"
     )
     lines.append(
         f"instance-seconds {t['instance_seconds']:.0f} (oracle {t['oracle_instance_seconds']:.0f}, "

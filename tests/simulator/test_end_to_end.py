@@ -40,11 +40,11 @@ def test_report_schema_chart_and_function_log(tmp_path: Path, short_scenario: Pa
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 10_000
     stage_keys = {
         "index", "duration", "clients", "rate", "expect_instances", "instances_at_end", "seconds_to_expected",
-        "requests", "errors", "latency_p50", "latency_p95", "latency_p99",
+        "requests", "errors", "shed", "timeouts", "latency_p50", "latency_p95", "latency_p99",
     }  # fmt: skip
     assert stage_keys <= set(report["stages"][0])
     total_keys = {
-        "requests", "errors", "slo_attainment", "instance_seconds", "oracle_instance_seconds",
+        "requests", "errors", "shed", "timeouts", "slo_attainment", "instance_seconds", "oracle_instance_seconds",
         "scale_out_actions", "scale_in_actions", "flaps",
     }  # fmt: skip
     assert total_keys <= set(report["totals"])
@@ -213,3 +213,4 @@ def test_each_function_logs_under_its_own_service_name(tmp_path: Path, short_sce
     assert by_cause["lifecycle"] == service["lifecycle"]
     assert by_cause["schedule"] == service["reconcile"]
     assert "service_undefined" not in {line["service"] for line in lines}
+
