@@ -214,3 +214,24 @@ def test_each_function_logs_under_its_own_service_name(tmp_path: Path, short_sce
     assert by_cause["schedule"] == service["reconcile"]
     assert "service_undefined" not in {line["service"] for line in lines}
 
+
+def test_a_burst_enters_panic_and_sizes_the_fleet_in_one_step(tmp_path: Path):
+    """Open-loop 0.5 -> 5 requests/s on the template's defaults: one host's offered load reads
+    ~250 % (3 hosts' worth at the 80 % target), over the panic threshold; its worker sheds what
+    would wait past the budget, so the clients see 503s at once and no 504."""
+    code, report = run(tmp_path, ROOT / "scenarios" / "burst.yaml", "--template", str(TEMPLATE))
+    log = [json.loads(line) for line in (tmp_path / "out" / "functions.log").read_text().splitlines()]
+    decisions = [line for line in log if line.get("message") == "decision"]
+    entered = [d for d in decisions if d["reason"] == "panic-entered"]
+    assert len(entered) == 1
+    assert entered[0]["previous"] == 1 and entered[0]["desired"] >= 3  # sized for the burst at once
+    assert "panic demand" in entered[0]["explanation"]
+    calm, burst, after = report["stages"]
+    first = report["actions"][0]
+    assert (first["direction"], first["from"], first["to"]) == ("out", 1, entered[0]["desired"])
+    assert burst["start"] < first["t"] < burst["start"] + 120  # the panic step, early in the burst
+    assert burst["instances_at_end"] in (4, 5) and burst["passed"]
+    assert calm["errors"] == 0 and after["errors"] == 0
+    assert burst["shed"] > 0 and burst["timeouts"] == 0 and burst["errors"] == burst["shed"]
+    assert report["totals"]["shed"] == burst["shed"]
+    assert code == 0 and report["passed"]
