@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -9,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from fleet_template.cfn import Template, TemplateError
+from simulator.workers import QUEUE_BUDGET_SECONDS
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+# The workers' --queue-budget, when the template sets it; else the worker's own default.
+QUEUE_BUDGET_PARAMETER = "WorkerQueueBudgetSeconds"
 
 # The simulated stack: what AWS::StackName and AWS::StackId resolve to.
 SIM_PSEUDO: dict[str, Any] = {
@@ -138,6 +142,7 @@ class Deployment:
     health: HealthCheck
     instance_type: str
     parameters: dict[str, Any]
+    queue_budget: float = QUEUE_BUDGET_SECONDS  # the workers' --queue-budget (s)
 
     def function(self, role: str) -> FunctionSpec | None:
         for fn in self.functions:
@@ -319,4 +324,19 @@ def build_deployment(template: Template) -> Deployment:
         health=health,
         instance_type=instance_type,
         parameters=dict(template.parameters),
+        queue_budget=queue_budget_of(template.parameters),
     )
+
+
+def queue_budget_of(parameters: Mapping[str, Any]) -> float:
+    """The workers' --queue-budget: the template's parameter, else the worker's own default."""
+    raw = parameters.get(QUEUE_BUDGET_PARAMETER)
+    if raw is None:
+        return QUEUE_BUDGET_SECONDS
+    try:
+        budget = float(raw)
+    except (TypeError, ValueError):
+        budget = math.nan
+    if not budget > 0:  # also refuses nan, as the worker's --queue-budget does
+        raise TemplateError(f"{QUEUE_BUDGET_PARAMETER} must be a positive number of seconds, got {raw!r}")
+    return budget

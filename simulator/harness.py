@@ -147,7 +147,7 @@ class _Run:
         p = self.params
         self.engine = TrafficEngine(
             self._rng("traffic"), p.work_seconds.sample, p.request_overhead_ms / 1000.0,
-            deployment.health.algorithm, deployment.health.idle_timeout,
+            deployment.health.algorithm, deployment.health.idle_timeout, deployment.queue_budget,
         )  # fmt: skip
         self.raw = prov.raw
         self.ec2_model = Ec2Model(self.env, self.engine, p, self._rng("ec2"), self.vcpus, self._ready, self._booted)

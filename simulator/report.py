@@ -11,6 +11,7 @@ import numpy as np
 from simulator.harness import RunResult
 from simulator.oracle import STEP_SECONDS, Need, step_starts
 from simulator.scenario import Stage
+from simulator.traffic import GATEWAY_TIMEOUT, UNAVAILABLE
 
 SLO_SECONDS = 1.2
 REPORT_VERSION = 2
@@ -65,7 +66,12 @@ def build_report(result: RunResult) -> dict[str, Any]:
     scenario = result.scenario
     sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.start
     latency = np.frombuffer(result.log.latency, dtype=np.float64)
-    ok = np.frombuffer(result.log.status, dtype=np.int16) == 200
+    status = np.frombuffer(result.log.status, dtype=np.int16)
+    ok = status == 200
+    # Shed at once (a worker over its queue budget or with a full queue; no target at all) and
+    # given up on by the load balancer: the two ways a burst fails, counted apart.
+    shed = status == UNAVAILABLE
+    timed_out = status == GATEWAY_TIMEOUT
     expect = scenario.expect
     grace = expect.latency_grace_seconds
     p95_limit = expect.latency_p95_max
@@ -84,6 +90,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
         in_stage = (sent >= stage.start) & (sent < stage.end)
         lat = latency[in_stage & ok]
         errors = int(np.count_nonzero(in_stage & ~ok))
+        shed_in_stage = int(np.count_nonzero(in_stage & shed))
+        timeouts = int(np.count_nonzero(in_stage & timed_out))
         p50, p95, p99 = _percentiles(lat)
         increased = stage.load > previous_load
         settled_from = stage.start + (grace if increased else 0.0)
@@ -125,6 +133,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
                 "error_ratio": _ratio(errors, int(np.count_nonzero(in_stage))),
                 "need": stage_need,
                 "seconds_to_need": seconds_to_need,
+                "shed": shed_in_stage,
+                "timeouts": timeouts,
                 "latency_p50": p50,
                 "latency_p95": p95,
                 "latency_p99": p99,
@@ -148,6 +158,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
     totals = {
         "requests": total,
         "errors": errors_total,
+        "shed": int(np.count_nonzero(shed)),
+        "timeouts": int(np.count_nonzero(timed_out)),
         "slo_seconds": SLO_SECONDS,
         "error_ratio": _ratio(errors_total, total),
         "slo_attainment": round(good / total, 4) if total else None,
@@ -268,8 +280,8 @@ def _percent(ratio: float | None) -> str:
 
 
 def stage_table(report: dict[str, Any]) -> str:
-    header = ("stage", "load", "expect", "at end", "t->exp s", "need", "t->need s", "requests", "errors", "err %",
-              "p50 s", "p95 s", "p95* s", "ok")  # fmt: skip
+    header = ("stage", "load", "expect", "at end", "t->exp s", "need", "t->need s", "requests", "errors", "503",
+              "504", "err %", "p50 s", "p95 s", "p95* s", "ok")  # fmt: skip
     rows = [header]
     for s in report["stages"]:
         load = f"{s['clients']} cl" if s["clients"] is not None else f"{s['rate']:g}/s"
@@ -279,7 +291,7 @@ def stage_table(report: dict[str, Any]) -> str:
             (
                 str(s["index"]), load, _fmt(s["expect_instances"]), _fmt(s["instances_at_end"]),
                 _fmt(s["seconds_to_expected"], 0), str(s["need"]), _fmt(s["seconds_to_need"], 0),
-                str(s["requests"]), str(s["errors"]), _percent(s["error_ratio"]),
+                str(s["requests"]), str(s["errors"]), str(s["shed"]), str(s["timeouts"]), _percent(s["error_ratio"]),
                 _fmt(s["latency_p50"]), _fmt(s["latency_p95"]), _fmt(s["latency_p95_settled"]),
                 "PASS" if s["passed"] else "FAIL",
             )
@@ -292,7 +304,8 @@ def stage_table(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"scale-out actions {t['scale_out_actions']}, scale-in actions {t['scale_in_actions']}, flaps {t['flaps']}; "
-        f"requests {t['requests']}, errors {t['errors']}, SLO (<= {t['slo_seconds']} s) {_fmt(t['slo_attainment'], 4)}"
+        f"requests {t['requests']}, errors {t['errors']} (503 shed {t['shed']}, 504 timed out {t['timeouts']}), "
+        f"SLO (<= {t['slo_seconds']} s) {_fmt(t['slo_attainment'], 4)}"
     )
     lines.append(
         f"instance-seconds {t['instance_seconds']:.0f} (oracle {t['oracle_instance_seconds']:.0f}, "

@@ -65,6 +65,8 @@ def _one(job: tuple[Scenario, str, dict[str, str], str, int]) -> dict[str, Any]:
                     "seconds_to_need",
                     "errors",
                     "error_ratio",
+                    "shed",
+                    "timeouts",
                     "requests",
                     "latency_p95_settled",
                     "passed",
@@ -138,6 +140,8 @@ def summarize(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "scale_in_actions": dist("scale_in_actions"),
         "flaps": dist("flaps"),
         "errors": dist("errors"),
+        "shed": dist("shed"),
+        "timeouts": dist("timeouts"),
         "instance_seconds_vs_oracle": dist("instance_seconds_vs_oracle"),
         "slo_attainment": dist("slo_attainment"),
         "wall_seconds_per_run": {
@@ -212,7 +216,8 @@ def summary_table(doc: dict[str, Any]) -> str:
     lines.append(f"{doc['scenario']} [{doc['policy']}]: {s['passed']} of {s['runs']} runs passed "
                  f"({100 * (s['pass_rate'] or 0):.0f} %)")  # fmt: skip
     lines.append("; ".join([dist("scale-outs", "scale_out_actions"), dist("scale-ins", "scale_in_actions")]))
-    lines.append("; ".join([dist("flaps", "flaps"), dist("errors", "errors"),
+    lines.append("; ".join([dist("flaps", "flaps"), dist("errors", "errors"), dist("503 shed", "shed"),
+                            dist("504 timed out", "timeouts"),
                             dist("instance-s/oracle", "instance_seconds_vs_oracle", 2)]))  # fmt: skip
     if s["failures"]:
         lines.append("failed: " + ", ".join(f"{k} in {v} run(s)" for k, v in s["failures"].items()))

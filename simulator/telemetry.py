@@ -1,10 +1,12 @@
 """What the stack publishes to CloudWatch, and what the twin observes for its report.
 
 - Each worker host's metric publisher (worker/metrics_publisher.py): every 10 s on its own
-  schedule from the moment the host's services start, host CPU and the /work request rate over
-  the last 10 s, with the fleet dimension and with the fleet and instance dimensions, only while
-  the host is in service and its worker answers. Each datapoint becomes visible after its own
-  publication delay.
+  schedule from the moment the host's services start, in one call: host CPU and the /work
+  request rate over the last 10 s, the offered load (the CPU the period's arrivals need, by the
+  worker's mean service time; not capped), the backlog (queued work, in seconds of the host) and
+  the requests shed (503) in the period, each with the fleet dimension and with the fleet and
+  instance dimensions, only while the host is in service and its worker answers. The call's
+  datapoints become visible after its own publication delay.
 - The load balancer: per minute, RequestCount (per target group) and RequestCountPerTarget,
   only when requests flowed, late.
 - EC2's own CPUUtilization per instance (for the baselines): per-minute samples, stamped with
@@ -24,6 +26,7 @@ from typing import Any
 
 import simpy
 from autoscaler.model import FleetCounts, Instance, Lifecycle, TargetHealth
+from autoscaler.signals import BACKLOG_METRIC, OFFERED_LOAD_METRIC
 
 from awsfake.instances import RUNNING
 from awsfake.metrics import MetricKey, MetricStore, metric_key
@@ -35,6 +38,9 @@ from simulator.traffic import TrafficEngine
 PUBLISH_PERIOD = 10.0
 SAMPLE_SECONDS = 10.0
 SAMPLE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # launch times play no part in the counts
+# Published beside OfferedLoad and BacklogSeconds (worker/metrics_publisher.py); nothing reads it
+# to scale, it is for the operator and the report.
+SHED_METRIC = "ShedRequests"
 
 
 @dataclass(frozen=True)
@@ -45,16 +51,16 @@ class HostMetricNames:
     cpu: str
     request_rate: str
     fleet: str
+    offered_load: str = OFFERED_LOAD_METRIC
+    backlog: str = BACKLOG_METRIC
+    shed: str = SHED_METRIC
 
-    def keys(self, instance_id: str) -> tuple[MetricKey, MetricKey, MetricKey, MetricKey]:
+    def keys(self, instance_id: str) -> dict[str, tuple[MetricKey, MetricKey]]:
+        """Per metric name, its (fleet, fleet and instance) keys: every datapoint goes to both."""
         fleet = [("Fleet", self.fleet)]
         host = [("Fleet", self.fleet), ("InstanceId", instance_id)]
-        return (
-            metric_key(self.namespace, self.cpu, fleet),
-            metric_key(self.namespace, self.cpu, host),
-            metric_key(self.namespace, self.request_rate, fleet),
-            metric_key(self.namespace, self.request_rate, host),
-        )
+        names = (self.cpu, self.request_rate, self.offered_load, self.backlog, self.shed)
+        return {n: (metric_key(self.namespace, n, fleet), metric_key(self.namespace, n, host)) for n in names}
 
 
 class HostPublishers:
@@ -86,29 +92,34 @@ class HostPublishers:
     def _run(self, machine: Machine, generation: int) -> Generator[Any, Any, None]:
         instance_id = machine.instance_id
         keys = self.names.keys(instance_id)
+        names = self.names
+        host = self.engine.hosts[instance_id].host
         # The first tick only takes the baseline of the first delta, like run_forever().
         busy = self.engine.busy_seconds(self.env.now, instance_id)
-        arrivals = self.engine.arrivals(instance_id)
+        arrivals, shed = host.arrivals, host.shed
         while True:
             yield self.env.timeout(PUBLISH_PERIOD)
             if machine.generation != generation:
                 return
             now = self.env.now
-            new_busy = self.engine.busy_seconds(now, instance_id)
-            new_arrivals = self.engine.arrivals(instance_id)
-            host = self.engine.hosts[instance_id].host
-            cpu = host.cpu_percent(new_busy - busy, PUBLISH_PERIOD, self.vcpus)
-            rate = (new_arrivals - arrivals) * 60.0 / PUBLISH_PERIOD  # requests per minute
-            busy, arrivals = new_busy, new_arrivals
+            new_busy = self.engine.busy_seconds(now, instance_id)  # advances the traffic to now
+            new_arrivals, new_shed = host.arrivals, host.shed
+            count = new_arrivals - arrivals
+            values = {
+                names.cpu: host.cpu_percent(new_busy - busy, PUBLISH_PERIOD, self.vcpus),
+                names.request_rate: count * 60.0 / PUBLISH_PERIOD,  # requests per minute
+                names.offered_load: host.offered_load_percent(count, PUBLISH_PERIOD),
+                names.backlog: host.backlog_seconds(self.engine.queued(now, instance_id)),
+                names.shed: float(new_shed - shed),
+            }
+            busy, arrivals, shed = new_busy, new_arrivals, new_shed
             if machine.lifecycle != "service" or not machine.worker_up:
                 continue
-            visible = now + self.params.cpu_metric_delay_seconds.sample(self.rng)
-            cpu_fleet, cpu_host, rate_fleet, rate_host = keys
-            self.store.put(cpu_fleet, now, cpu, visible)
-            self.store.put(cpu_host, now, cpu, visible)
-            self.store.put(rate_fleet, now, rate, visible)
-            self.store.put(rate_host, now, rate, visible)
-            self.published.append((now, cpu))
+            visible = now + self.params.cpu_metric_delay_seconds.sample(self.rng)  # one call, one delay
+            for name, value in values.items():
+                for key in keys[name]:
+                    self.store.put(key, now, value, visible)
+            self.published.append((now, values[names.cpu]))
 
 
 class LoadBalancerMetrics:

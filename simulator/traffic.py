@@ -8,7 +8,8 @@ no SimPy process per request.
 Hosts serve FIFO with one process per vCPU (``workers.Host``). Service times are drawn at
 arrival, so a request's start and finish are known the moment it is queued: each host keeps the
 times its processes become free, and one event per request reports the answer (plus a second,
-host-side one when the client gave up first).
+host-side one when the client gave up first). A host refuses a request at once (503) when its
+queue is full or the request's expected wait, by the worker's own estimate, exceeds its budget.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from simulator.workers import Host
+from simulator.workers import QUEUE_BUDGET_SECONDS, Host
 
 OPEN, SEND, ANSWER, RELEASE = 0, 1, 2, 3
 OK_STATUS, BAD_GATEWAY, UNAVAILABLE, GATEWAY_TIMEOUT = 200, 502, 503, 504
@@ -72,12 +73,14 @@ class TrafficEngine:
         overhead_seconds: float = 0.0,
         algorithm: str = "round_robin",
         request_timeout: float = 60.0,
+        queue_budget: float = QUEUE_BUDGET_SECONDS,
     ) -> None:
         self.rng = rng
         self.work = work
         self.overhead = overhead_seconds
         self.algorithm = algorithm
         self.request_timeout = request_timeout
+        self.queue_budget = queue_budget
         self.now = 0.0
         self.heap: list[tuple[float, int, int, object, int]] = []
         self.seq = 0
@@ -138,7 +141,7 @@ class TrafficEngine:
     def add_host(self, host_id: str, processes: int, background: float) -> Host:
         state = self.hosts.get(host_id)
         if state is None:
-            state = _HostState(Host(processes, background), [0.0] * processes)
+            state = _HostState(Host(processes, background, queue_budget=self.queue_budget), [0.0] * processes)
             self.hosts[host_id] = state
         return state.host
 
@@ -149,6 +152,7 @@ class TrafficEngine:
         state.host.up = up
         if up:
             return
+        state.host.restarted()  # the next worker process measures afresh
         state.host.generation += 1
         for flight in state.flights.values():
             state.scheduled_busy -= flight.finish - max(flight.start, now)
@@ -179,6 +183,11 @@ class TrafficEngine:
     def arrivals(self, host_id: str) -> int:
         state = self.hosts.get(host_id)
         return 0 if state is None else state.host.arrivals
+
+    def queued(self, now: float, host_id: str) -> int:
+        """Requests on ``host_id`` waiting for a process at ``now`` (accepted, not started)."""
+        self.advance_to(now)
+        return _queued(self.hosts[host_id], now)
 
     # -- run --------------------------------------------------------------------------------
     def advance_to(self, until: float) -> None:
@@ -215,8 +224,8 @@ class TrafficEngine:
             self._answer(t, t, client, BAD_GATEWAY)  # target does not answer
             return
         host.arrivals += 1
-        if len(state.flights) >= host.processes + host.max_queue:
-            self._answer(t, t, client, UNAVAILABLE)  # the worker's queue is full
+        if host.refuses(_queued(state, t)):
+            self._answer(t, t, client, UNAVAILABLE)  # queue full, or its expected wait over the budget
             return
         free = heapq.heappop(state.free_at)
         start = max(t, free)
@@ -269,6 +278,7 @@ class TrafficEngine:
     def _release(state: _HostState, flight: _Flight, t: float) -> None:
         del state.flights[flight.key]
         state.last_active = t
+        state.host.observe(flight.finish - flight.start)  # the worker measures every completion
 
     def _answer(self, t: float, sent: float, client: int, status: int) -> None:
         self.log.add(sent, t - sent, status)
@@ -276,6 +286,17 @@ class TrafficEngine:
             gen = self.clients[client] + 1
             self.clients[client] = gen
             self._push(t + self.think, SEND, client, gen)
+
+
+def _queued(state: _HostState, t: float) -> int:
+    """Accepted requests not started at ``t``: FIFO starts follow arrival order, so they are the
+    newest flights."""
+    count = 0
+    for flight in reversed(state.flights.values()):
+        if flight.start <= t:
+            break
+        count += 1
+    return count
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -13,74 +13,92 @@ the host reports is the busy share of the rest plus ``b``.
 
 from __future__ import annotations
 
-from collections import deque
+from worker.metrics_publisher import offered_load_percent
+from worker.server import Config
+from worker.shedding import ServiceTimeEwma, backlog_seconds, should_shed
 
-Request = tuple[float, int, float]  # (send time, client id or -1, CPU seconds it costs)
+# The worker's own defaults (worker/server.py): a template's WorkerQueueBudgetSeconds overrides
+# the budget (simulator/deployment.py).
+QUEUE_BUDGET_SECONDS = Config.queue_budget
+MAX_QUEUE = Config.max_queue
 
 
 class Host:
-    """A worker host's request queue and processes, with exact CPU-seconds accounting."""
+    """A worker host's processes, its queue-time budget and its counters, as the worker keeps them.
+
+    The shedding rule, the moving average of service times and the published figures are the
+    worker's own functions (worker/shedding.py, worker/metrics_publisher.py), not a copy."""
 
     __slots__ = (
-        "active",
         "arrivals",
         "background",
-        "busy_done",
+        "budget_shed",
         "generation",
         "max_queue",
+        "mean",
         "processes",
-        "queue",
-        "start_sum",
+        "queue_budget",
+        "rejected",
         "up",
     )
 
-    def __init__(self, processes: int, background: float = 0.0, max_queue: int = 1024) -> None:
+    def __init__(
+        self,
+        processes: int,
+        background: float = 0.0,
+        max_queue: int = MAX_QUEUE,
+        queue_budget: float = QUEUE_BUDGET_SECONDS,
+    ) -> None:
         self.processes = processes
         self.background = min(max(background, 0.0), 0.9)
         self.max_queue = max_queue
-        self.queue: deque[Request] = deque()
-        self.active = 0  # requests being served (one per busy process)
-        self.start_sum = 0.0  # sum of the start times of the active requests
-        self.busy_done = 0.0  # process-seconds of finished (or dropped) service
+        self.queue_budget = queue_budget
+        self.mean = ServiceTimeEwma()  # the worker's moving average of completed service times
+        self.rejected = 0  # /work answered 503 "queue full"
+        self.budget_shed = 0  # /work answered 503 over the queue budget
         self.up = False  # the worker answers (booted, not failed, not stopping)
         self.generation = 0  # bumped when everything in flight is dropped
         self.arrivals = 0  # /work requests that reached this host
 
+    @property
+    def mean_service(self) -> float:
+        return self.mean.value
+
+    def restarted(self) -> None:
+        """A new worker process: its estimate starts again from the nominal service time."""
+        self.mean = ServiceTimeEwma()
+
+    def observe(self, service_seconds: float) -> None:
+        """A /work completed after ``service_seconds`` in a process: fold it into the mean."""
+        self.mean.observe(service_seconds)
+
+    def refuses(self, queued: int) -> bool:
+        """Answer a new /work 503 at once (queue full, or over the budget); counts the refusal."""
+        if queued >= self.max_queue:
+            self.rejected += 1
+            return True
+        if should_shed(queued, self.mean.value, self.processes, self.queue_budget):
+            self.budget_shed += 1
+            return True
+        return False
+
+    @property
+    def shed(self) -> int:
+        """/work requests answered 503 by the worker (over the budget or queue full)."""
+        return self.rejected + self.budget_shed
+
+    def backlog_seconds(self, queued: int) -> float:
+        """Seconds the processes need to clear ``queued`` requests not yet started (BacklogSeconds)."""
+        return backlog_seconds(queued, self.mean.value, self.processes)
+
+    def offered_load_percent(self, arrivals: int, seconds: float) -> float:
+        """CPU ``arrivals`` in ``seconds`` need, in percent of the processes (OfferedLoad): not capped."""
+        return offered_load_percent(arrivals, self.mean.value, seconds, self.processes)
+
     def wall(self, cpu_seconds: float) -> float:
         return cpu_seconds / (1.0 - self.background)
-
-    def offer(self) -> bool:
-        """Room for one more request (a free process or a queue slot)."""
-        return self.active < self.processes or len(self.queue) < self.max_queue
-
-    def start(self, now: float) -> None:
-        self.active += 1
-        self.start_sum += now
-
-    def finish(self, now: float, started: float) -> None:
-        self.active -= 1
-        self.start_sum -= started
-        self.busy_done += now - started
-
-    def drop_all(self, now: float) -> list[Request]:
-        """The worker went down: what was queued is lost, the active requests' time is spent."""
-        self.busy_done += self.active * now - self.start_sum
-        self.active = 0
-        self.start_sum = 0.0
-        self.generation += 1
-        lost = list(self.queue)
-        self.queue.clear()
-        return lost
-
-    def busy_seconds(self, now: float) -> float:
-        """Process-seconds of service so far (each active process occupies one vCPU)."""
-        return self.busy_done + self.active * now - self.start_sum
 
     def cpu_percent(self, busy_delta: float, seconds: float, vcpus: int) -> float:
         """Host CPU over ``seconds`` as /proc/stat would report it, from the service time in it."""
         share = min(1.0, busy_delta / (seconds * vcpus)) if seconds > 0 else 0.0
         return 100.0 * (self.background + (1.0 - self.background) * share)
-
-    @property
-    def outstanding(self) -> int:
-        return self.active + len(self.queue)

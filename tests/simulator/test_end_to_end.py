@@ -40,11 +40,12 @@ def test_report_schema_chart_and_function_log(tmp_path: Path, short_scenario: Pa
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 10_000
     stage_keys = {
         "index", "duration", "clients", "rate", "expect_instances", "instances_at_end", "seconds_to_expected",
-        "requests", "errors", "latency_p50", "latency_p95", "latency_p99", "need", "seconds_to_need", "error_ratio",
+        "requests", "errors", "shed", "timeouts", "latency_p50", "latency_p95", "latency_p99", "need",
+        "seconds_to_need", "error_ratio",
     }  # fmt: skip
     assert stage_keys <= set(report["stages"][0])
     total_keys = {
-        "requests", "errors", "slo_attainment", "instance_seconds", "oracle_instance_seconds",
+        "requests", "errors", "shed", "timeouts", "slo_attainment", "instance_seconds", "oracle_instance_seconds",
         "scale_out_actions", "scale_in_actions", "flaps", "error_ratio", "peak_instances", "peak_need",
     }  # fmt: skip
     assert total_keys <= set(report["totals"])
@@ -217,3 +218,25 @@ def test_each_function_logs_under_its_own_service_name(tmp_path: Path, short_sce
     assert by_cause["lifecycle"] == service["lifecycle"]
     assert by_cause["schedule"] == service["reconcile"]
     assert "service_undefined" not in {line["service"] for line in lines}
+
+
+def test_a_burst_enters_panic_and_sizes_the_fleet_in_one_step(tmp_path: Path):
+    """Open-loop 0.5 -> 5 requests/s on the template's defaults: one host's offered load reads
+    ~250 % (3 hosts' worth at the 80 % target), over the panic threshold; its worker sheds what
+    would wait past the budget, so the clients see 503s at once and no 504."""
+    code, report = run(tmp_path, ROOT / "scenarios" / "burst-10x.yaml", "--template", str(TEMPLATE))
+    log = [json.loads(line) for line in (tmp_path / "out" / "functions.log").read_text().splitlines()]
+    decisions = [line for line in log if line.get("message") == "decision"]
+    entered = [d for d in decisions if d["reason"] == "panic-entered"]
+    assert len(entered) == 1
+    assert entered[0]["previous"] == 1 and entered[0]["desired"] >= 3  # sized for the burst at once
+    assert "panic demand" in entered[0]["explanation"]
+    calm, burst, after = report["stages"]
+    first = report["actions"][0]
+    assert (first["direction"], first["from"], first["to"]) == ("out", 1, entered[0]["desired"])
+    assert burst["start"] < first["t"] < burst["start"] + 120  # the panic step, early in the burst
+    assert burst["instances_at_end"] in (4, 5) and burst["passed"]
+    assert calm["errors"] == 0 and after["errors"] == 0
+    assert burst["shed"] > 0 and burst["timeouts"] == 0 and burst["errors"] == burst["shed"]
+    assert report["totals"]["shed"] == burst["shed"]
+    assert code == 0 and report["passed"]

@@ -1,12 +1,16 @@
-"""The worker model against the worker as built: processes per vCPU, a FIFO queue, timeouts."""
+"""The worker model against the worker as built: processes per vCPU, a FIFO queue, timeouts, shedding."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
+from fleet_template.cfn import TemplateError
+from simulator.deployment import QUEUE_BUDGET_PARAMETER, build_deployment, load_template, queue_budget_of
 from simulator.traffic import BAD_GATEWAY, GATEWAY_TIMEOUT, OK_STATUS, UNAVAILABLE, TrafficEngine
+from simulator.workers import QUEUE_BUDGET_SECONDS
 
 pytestmark = pytest.mark.simulation
 
@@ -113,3 +117,109 @@ def test_reported_cpu_includes_the_background_share():
     assert host.cpu_percent(0.0, 10.0, 1) == pytest.approx(2.0)  # idle: the background alone
     assert host.cpu_percent(10.0, 10.0, 1) == pytest.approx(100.0)
     assert host.wall(0.49) == pytest.approx(0.5)  # the worker gets 98 % of the vCPU
+
+
+# -- shedding by a time budget (worker/server.py --queue-budget) ------------------------------------
+
+
+def test_a_request_whose_expected_wait_exceeds_the_budget_is_shed_at_once():
+    traffic = engine(work=0.5)
+    host = traffic.hosts["i-0"].host
+    host.queue_budget = 2.0
+    for _ in range(7):
+        traffic._route(0.0, -1)
+    # One runs; the expected wait of the next ones is (queued ahead + 1) x 0.5 s: 0.5, 1.0, 1.5,
+    # 2.0 (not over the budget), then 2.5: the sixth and seventh are answered 503 at once.
+    assert list(traffic.log.status) == [UNAVAILABLE, UNAVAILABLE]
+    assert list(traffic.log.latency) == [0.0, 0.0]
+    assert (host.budget_shed, host.rejected, host.shed, host.arrivals) == (2, 0, 2, 7)
+    assert traffic.queued(0.0, "i-0") == 4
+    traffic.advance_to(0.6)  # the first finished, the second started: room for one more
+    traffic._route(0.6, -1)
+    traffic._route(0.6, -1)
+    assert host.budget_shed == 3
+    traffic.advance_to(60.0)
+    statuses = list(traffic.log.status)
+    assert statuses.count(OK_STATUS) == 6 and statuses.count(UNAVAILABLE) == 3
+
+
+def test_the_budget_is_shared_by_the_processes():
+    traffic = engine(work=0.5, processes=2)
+    host = traffic.hosts["i-0"].host
+    host.queue_budget = 1.0
+    for _ in range(7):
+        traffic._route(0.0, -1)
+    # Two run; queued ahead 0..3 wait 0.25..1.0 s (accepted), the seventh 1.25 s (shed).
+    assert list(traffic.log.status) == [UNAVAILABLE]
+    assert traffic.queued(0.0, "i-0") == 4
+
+
+def test_a_full_queue_is_counted_apart_from_the_budget():
+    traffic = engine(work=0.5)
+    host = traffic.hosts["i-0"].host
+    host.max_queue, host.queue_budget = 1, 0.9
+    for _ in range(3):
+        traffic._route(0.0, -1)  # runs; queued (wait 0.5 s); queue full (checked before the budget)
+    assert (host.rejected, host.budget_shed) == (1, 0)
+    host.max_queue = 5
+    traffic._route(0.0, -1)  # one queued ahead: 1.0 s > 0.9 s
+    assert (host.rejected, host.budget_shed, host.shed) == (1, 1, 2)
+
+
+def test_the_mean_service_time_is_the_workers_moving_average_of_completed_requests():
+    traffic = engine(work=1.0)
+    host = traffic.hosts["i-0"].host
+    assert host.mean_service == 0.5  # nominal before anything completed
+    traffic._route(0.0, -1)
+    traffic.advance_to(0.99)
+    assert host.mean_service == 0.5  # measured on completion only
+    for n in range(1, 31):
+        traffic.advance_to(float(n))
+        assert host.mean_service == pytest.approx(1.0 - 0.5 * 0.9**n)
+        traffic._route(float(n), -1)
+    # The estimate (0.98 s) drives the shedding: (10 queued ahead + 1) x 0.98 s > 10 s, where the
+    # nominal 0.5 s would have queued 19.
+    for _ in range(12):
+        traffic._route(30.0, -1)
+    assert traffic.queued(30.0, "i-0") == 10
+    assert host.budget_shed == 2
+    traffic.set_host_up(31.0, "i-0", False)
+    assert host.mean_service == 0.5  # a restarted worker measures afresh
+
+
+def test_a_request_the_client_gave_up_on_is_still_measured_and_still_queued():
+    traffic = engine(work=3.0, timeout=4.0)
+    host = traffic.hosts["i-0"].host
+    for _ in range(3):
+        traffic._route(0.0, -1)
+    traffic.advance_to(5.0)  # the second and third timed out (504) but the worker still holds them
+    assert list(traffic.log.status) == [OK_STATUS, GATEWAY_TIMEOUT, GATEWAY_TIMEOUT]
+    assert traffic.queued(5.0, "i-0") == 1
+    assert host.mean_service == pytest.approx(0.75)  # 0.5 + 0.1 x (3 - 0.5)
+    traffic.advance_to(6.0)  # the second, its client gone, completes on the worker all the same
+    assert host.mean_service == pytest.approx(0.975)  # 0.75 + 0.1 x (3 - 0.75)
+
+
+# -- the budget reaches the hosts from the template --------------------------------------------------
+
+ROOT = Path(__file__).parents[2]
+SUPPLIED = {"VpcId": "vpc-twin", "SubnetIds": ["subnet-a", "subnet-b"]}
+
+
+def test_the_hosts_budget_is_the_templates_parameter_else_the_workers_default():
+    template = ROOT / "template.yaml"
+    assert build_deployment(load_template(template, {}, SUPPLIED)).queue_budget == 10.0  # the template's default
+    overridden = load_template(template, {QUEUE_BUDGET_PARAMETER: "2.5"}, SUPPLIED)
+    assert build_deployment(overridden).queue_budget == 2.5
+    with pytest.raises(TemplateError, match="WorkerQueueBudgetSeconds: '0' is below MinValue 1"):
+        build_deployment(load_template(template, {QUEUE_BUDGET_PARAMETER: "0"}, SUPPLIED))
+    # A template without the parameter deploys workers at their own default (worker/server.py),
+    # and one whose parameter allows a budget the worker refuses is refused here too.
+    assert queue_budget_of({}) == QUEUE_BUDGET_SECONDS == 10.0
+    with pytest.raises(TemplateError, match="WorkerQueueBudgetSeconds must be a positive number of seconds, got '0'"):
+        queue_budget_of({QUEUE_BUDGET_PARAMETER: "0"})
+
+
+def test_the_engine_gives_its_hosts_the_budget():
+    traffic = TrafficEngine(random.Random(1), lambda _r: 0.5, queue_budget=3.0)
+    assert traffic.add_host("i-9", 2, 0.0).queue_budget == 3.0
