@@ -13,21 +13,49 @@ the host reports is the busy share of the rest plus ``b``.
 
 from __future__ import annotations
 
-from worker.metrics_publisher import offered_load_percent
-from worker.server import Config
-from worker.shedding import ServiceTimeEwma, backlog_seconds, should_shed
+# The worker's configuration and arithmetic the twin models. The worker (worker/) ships to the
+# hosts and is not an installed package of the twin, so the twin cannot import it when run from
+# elsewhere: tests/simulator/test_workers.py checks these against worker/server.py,
+# worker/shedding.py and worker/metrics_publisher.py, input by input.
+QUEUE_BUDGET_SECONDS = 10.0  # --queue-budget; a template's WorkerQueueBudgetSeconds overrides it
+MAX_QUEUE = 1024  # --max-queue
+NOMINAL_SERVICE_SECONDS = 0.5  # the mean service time before any /work has completed
+EWMA_ALPHA = 0.1  # weight of the newest completed request in the mean service time
 
-# The worker's own defaults (worker/server.py): a template's WorkerQueueBudgetSeconds overrides
-# the budget (simulator/deployment.py).
-QUEUE_BUDGET_SECONDS = Config.queue_budget
-MAX_QUEUE = Config.max_queue
+
+def backlog_seconds(queued: int, mean_service_seconds: float, processes: int) -> float:
+    """Seconds the processes need to clear ``queued`` requests not yet started (BacklogSeconds)."""
+    return max(0, queued) * mean_service_seconds / max(1, processes)
+
+
+def should_shed(ahead: int, mean_service_seconds: float, processes: int, budget: float) -> bool:
+    """The worker's rule: a new request whose expected wait exceeds the budget is refused."""
+    return backlog_seconds(ahead + 1, mean_service_seconds, processes) > budget
+
+
+def offered_load_percent(arrivals: int, mean_service_seconds: float, period_seconds: float, processes: int) -> float:
+    """CPU a period's arrivals need, in percent of the processes (OfferedLoad): not capped."""
+    return 100.0 * arrivals * mean_service_seconds / (period_seconds * max(1, processes))
+
+
+class ServiceTimeEwma:
+    """The worker's moving average of completed service times."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = NOMINAL_SERVICE_SECONDS
+
+    def observe(self, seconds: float) -> float:
+        self.value += EWMA_ALPHA * (max(0.0, seconds) - self.value)
+        return self.value
 
 
 class Host:
     """A worker host's processes, its queue-time budget and its counters, as the worker keeps them.
 
-    The shedding rule, the moving average of service times and the published figures are the
-    worker's own functions (worker/shedding.py, worker/metrics_publisher.py), not a copy."""
+    The shedding rule, the moving average of service times and the published figures follow
+    the worker's (see the module's constants)."""
 
     __slots__ = (
         "arrivals",

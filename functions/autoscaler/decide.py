@@ -123,7 +123,7 @@ def signal_recommendations(
     if not in_service:
         return out
     for spec in policy.signals:
-        if spec.backlog_unit is not None:  # added to the panic demand, not sized on its own
+        if spec.backlog:  # added to the panic demand, not sized on its own
             continue
         reading = demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now)
         up_demand = reading.recent if reading.recent is not None else reading.settled
@@ -152,29 +152,35 @@ def saturated(per_signal: Sequence[SignalRecommendation]) -> bool:
 class PanicReading:
     demand: float  # the panic signal's total over the panic window, plus the backlog to drain
     target: float
+    capacity: float  # what one host serves flat out, in the signal's unit
     wanted: int  # instances that demand needs
 
     def describe(self) -> str:
         return f"panic demand {self.demand:.1f} (target {self.target:g}/instance)->{self.wanted}"
 
+    def below_capacity(self, in_service: int) -> bool:
+        """The demand is measured, and below what the instances in service serve: a saturated
+        reading then comes from a queue that drains, not from demand beyond the fleet."""
+        return self.demand < SATURATED * self.capacity * in_service
+
 
 def panic_reading(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> PanicReading | None:
     """The largest need among the panic signals over their short window, backlog included."""
     in_service = snapshot.in_service_ids
-    backlog = 0.0
+    queued = 0.0  # host-seconds of work the hosts hold
     for spec in policy.signals:
-        if spec.backlog_unit is not None:
-            queued = demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent
-            backlog += (queued or 0.0) * spec.backlog_unit / policy.backlog_drain_seconds
+        if spec.backlog:
+            queued += demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent or 0.0
     best: PanicReading | None = None
     for spec in policy.signals:
-        if not spec.panic:
+        if not spec.panic or spec.host_capacity is None:
             continue
         recent = demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent
         if recent is None:
             continue
-        total = recent + backlog
-        candidate = PanicReading(total, spec.target, math.ceil(total / spec.target - 1e-9))
+        # Draining ``queued`` host-seconds within the drain time takes that many hosts' worth.
+        total = recent + queued * spec.host_capacity / policy.backlog_drain_seconds
+        candidate = PanicReading(total, spec.target, spec.host_capacity, math.ceil(total / spec.target - 1e-9))
         if best is None or candidate.wanted > best.wanted:
             best = candidate
     return best
@@ -217,14 +223,16 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
 
     reading = panic_reading(snapshot, policy, now)
     # A guard's reading counts only while a scale-out alarm is armed: stale, it must not hold a
-    # scale-in back. A saturated reading is censored; with a demand that does not saturate at
-    # hand, it says nothing more (a host at 100 % CPU while a backlog drains asks for no host
-    # the offered load and the backlog do not already count).
+    # scale-in back. A saturated reading is censored; when the demand that does not saturate
+    # reads below the fleet's capacity, it says nothing more (a host at 100 % CPU while its
+    # queue drains asks for no host the offered load and the backlog do not already count).
+    # At or above the capacity, the offered load of closed-loop clients is capped too (they
+    # wait instead of asking), so the saturation rule stands unless panic mode sizes.
+    known = reading is not None and reading.below_capacity(in_service)
     upward = max((s.up for s in per_signal
-                  if (not s.scale_out_only or Direction.OUT in snapshot.active)
-                  and not (reading is not None and s.saturated)),
+                  if (not s.scale_out_only or Direction.OUT in snapshot.active) and not (known and s.saturated)),
                  default=current)  # fmt: skip
-    if reading is None and saturated(per_signal):
+    if not known and saturated(per_signal):
         # The demand is unknown beyond the capacity: double (the HPA's largest step) rather than
         # creep up by a quarter per decision.
         upward = max(upward, min(2 * in_service, scale_out_limit(current, policy)))

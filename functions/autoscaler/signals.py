@@ -58,11 +58,12 @@ class SignalSpec:
     # is at least what the fleet serves, by an unknown amount.
     ceiling: float | None = None
     # Demand that does not saturate (what arrives, served or not): it may start panic mode.
+    # ``host_capacity`` is what one host serves flat out in its unit (OfferedLoad: 100 %).
     panic: bool = False
+    host_capacity: float | None = None
     # A backlog, in host-seconds of queued work: not sized on its own, but added in panic mode
-    # to the panic signals' demand, at this many of their units per host-second drained per
-    # second (OfferedLoad: 100 % of a host).
-    backlog_unit: float | None = None
+    # to the panic signals' demand (one host-second drained per second is one host_capacity).
+    backlog: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class Signal:
     # A number, or one computed from the settings (from other targets, say).
     ceiling: float | Callable[[Settings], float] | None = None
     panic: bool = False
-    backlog_unit: float | None = None
+    host_capacity: float | None = None
+    backlog: bool = False
 
     def spec(self, settings: Settings) -> SignalSpec:
         ceiling = self.ceiling(settings) if callable(self.ceiling) else self.ceiling
@@ -111,7 +113,8 @@ class Signal:
             self.scale_out_only,
             ceiling,
             self.panic,
-            self.backlog_unit,
+            self.host_capacity,
+            self.backlog,
         )
 
 
@@ -152,11 +155,11 @@ SIGNALS: tuple[Signal, ...] = (
     # reached the host, served or shed, x its mean service time): not capped at 100 %, so it
     # sizes a burst in one step and may start panic mode, over the short panic window.
     Signal("offered_load", "CPU_TARGET", host_metric(lambda s: OFFERED_LOAD_METRIC),
-           scale_out_window_seconds=lambda s: s.panic_window_seconds, panic=True),
+           scale_out_window_seconds=lambda s: s.panic_window_seconds, panic=True, host_capacity=100.0),
     # The hosts' queues, in host-seconds of work (worker/): drained within BACKLOG_DRAIN_SECONDS
     # in panic mode.
     Signal("backlog", "CPU_TARGET", host_metric(lambda s: BACKLOG_METRIC),
-           scale_out_window_seconds=lambda s: s.panic_window_seconds, backlog_unit=100.0),
+           scale_out_window_seconds=lambda s: s.panic_window_seconds, backlog=True),
 )  # fmt: skip
 """The deployed signals. Adding one is a row here plus its template parameter and variable."""
 

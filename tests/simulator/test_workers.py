@@ -223,3 +223,28 @@ def test_the_hosts_budget_is_the_templates_parameter_else_the_workers_default():
 def test_the_engine_gives_its_hosts_the_budget():
     traffic = TrafficEngine(random.Random(1), lambda _r: 0.5, queue_budget=3.0)
     assert traffic.add_host("i-9", 2, 0.0).queue_budget == 3.0
+
+
+@pytest.mark.parametrize("queued", [0, 1, 3, 19, 20, 21, 200])
+@pytest.mark.parametrize("mean", [0.45, 0.5, 0.9])
+@pytest.mark.parametrize("processes", [1, 2, 4])
+def test_the_twins_worker_arithmetic_is_the_workers(queued: int, mean: float, processes: int):
+    """The twin models worker/ (not an installed package, so not imported by the twin): the same
+    constants, shedding rule, backlog and offered load, input by input."""
+    from simulator import workers as twin
+    from worker import metrics_publisher, shedding
+    from worker.server import Config
+
+    assert (Config.queue_budget, Config.max_queue) == (twin.QUEUE_BUDGET_SECONDS, twin.MAX_QUEUE)
+    assert (twin.NOMINAL_SERVICE_SECONDS, twin.EWMA_ALPHA) == (shedding.NOMINAL_SERVICE_SECONDS, shedding.EWMA_ALPHA)
+    for budget in (1.0, 4.0, 10.0):
+        assert twin.should_shed(queued, mean, processes, budget) == shedding.should_shed(
+            queued, mean, processes, budget
+        )
+    assert twin.backlog_seconds(queued, mean, processes) == shedding.backlog_seconds(queued, mean, processes)
+    assert twin.offered_load_percent(queued, mean, 10.0, processes) == metrics_publisher.offered_load_percent(
+        queued, mean, 10.0, processes
+    )
+    ours, theirs = twin.ServiceTimeEwma(), shedding.ServiceTimeEwma()
+    for sample in (mean, 2 * mean, -1.0, 0.3):
+        assert ours.observe(sample) == theirs.observe(sample)

@@ -100,3 +100,14 @@ def test_without_offered_load_a_saturated_fleet_still_doubles():
 
 def test_every_panic_reason_is_a_known_reason():
     assert {d.PANIC_ENTERED, d.PANIC_SCALE_OUT, d.PANIC_HOLDING, d.PANIC_OVER} <= set(d.REASONS)
+
+
+def test_closed_loop_clients_at_capacity_keep_the_saturation_rule():
+    """Closed-loop clients ask no faster than they are served: at a saturated fleet the offered
+    load reads ~100 % a host too, so it does not know the demand beyond it, and the fleet doubles
+    as without it (scenarios/spike.yaml: 8 clients on 2 hosts)."""
+    snap = snapshot(2, cpu=100.0, requests=119.0, offered=100.0, backlog=2.0, active=OUT, desired=2)
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    # 200 + 4 s / 30 s x 100 = 213 % of 2 hosts: at capacity, under the panic threshold (320).
+    assert decision.panic is None
+    assert (decision.reason, decision.desired) == (d.SCALE_OUT, 4)
