@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from autoscaler.model import Decision, Direction, FleetState, Panic, Recommendation, ScalingPolicy, Snapshot
-from autoscaler.signals import SATURATED, SignalData, demand
+from autoscaler.signals import SATURATED, SignalData, SignalSpec, demand
 
 # Reasons, as they appear in logs, metrics and the activity history.
 SUSPENDED = "suspended"
@@ -165,21 +165,23 @@ class PanicReading:
 
 
 def panic_reading(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> PanicReading | None:
-    """The largest need among the panic signals over their short window, backlog included."""
+    """The largest need among the panic signals over the panic window, backlog included."""
     in_service = snapshot.in_service_ids
-    queued = 0.0  # host-seconds of work the hosts hold
-    for spec in policy.signals:
-        if spec.backlog:
-            queued += demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent or 0.0
+
+    def recent(spec: SignalSpec) -> float | None:
+        short = replace(spec, scale_out_window_seconds=policy.panic_window_seconds)
+        return demand(short, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent
+
+    queued = sum(recent(spec) or 0.0 for spec in policy.signals if spec.backlog)  # host-seconds of work
     best: PanicReading | None = None
     for spec in policy.signals:
         if not spec.panic or spec.host_capacity is None:
             continue
-        recent = demand(spec, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent
-        if recent is None:
+        offered = recent(spec)
+        if offered is None:
             continue
         # Draining ``queued`` host-seconds within the drain time takes that many hosts' worth.
-        total = recent + queued * spec.host_capacity / policy.backlog_drain_seconds
+        total = offered + queued * spec.host_capacity / policy.backlog_drain_seconds
         candidate = PanicReading(total, spec.target, spec.host_capacity, math.ceil(total / spec.target - 1e-9))
         if best is None or candidate.wanted > best.wanted:
             best = candidate

@@ -184,6 +184,7 @@ class ScalingPolicy:
     scale_in_stabilization_seconds: float
     # Panic mode: see Settings.
     panic_threshold: float
+    panic_window_seconds: int
     panic_stable_seconds: float
     backlog_drain_seconds: float
     # Per decision, scale out to at most max(factor x current, current + step) (the HPA's limit).

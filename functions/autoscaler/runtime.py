@@ -87,6 +87,7 @@ def policy_from_settings(settings: Settings) -> ScalingPolicy:
         min_step_fraction=settings.min_step_fraction,
         scale_in_stabilization_seconds=settings.scale_in_stabilization_seconds,
         panic_threshold=settings.panic_threshold,
+        panic_window_seconds=settings.panic_window_seconds,
         panic_stable_seconds=settings.panic_stable_seconds,
         backlog_drain_seconds=settings.backlog_drain_seconds,
     )

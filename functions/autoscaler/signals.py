@@ -93,7 +93,7 @@ class Signal:
     query: Callable[[Settings], MetricQuery]
     # None: the settings' METRIC_WINDOW_SECONDS / SCALE_OUT_WINDOW_SECONDS.
     window_seconds: int | None = None
-    scale_out_window_seconds: int | Callable[[Settings], int] | None = None
+    scale_out_window_seconds: int | None = None
     scale_out_only: bool = False
     # A number, or one computed from the settings (from other targets, say).
     ceiling: float | Callable[[Settings], float] | None = None
@@ -103,13 +103,12 @@ class Signal:
 
     def spec(self, settings: Settings) -> SignalSpec:
         ceiling = self.ceiling(settings) if callable(self.ceiling) else self.ceiling
-        short = self.scale_out_window_seconds
         return SignalSpec(
             self.name,
             self.query(settings),
             settings.targets[self.target_variable],
             self.window_seconds or settings.metric_window_seconds,
-            (short(settings) if callable(short) else short) or settings.scale_out_window_seconds,
+            self.scale_out_window_seconds or settings.scale_out_window_seconds,
             self.scale_out_only,
             ceiling,
             self.panic,
@@ -153,13 +152,13 @@ SIGNALS: tuple[Signal, ...] = (
            window_seconds=180, scale_out_window_seconds=180, scale_out_only=True),
     # What arrives at the hosts, in CPU they would need (worker/: every /work request that
     # reached the host, served or shed, x its mean service time): not capped at 100 %, so it
-    # sizes a burst in one step and may start panic mode, over the short panic window.
+    # sizes a burst in one step and may start panic mode (read then over PANIC_WINDOW_SECONDS).
     Signal("offered_load", "CPU_TARGET", host_metric(lambda s: OFFERED_LOAD_METRIC),
-           scale_out_window_seconds=lambda s: s.panic_window_seconds, panic=True, host_capacity=100.0),
+           panic=True, host_capacity=100.0),
     # The hosts' queues, in host-seconds of work (worker/): drained within BACKLOG_DRAIN_SECONDS
     # in panic mode.
     Signal("backlog", "CPU_TARGET", host_metric(lambda s: BACKLOG_METRIC),
-           scale_out_window_seconds=lambda s: s.panic_window_seconds, backlog=True),
+           backlog=True),
 )  # fmt: skip
 """The deployed signals. Adding one is a row here plus its template parameter and variable."""
 

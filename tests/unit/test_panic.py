@@ -20,7 +20,7 @@ TARGET = 80.0
 def test_the_template_defaults_are_the_ones_these_tests_reason_with():
     offered = next(s for s in POLICY.signals if s.panic)
     assert (offered.target, POLICY.panic_threshold, POLICY.panic_stable_seconds) == (TARGET, 2.0, 60)
-    assert (POLICY.backlog_drain_seconds, offered.scale_out_window_seconds) == (30, 20)
+    assert (POLICY.backlog_drain_seconds, POLICY.panic_window_seconds) == (30, 20)
 
 
 def test_a_burst_enters_panic_and_is_sized_at_once_without_waiting_for_an_alarm():
