@@ -231,9 +231,10 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
     # At or above the capacity, the offered load of closed-loop clients is capped too (they
     # wait instead of asking), so the saturation rule stands unless panic mode sizes.
     known = reading is not None and reading.below_capacity(in_service)
-    upward = max((s.up for s in per_signal
-                  if (not s.scale_out_only or Direction.OUT in snapshot.active) and not (known and s.saturated)),
-                 default=current)  # fmt: skip
+    eligible = [s for s in per_signal if not s.scale_out_only or Direction.OUT in snapshot.active]
+    upward = max((s.up for s in eligible if not (known and s.saturated)), default=current)
+    # What panic mode may add to its own reading: the signals that are not censored.
+    measured = max((s.up for s in eligible if not s.saturated), default=current)
     if not known and saturated(per_signal):
         # The demand is unknown beyond the capacity: double (the HPA's largest step) rather than
         # creep up by a quarter per decision.
@@ -250,8 +251,9 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
         detail += f"; {reading.describe()}"
     if panic is not None:
         assert reading is not None or state.panic is not None
-        # Booting instances count: ``current`` holds them, and the need is the fleet's total.
-        wanted = clamp(max(current, upward, reading.wanted if reading is not None else current), policy)
+        # Booting instances count: ``current`` holds them, and the need is the fleet's total. The
+        # panic reading knows the demand beyond the capacity: no doubling of a saturated fleet.
+        wanted = clamp(max(current, measured, reading.wanted if reading is not None else current), policy)
         recommendation = max(recommendation, wanted)
         since = f"panicking since {panic.since.isoformat()}"
         if wanted > current:

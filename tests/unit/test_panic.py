@@ -111,3 +111,14 @@ def test_closed_loop_clients_at_capacity_keep_the_saturation_rule():
     # 200 + 4 s / 30 s x 100 = 213 % of 2 hosts: at capacity, under the panic threshold (320).
     assert decision.panic is None
     assert (decision.reason, decision.desired) == (d.SCALE_OUT, 4)
+
+
+def test_in_panic_a_saturated_fleet_is_not_doubled_on_top_of_the_panic_size():
+    """Panic sizes on the demand it measures; the saturation rule (double a fleet whose demand is
+    unknown) must not add to it: 4 hosts pinned at 100 % with 2 booting, the burst needing 6."""
+    panic = Panic(DECIDED_AT - timedelta(seconds=60), DECIDED_AT - timedelta(seconds=10))
+    # 4 x 110 % offered = 440 + 4 x 2 s / 30 s x 100 = 467 % -> 6 instances; ratio 1.46 (< 2).
+    snap = snapshot(4, cpu=100.0, requests=119.0, offered=110.0, backlog=2.0, booting_count=2, active=OUT,
+                    desired=6, panic=panic)  # fmt: skip
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_HOLDING, 6)  # not min(2 x 4, limit) = 8
