@@ -88,13 +88,12 @@ def test_a_ramp_is_sized_in_steps_at_their_middle_and_the_need_changes_at_each()
 
 
 def test_the_ideal_decision_is_the_need_within_the_bounds_either_way():
-    from autoscaler.model import FleetState, ScalingPolicy, Snapshot
+    from autoscaler.model import FleetState, Snapshot
 
     from simulator.policies import ideal_decide
+    from tests.unit.builders import policy as deployed_policy
 
-    policy = ScalingPolicy(min_size=MIN_SIZE, max_size=MAX_SIZE, signals=(), tolerance=0.1, min_step_fraction=0.0,
-                           scale_in_stabilization_seconds=300.0, panic_threshold=2.0, panic_stable_seconds=60.0,
-                           backlog_drain_seconds=60.0)  # fmt: skip
+    policy = deployed_policy(min_size=MIN_SIZE, max_size=MAX_SIZE)  # the template's, bounds aside
     at = Snapshot((), FleetState(desired=3))
     assert [(d.desired, d.reason) for d in (ideal_decide(at, policy, n) for n in (5, 3, 1))] == [
         (5, "scale-out"), (3, "within-tolerance"), (1, "scale-in"),
