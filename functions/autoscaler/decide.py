@@ -63,6 +63,7 @@ class SignalRecommendation:
     level: int  # recommended capacity for the stabilization history and a scale-in
     scale_out_only: bool
     saturated: bool | None = None  # at its ceiling (None: the signal has no ceiling)
+    panic: bool = False  # a panic signal: in panic mode, panic_reading stands for it
 
     def describe(self) -> str:
         up = "-" if self.up_demand is None else f"{self.up_demand:.1f}"
@@ -136,7 +137,7 @@ def signal_recommendations(
                                                               policy.tolerance)  # fmt: skip
         saturated = None if spec.ceiling is None or up_demand is None else up_demand >= SATURATED * spec.ceiling * n
         out.append(SignalRecommendation(spec.name, spec.target, up_demand, down_demand, up, level,
-                                        spec.scale_out_only, saturated))  # fmt: skip
+                                        spec.scale_out_only, saturated, spec.panic))  # fmt: skip
     return out
 
 
@@ -164,12 +165,14 @@ class PanicReading:
         return self.demand < SATURATED * self.capacity * in_service
 
 
-def panic_reading(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> PanicReading | None:
+def panic_reading(
+    snapshot: Snapshot, policy: ScalingPolicy, now: datetime, window: float | None = None
+) -> PanicReading | None:
     """The largest need among the panic signals over the panic window, backlog included."""
     in_service = snapshot.in_service_ids
 
     def recent(spec: SignalSpec) -> float | None:
-        short = replace(spec, scale_out_window_seconds=policy.panic_window_seconds)
+        short = replace(spec, scale_out_window_seconds=int(window or policy.panic_window_seconds))
         return demand(short, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent
 
     queued = sum(recent(spec) or 0.0 for spec in policy.signals if spec.backlog)  # host-seconds of work
@@ -186,6 +189,10 @@ def panic_reading(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> P
         if best is None or candidate.wanted > best.wanted:
             best = candidate
     return best
+
+
+def spec_window(policy: ScalingPolicy) -> float:
+    return max((s.window_seconds for s in policy.signals if s.panic), default=policy.panic_window_seconds)
 
 
 def next_panic(
@@ -233,8 +240,8 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
     known = reading is not None and reading.below_capacity(in_service)
     eligible = [s for s in per_signal if not s.scale_out_only or Direction.OUT in snapshot.active]
     upward = max((s.up for s in eligible if not (known and s.saturated)), default=current)
-    # What panic mode may add to its own reading: the signals that are not censored.
-    measured = max((s.up for s in eligible if not s.saturated), default=current)
+    # What panic mode may add to its own reading: the other signals that are not censored.
+    measured = max((s.up for s in eligible if not s.saturated and not s.panic), default=current)
     if not known and saturated(per_signal):
         # The demand is unknown beyond the capacity: double (the HPA's largest step) rather than
         # creep up by a quarter per decision.
@@ -253,7 +260,13 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
         assert reading is not None or state.panic is not None
         # Booting instances count: ``current`` holds them, and the need is the fleet's total. The
         # panic reading knows the demand beyond the capacity: no doubling of a saturated fleet.
-        wanted = clamp(max(current, measured, reading.wanted if reading is not None else current), policy)
+        sized = reading
+        if state.panic is not None and reading is not None:
+            # Already panicking: a further step must hold over the long window too, so one high
+            # draw of 20 s of arrivals does not add instances the burst does not need.
+            settled = panic_reading(snapshot, policy, now, window=spec_window(policy))
+            sized = min(reading, settled, key=lambda r: r.wanted) if settled is not None else reading
+        wanted = clamp(max(current, measured, sized.wanted if sized is not None else current), policy)
         recommendation = max(recommendation, wanted)
         since = f"panicking since {panic.since.isoformat()}"
         if wanted > current:

@@ -10,7 +10,7 @@ import pytest
 from autoscaler import decide as d
 from autoscaler.model import Direction, Panic
 
-from tests.unit.builders import DECIDED_AT, policy, recommendations, snapshot
+from tests.unit.builders import DECIDED_AT, per_instance, policy, recommendations, snapshot
 
 OUT, IN = {Direction.OUT}, {Direction.IN}
 POLICY = policy()  # the template's: CPU target 80, threshold 2, stable 60 s, drain 30 s
@@ -122,3 +122,25 @@ def test_in_panic_a_saturated_fleet_is_not_doubled_on_top_of_the_panic_size():
                     desired=6, panic=panic)  # fmt: skip
     decision = d.decide(snap, POLICY, DECIDED_AT)
     assert (decision.reason, decision.desired) == (d.PANIC_HOLDING, 6)  # not min(2 x 4, limit) = 8
+
+
+def test_a_further_panic_step_must_hold_over_the_long_window_too():
+    """One high draw of 20 s of arrivals does not add instances: while panicking, a further step
+    takes the smaller of the panic window's and the long window's need."""
+    panic = Panic(DECIDED_AT - timedelta(seconds=60), DECIDED_AT - timedelta(seconds=10))
+    # 4 hosts: 100 % each for the older half of the minute, 160 % in the last 30 s (a high draw).
+    # Panic window (20 s): 640 % -> 8. Long window (60 s): (3 x 400 + 3 x 640) / 6 = 520 % -> 7.
+    snap = snapshot(4, cpu=100.0, offered=100.0, booting_count=2, desired=6, active=OUT, panic=panic)
+    ids = [i.instance_id for i in snap.instances if i.in_service]
+    snap = replace(snap, signals={**snap.signals, "offered_load": per_instance(ids, 100.0, 160.0)})
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_SCALE_OUT, 7)
+
+
+def test_entering_panic_sizes_on_the_panic_window_alone():
+    # The same readings without a panic under way: the step is sized on the last 20 s (8).
+    snap = snapshot(4, cpu=100.0, offered=100.0, desired=4, active=OUT)
+    ids = [i.instance_id for i in snap.instances if i.in_service]
+    snap = replace(snap, signals={**snap.signals, "offered_load": per_instance(ids, 100.0, 160.0)})
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 8)
