@@ -191,7 +191,8 @@ def panic_reading(
     return best
 
 
-def spec_window(policy: ScalingPolicy) -> float:
+def settled_panic_window(policy: ScalingPolicy) -> float:
+    """The long window of the panic signals, which a further step while panicking must hold over."""
     return max((s.window_seconds for s in policy.signals if s.panic), default=policy.panic_window_seconds)
 
 
@@ -264,7 +265,7 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
         if state.panic is not None and reading is not None:
             # Already panicking: a further step must hold over the long window too, so one high
             # draw of 20 s of arrivals does not add instances the burst does not need.
-            settled = panic_reading(snapshot, policy, now, window=spec_window(policy))
+            settled = panic_reading(snapshot, policy, now, window=settled_panic_window(policy))
             sized = min(reading, settled, key=lambda r: r.wanted) if settled is not None else reading
         wanted = clamp(max(current, measured, sized.wanted if sized is not None else current), policy)
         recommendation = max(recommendation, wanted)
