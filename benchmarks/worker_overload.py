@@ -26,14 +26,13 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.worker_calibration import pinned
+from benchmarks.worker_calibration import host_stack
 from loadtest.stages import percentile
-from tests.helpers_worker import NGINX, RunningWorker, install_sandbox, nginx_process, worker_from_unit
+from tests.helpers_worker import RunningWorker
 from worker.metrics_publisher import Publisher, Reading, WorkerStats, read_stats
 from worker.server import Config
 from worker.shedding import NOMINAL_SERVICE_SECONDS
@@ -114,22 +113,6 @@ def _publisher(worker: RunningWorker, run: Run, stop: threading.Event, period: f
         publisher.tick()
 
 
-@contextlib.contextmanager
-def _stack(tmp: Path, vcpus: int) -> Iterator[tuple[int, RunningWorker, set[int]]]:
-    if NGINX is None:
-        raise RuntimeError("nginx is not installed (make nginx)")
-    available = sorted(os.sched_getaffinity(0))
-    cpus = set(available[:vcpus]) if 0 < vcpus < len(available) else set(available)
-    sandbox = install_sandbox(tmp)
-    with contextlib.ExitStack() as stack:
-        with pinned(cpus):
-            worker = stack.enter_context(worker_from_unit(sandbox))  # WORKER_PROCESSES=0: one per CPU
-            stack.enter_context(
-                nginx_process(tmp, sandbox.nginx_conf, sandbox.nginx_port, "al2023", worker_processes=len(cpus))
-            )
-        yield sandbox.nginx_port, worker, cpus
-
-
 def _ms(values: list[float], fraction: float) -> str:
     value = percentile(sorted(values), fraction)
     return "-" if value is None else f"{1000 * value:.1f} ms"
@@ -141,8 +124,8 @@ def _s(values: list[float], fraction: float) -> str:
 
 
 def overload(factor: float, warmup: float, seconds: float, vcpus: int, period: float, seed: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="worker-overload-") as tmp, _stack(Path(tmp), vcpus) as stack:
-        port, worker, cpus = stack
+    with tempfile.TemporaryDirectory(prefix="worker-overload-") as tmp, host_stack(Path(tmp), vcpus) as host:
+        port, worker, cpus = host.port, host.worker, host.cpus
         processes = len(cpus)
         rate = factor * processes / NOMINAL_SERVICE_SECONDS
         print(
