@@ -214,7 +214,14 @@ PSEUDO: dict[str, Any] = {
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
+# Attributes whose value is a number (a launch template's version numbers): their placeholder
+# is one too, so what reads them as a number still can.
+_NUMERIC_ATTRIBUTES = frozenset({"LatestVersionNumber", "DefaultVersionNumber"})
+
+
 def _placeholder(name: str) -> str:
+    if name.partition(".")[2] in _NUMERIC_ATTRIBUTES:
+        return "1"
     return f"<{name}>"
 
 

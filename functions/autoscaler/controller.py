@@ -8,11 +8,11 @@ converges it, whatever the previous iteration managed to do.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from autoscaler.adapters.cloudwatch import FleetSignals
 from autoscaler.adapters.ec2 import Ec2Fleet
@@ -33,11 +33,24 @@ from autoscaler.model import (
 )
 from autoscaler.observability import logger
 from autoscaler.plan import Plan, PlanLimits, plan
+from autoscaler.refresh import (
+    Refresh,
+    Step,
+    advance,
+    deploy_pending,
+    failed_replacements,
+    launch_version,
+    majority_version,
+    new_refresh,
+    progress,
+    rollout_of,
+)
 from autoscaler.runtime import Runtime
 
 LEASE_POLL_SECONDS = 1.0
 DELETE_POLL_SECONDS = 5.0
 MANUAL = "manual"
+_STORED = object()  # _run_locked: use the refresh the state table holds
 
 
 @dataclass(frozen=True)
@@ -67,9 +80,15 @@ class Outcome:
     decision: Decision | None = None
     plan: Plan | None = None
     result: Result | None = None
+    refresh: Step | None = None
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {"status": self.status, "reason": self.reason}
+        if self.refresh is not None and self.refresh.refresh is not None:
+            body["refresh"] = self.refresh.refresh.to_json()
+            if self.refresh.event:
+                body["refresh_event"] = self.refresh.event
+                body["refresh_message"] = self.refresh.message
         if self.decision:
             body["desired"] = self.decision.desired
             body["previous"] = self.decision.previous
@@ -204,9 +223,12 @@ class Controller:
             for i in self._ec2.describe(include_shutting_down)
         ]
 
-    def _run_locked(self, trigger: Trigger) -> Outcome:
+    def _run_locked(self, trigger: Trigger, refresh: Refresh | object | None = _STORED) -> Outcome:
+        """One iteration; ``refresh``: a proposed refresh instead of the stored one (dry runs)."""
         now = self.clock.now()
         state = self._store.load()
+        if refresh is not _STORED:
+            state = replace(state, refresh=cast("Refresh | None", refresh))
         if trigger.event_time and state.last_scaling_at and trigger.event_time < state.last_scaling_at:
             return Outcome("skipped", "stale-transition")
         if state.suspended and not trigger.ignore_suspend:
@@ -238,9 +260,9 @@ class Controller:
             decision = Decision(target, previous, MANUAL, f"operator asked for {trigger.override_desired}")
         else:
             decision = self.runtime.decide(snapshot, now)
-        actions = plan(instances, decision.desired, self._limits, now)
+        step, actions = self._refresh_and_plan(state.refresh, instances, decision.desired, now)
         if trigger.dry_run:
-            return Outcome("dry-run", decision.reason, decision, actions)
+            return Outcome("dry-run", decision.reason, decision, actions, refresh=step)
 
         recommendations = state.recommendations
         if decision.recommendation is not None:
@@ -254,13 +276,17 @@ class Controller:
             last_decision_at=now,
             last_scaling_at=now if decision.changed else state.last_scaling_at,
             panic=decision.panic,
+            refresh=step.refresh,
         )
         # Remember the decision before acting: if we crash mid-action, the next run converges to it.
         self._store.save_decision(new_state)
+        if step.event:
+            self._record_refresh(step, trigger.cause, decision, now)
 
-        result = self._executor.apply(actions, instances) if not actions.empty else Result()
-        self._record(trigger, decision, snapshot, actions, result, now)
-        self._emit(decision, snapshot, now)
+        version = launch_version(self.settings.launch_template_version, step.refresh)
+        result = self._executor.apply(actions, instances, version) if not actions.empty else Result()
+        self._record(trigger, decision, snapshot, actions, result, now, step.refresh)
+        self._emit(decision, snapshot, now, step.refresh)
         # Not "message": logging refuses extra keys that name LogRecord attributes (KeyError).
         logger.info(
             "decision",
@@ -274,7 +300,79 @@ class Controller:
                 "result": result.to_json(),
             },
         )
-        return Outcome("acted", decision.reason, decision, actions, result)
+        return Outcome("acted", decision.reason, decision, actions, result, step)
+
+    # --- rolling replacement -----------------------------------------------------------------
+    def _refresh_and_plan(
+        self, refresh: Refresh | None, instances: Sequence[Instance], desired: int, now: datetime
+    ) -> tuple[Step, Plan]:
+        """Start a refresh when a deploy calls for one, move the active one on, and plan with
+        it; a refresh that fails or rolls back in this run is planned with its new target."""
+        configured = self.settings.launch_template_version
+        started: Step | None = None
+        if deploy_pending(configured, refresh, instances):
+            previous = refresh.target_version if refresh else majority_version(instances, configured)
+            fresh = new_refresh(configured, previous, self.settings.refresh_preferences(), "deploy", instances, now)
+            started = Step(fresh, "refresh-started", started_message(fresh))
+            refresh = fresh
+        lifetime = self.settings.max_instance_lifetime_seconds
+        actions = plan(instances, desired, self._limits, now, rollout_of(refresh, configured, lifetime))
+        if refresh is None or not refresh.active:
+            return started or Step(refresh), actions
+        alarms = refresh.preferences.alarm_names
+        in_alarm = [n for n, v in self._signals.alarm_states(list(alarms)).items() if v == "ALARM"] if alarms else []
+        failed = failed_replacements(instances, actions.gave_up, refresh.target_version)
+        step = advance(refresh, instances, now, alarms_in_alarm=in_alarm, failed=failed)
+        if step.refresh != refresh:
+            actions = plan(instances, desired, self._limits, now, rollout_of(step.refresh, configured, lifetime))
+        if started is not None and step.event is None:
+            step = replace(started, refresh=step.refresh)
+        elif started is not None:
+            step = replace(step, message=f"{started.message}; {step.message}")
+        return step, actions
+
+    def _record_refresh(self, step: Step, cause: str, decision: Decision, now: datetime) -> None:
+        assert step.refresh is not None and step.event is not None
+        self._store.record(
+            Activity(
+                activity_id=uuid.uuid4().hex[:12],
+                at=now,
+                cause=cause,
+                reason=step.event,
+                from_desired=decision.previous,
+                to_desired=decision.desired,
+                status="Successful",
+                details={"message": step.message, "refresh": step.refresh.to_json()},
+            )
+        )
+        logger.info(step.event, extra={"explanation": step.message, "refresh": step.refresh.to_json()})
+
+    def change_refresh(
+        self,
+        change: Callable[[Refresh | None, FleetState, list[Instance], datetime], Step],
+        cause: str = MANUAL,
+        dry_run: bool = False,
+    ) -> Outcome:
+        """Apply an operator's change to the refresh (start, cancel, rollback) under the lease,
+        then run one iteration so its first step is taken at once."""
+        if dry_run:
+            now = self.clock.now()
+            state = self._store.load()
+            instances = self.instances()
+            step = change(state.refresh, state, instances, now)
+            outcome = self._run_locked(Trigger(cause=cause, dry_run=True, ignore_suspend=True), refresh=step.refresh)
+            return replace(outcome, refresh=step)
+        with self.lease(must_run=True):
+            now = self.clock.now()
+            state = self._store.load()
+            instances = self.instances()
+            step = change(state.refresh, state, instances, now)
+            if step.refresh is not None and step.event is not None:
+                self._store.save_refresh(step.refresh)
+                desired = current_desired(state, FleetCounts.of(instances).capacity, self.runtime.scaling_policy())
+                self._record_refresh(step, cause, Decision(desired, desired, MANUAL, step.message), now)
+            outcome = self._run_locked(Trigger(cause=cause))
+            return replace(outcome, refresh=step)
 
     def _record(
         self,
@@ -284,6 +382,7 @@ class Controller:
         actions: Plan,
         result: Result,
         now: datetime,
+        refresh: Refresh | None = None,
     ) -> None:
         touched = [
             *result.started,
@@ -314,12 +413,25 @@ class Controller:
         }
         if trigger.event_time:
             details["alarm_time"] = trigger.event_time.isoformat()
+        replacing = {*actions.retire, *actions.discard}
+        if replacing:
+            # The replacements' cause: the refresh (and its target) or the lifetime limit.
+            details["replaced"] = {
+                "retired": list(actions.retire),
+                "discarded": list(actions.discard),
+                "refresh": refresh.refresh_id if refresh is not None and refresh.replacing else None,
+                "target_version": refresh.target_version if refresh is not None else None,
+                "versions": {i.instance_id: i.version for i in snapshot.instances if i.instance_id in replacing},
+            }
+        if actions.gave_up:
+            details["gave_up"] = list(actions.gave_up)
+        quiet_reason = "refresh" if replacing else "reconcile"
         self._store.record(
             Activity(
                 activity_id=uuid.uuid4().hex[:12],
                 at=now,
                 cause=trigger.cause,
-                reason=decision.reason if decision.changed or panic_turned else "reconcile",
+                reason=decision.reason if decision.changed or panic_turned else quiet_reason,
                 from_desired=decision.previous,
                 to_desired=decision.desired,
                 status=result.status,
@@ -328,7 +440,7 @@ class Controller:
             )
         )
 
-    def _emit(self, decision: Decision, snapshot: Snapshot, now: datetime) -> None:
+    def _emit(self, decision: Decision, snapshot: Snapshot, now: datetime, refresh: Refresh | None = None) -> None:
         sink = self.runtime.metrics
         if sink is None:
             return
@@ -341,6 +453,15 @@ class Controller:
         sink.add_metric(name="InService", unit=MetricUnit.Count, value=snapshot.in_service)
         sink.add_metric(name="Booting", unit=MetricUnit.Count, value=snapshot.booting)
         sink.add_metric(name="Pool", unit=MetricUnit.Count, value=snapshot.pool)
+        # Old vs new launch-template version, in service and in the pool (the refresh's progress).
+        rollout = rollout_of(
+            refresh, self.settings.launch_template_version, self.settings.max_instance_lifetime_seconds
+        )
+        versions = progress(snapshot.instances, rollout, now)
+        sink.add_metric(name="InServiceNewVersion", unit=MetricUnit.Count, value=versions.new_in_service)
+        sink.add_metric(name="InServiceOldVersion", unit=MetricUnit.Count, value=versions.old_in_service)
+        sink.add_metric(name="PoolNewVersion", unit=MetricUnit.Count, value=versions.new_pool)
+        sink.add_metric(name="PoolOldVersion", unit=MetricUnit.Count, value=versions.old_pool)
         sink.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
         latency_ms = (self.clock.now() - now).total_seconds() * 1000
         sink.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
@@ -351,3 +472,11 @@ class Controller:
         by_reason.add_dimension(name="Reason", value=decision.reason)
         by_reason.add_metric(name="DecisionsByReason", unit=MetricUnit.Count, value=1)
         by_reason.flush_metrics()
+
+
+def started_message(refresh: Refresh) -> str:
+    p = refresh.preferences
+    return (
+        f"{refresh.refresh_id} ({refresh.cause}): version {refresh.previous_version} -> {refresh.target_version}, "
+        f"{refresh.to_replace} instance(s) to replace, min healthy {p.min_healthy_percent} %, max surge {p.max_surge}"
+    )

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from autoscaler.controller import Controller, Trigger
-from autoscaler.model import Direction
+from autoscaler.controller import Controller, Trigger, started_message
+from autoscaler.errors import RefreshError
+from autoscaler.model import Direction, FleetState, Instance
 from autoscaler.observability import logger
+from autoscaler.refresh import (
+    Refresh,
+    RefreshStatus,
+    Step,
+    cancel,
+    majority_version,
+    new_refresh,
+    progress,
+    rollback,
+    rollout_of,
+)
 from autoscaler.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -151,3 +164,96 @@ def delete_fleet(runtime: Runtime, timeout_seconds: float = 600.0) -> dict[str, 
     controller = Controller(runtime)
     controller.suspend(True)
     return controller.terminate_everything(timeout_seconds)
+
+
+# --- rolling replacement (fleetctl refresh ...) ------------------------------------------------
+def start_refresh(
+    runtime: Runtime,
+    *,
+    min_healthy_percent: int | None = None,
+    max_surge: int | None = None,
+    warmup_seconds: int | None = None,
+    checkpoints: tuple[int, ...] | None = None,
+    checkpoint_delay_seconds: int | None = None,
+    skip_matching: bool | None = None,
+    cause: str = "operator",
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Start a refresh to the configured launch-template version; preferences not given come
+    from the template. ``RefreshError`` if one is active or the preferences are inconsistent."""
+    preferences = runtime.settings.refresh_preferences(
+        min_healthy_percent=min_healthy_percent,
+        max_surge=max_surge,
+        warmup_seconds=warmup_seconds,
+        checkpoints=checkpoints,
+        checkpoint_delay_seconds=checkpoint_delay_seconds,
+        skip_matching=skip_matching,
+    )
+    problems = preferences.problems()
+    if problems:
+        raise RefreshError("; ".join(problems) + "; nothing was changed")
+    configured = runtime.settings.launch_template_version
+
+    def start(current: Refresh | None, _state: FleetState, instances: list[Instance], now: datetime) -> Step:
+        if current is not None and current.active:
+            raise RefreshError(
+                f"{current.refresh_id} is {current.status.value}; cancel it (fleetctl refresh cancel) before "
+                f"starting another; nothing was changed"
+            )
+        if current is None:
+            previous = majority_version(instances, configured)
+        elif current.target_version == configured:
+            previous = current.previous_version
+        else:
+            previous = current.target_version
+        fresh = new_refresh(configured, previous, preferences, cause, instances, now)
+        return Step(fresh, "refresh-started", started_message(fresh))
+
+    return Controller(runtime).change_refresh(start, cause=cause, dry_run=dry_run).to_json()
+
+
+def cancel_refresh(runtime: Runtime, cause: str = "operator") -> dict[str, Any]:
+    """Stop replacing; instances already replaced stay (EC2 Auto Scaling's CancelInstanceRefresh)."""
+
+    def stop(current: Refresh | None, _state: FleetState, _instances: list[Instance], now: datetime) -> Step:
+        if current is None or not current.active:
+            raise RefreshError(f"no refresh in progress ({_describe(current)}); nothing was changed")
+        return cancel(current, now)
+
+    return Controller(runtime).change_refresh(stop, cause=cause).to_json()
+
+
+def rollback_refresh(runtime: Runtime, cause: str = "operator") -> dict[str, Any]:
+    """Pin the previous version back and replace every instance of the refresh's version."""
+
+    def back(current: Refresh | None, _state: FleetState, instances: list[Instance], now: datetime) -> Step:
+        if current is None or current.previous_version is None:
+            raise RefreshError(f"nothing to roll back to ({_describe(current)}); nothing was changed")
+        if current.status in {RefreshStatus.ROLLING_BACK, RefreshStatus.ROLLED_BACK}:
+            raise RefreshError(
+                f"{current.refresh_id} is already {current.status.value} to version {current.target_version}; "
+                f"`fleetctl refresh start` deploys version {runtime.settings.launch_template_version} again"
+            )
+        return rollback(current, instances, now, f"rollback asked by {cause}")
+
+    return Controller(runtime).change_refresh(back, cause=cause).to_json()
+
+
+def refresh_status(runtime: Runtime) -> dict[str, Any]:
+    """The latest refresh and how far the fleet is on its version (old vs new, service and pool)."""
+    controller = Controller(runtime)
+    refresh = controller.state().refresh
+    configured = runtime.settings.launch_template_version
+    rollout = rollout_of(refresh, configured, runtime.settings.max_instance_lifetime_seconds)
+    now = runtime.clock.now()
+    return {
+        "configured_version": configured,
+        "refresh": refresh.to_json() if refresh is not None else None,
+        "progress": progress(controller.instances(), rollout, now).to_json(),
+    }
+
+
+def _describe(refresh: Refresh | None) -> str:
+    if refresh is None:
+        return "this fleet has had no refresh"
+    return f"the latest, {refresh.refresh_id}, is {refresh.status.value}"

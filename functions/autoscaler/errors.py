@@ -35,3 +35,7 @@ class LeaseBusyError(AutoscalerError):
 
 class StateConflictError(AutoscalerError):
     """A conditional write on the state table lost a race."""
+
+
+class RefreshError(AutoscalerError):
+    """A refresh request that cannot be carried out as asked (nothing was changed)."""

@@ -63,7 +63,8 @@ class Executor:
         self._subnets = tuple(subnet_ids)
         self._running_wait = running_wait_seconds
 
-    def apply(self, plan: Plan, instances: Sequence[Instance]) -> Result:
+    def apply(self, plan: Plan, instances: Sequence[Instance], version: str | None = None) -> Result:
+        """Carry out ``plan``; launches use launch-template ``version`` (default: the configured one)."""
         result = Result()
         by_id = {i.instance_id: i for i in instances}
 
@@ -83,7 +84,7 @@ class Executor:
         if shortfall:
             launches.append((self._subnets[0], shortfall))
         for subnet, count in launches:
-            result.launched.extend(self._launch(subnet, count, Lifecycle.SERVICE, result))
+            result.launched.extend(self._launch(subnet, count, Lifecycle.SERVICE, result, version))
 
         new = [*result.started, *result.launched]
         running = self._wait_running(new)
@@ -108,7 +109,7 @@ class Executor:
             self._ec2.terminate(plan.terminate)
             result.terminated.extend(plan.terminate)
         for subnet, count in plan.launch_warming:
-            result.warming.extend(self._launch(subnet, count, Lifecycle.WARMING, result))
+            result.warming.extend(self._launch(subnet, count, Lifecycle.WARMING, result, version))
         return result
 
     def _start(self, plan: Plan, by_id: dict[str, Instance], result: Result) -> int:
@@ -145,12 +146,14 @@ class Executor:
             shortfall += len(ids) - len(replacements)
         return shortfall
 
-    def _launch(self, subnet: str, count: int, lifecycle: Lifecycle, result: Result) -> list[str]:
+    def _launch(
+        self, subnet: str, count: int, lifecycle: Lifecycle, result: Result, version: str | None = None
+    ) -> list[str]:
         """Launch into ``subnet``, falling back to the other subnets on a capacity error."""
         order = [subnet, *(s for s in self._subnets if s != subnet)]
         for candidate in order:
             try:
-                return self._ec2.launch(candidate, count, lifecycle)
+                return self._ec2.launch(candidate, count, lifecycle, version)
             except CapacityError as exc:
                 result.capacity_errors.append(f"launch {count} in {candidate}: {exc}")
         return []

@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from autoscaler.signals import SignalData, SignalSpec
+
+if TYPE_CHECKING:
+    from autoscaler.refresh import Refresh
 
 
 class Lifecycle(StrEnum):
@@ -57,6 +61,8 @@ class Instance:
     health: TargetHealth = TargetHealth.UNUSED
     # When the instance last entered its lifecycle (tag), for grace periods and drain timeouts.
     since: datetime | None = None
+    # Its launch-template version (EC2's aws:ec2launchtemplate:version tag); None if not launched from one.
+    version: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -104,6 +110,8 @@ class FleetState:
     # Alarm name -> its latest known transition to OK or INSUFFICIENT_DATA (from notifications).
     alarms_cleared_at: Mapping[str, datetime] = field(default_factory=dict)
     panic: Panic | None = None
+    # The latest instance refresh (refresh.py): the active one, or the last one that ended.
+    refresh: Refresh | None = None
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,23 @@ crashed half-way is finished by the next one. Every change is tagged *before* it
 
 Termination policy on scale-in (documented in docs/design.md):
 1. instances that are not in service yet (booting or unhealthy) go first;
-2. then, one at a time, from the availability zone that has the most serving instances;
-3. then the newest instance of that zone.
+2. then, while a refresh runs, stale instances (an old launch-template version, or past their
+   lifetime) before current ones: EC2 Auto Scaling's "oldest launch template" policy;
+3. then, one at a time, from the availability zone that has the most serving instances;
+4. then the newest instance of that zone.
 Scale-in never goes below ``desired``, which ``decide`` keeps at or above the minimum size.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from autoscaler.model import Instance, Lifecycle, TargetHealth
+from autoscaler.refresh import Rollout
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class Plan:
     terminate: tuple[str, ...] = ()  # drained with no room in the pool, failed warm-ups, pool excess
     launch_warming: tuple[tuple[str, int], ...] = ()  # (subnet, count) of new warm-pool instances
     retag_pool: tuple[str, ...] = ()  # stopped instances whose tag still says draining/warming
+    # What the lists above do for a refresh or the lifetime limit (activity history; no extra action):
+    retire: tuple[str, ...] = ()  # stale instances in ``drain``: replaced, not scaled in
+    discard: tuple[str, ...] = ()  # stale instances in ``terminate`` (pool, warm-ups, drained)
+    gave_up: tuple[str, ...] = ()  # in ``replace`` or ``terminate``: never became healthy or ready
 
     @property
     def empty(self) -> bool:
@@ -65,8 +73,19 @@ def _expired(instance: Instance, now: datetime, seconds: float) -> bool:
     return now - since >= timedelta(seconds=seconds)
 
 
-def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: datetime) -> Plan:
+def plan(
+    instances: Sequence[Instance],
+    desired: int,
+    limits: PlanLimits,
+    now: datetime,
+    rollout: Rollout | None = None,
+) -> Plan:
+    """The actions that converge the fleet to ``desired`` in service plus the warm pool, and,
+    under ``rollout``, replace stale instances (refresh.py): the pool first, then in service,
+    surge first, within the refresh's healthy-percentage and surge bounds."""
+    rollout = rollout or Rollout()
     alive = [i for i in instances if i.alive]
+    stale = {i.instance_id for i in alive if rollout.stale(i, now)}
     by_lifecycle: dict[Lifecycle, list[Instance]] = {lc: [] for lc in Lifecycle}
     for instance in alive:
         by_lifecycle[instance.lifecycle].append(instance)
@@ -79,42 +98,74 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
     ]
     replaced = {i.instance_id for i in replace}
     service = [i for i in by_lifecycle[Lifecycle.SERVICE] if i.instance_id not in replaced]
+    current = [i for i in service if i.instance_id not in stale]
 
     draining = by_lifecycle[Lifecycle.DRAINING]
     pool = by_lifecycle[Lifecycle.POOL]
+    # Pool first: instances in service are replaced once no stale one is left to warm or pool.
+    rolling = bool(stale) and not any(i.instance_id in stale for i in [*pool, *by_lifecycle[Lifecycle.WARMING]])
     reclaim: list[Instance] = []
     start: list[Instance] = [i for i in service if i.state in {"stopped", "stopping"}]
     launch: list[str] = []
     drain: list[Instance] = []
+    retire: list[Instance] = []
 
     need = desired - len(service)
-    if need > 0:
-        # Cheapest capacity first: draining instances still running, then the warm pool.
-        reclaim = [i for i in draining if i.state == "running"][:need]
-        need -= len(reclaim)
+    # Surge: new-version instances beyond the capacity need, at most desired + max_surge meant
+    # to serve (EC2 Auto Scaling's maximum healthy percentage, Kubernetes' maxSurge).
+    surge = 0
+    if rolling and need >= 0:
+        room = desired + rollout.preferences.max_surge - len(service)
+        surge = max(0, min(desired - len(current), room) - need)
+    if need < 0:
+        drain = choose_victims(service, -need, stale)
+    bring = max(need, 0) + surge
+    if bring > 0:
+        # Cheapest capacity first: draining instances still running, then the warm pool; a
+        # surge brings only current-version instances, a capacity need takes stale ones too.
+        running_draining = sorted((i for i in draining if i.state == "running"), key=lambda i: i.instance_id in stale)
+        reclaim = [i for i in running_draining if i.instance_id not in stale][:bring]
+        if not rolling:  # while rolling, retired instances must not come back
+            reclaim += [i for i in running_draining if i.instance_id in stale][: max(0, max(need, 0) - len(reclaim))]
+        bring -= len(reclaim)
         zones = Counter(i.availability_zone for i in [*service, *reclaim])
-        chosen = _pick_balanced([i for i in pool if i.pool_ready], need, zones)
+        ready_pool = [i for i in pool if i.pool_ready]
+        chosen = _pick_balanced([i for i in ready_pool if i.instance_id not in stale], bring, zones)
+        stale_allowed = max(0, max(need, 0) - len(reclaim) - len(chosen))
+        chosen += _pick_balanced(
+            [i for i in ready_pool if i.instance_id in stale], min(stale_allowed, bring - len(chosen)), zones
+        )
         start.extend(chosen)
-        need -= len(chosen)
+        bring -= len(chosen)
         subnet_counts = Counter(i.subnet_id for i in [*service, *reclaim, *chosen])
-        launch = _spread(limits.subnet_ids, need, subnet_counts)
-    elif need < 0:
-        drain = choose_victims(service, -need)
+        launch = _spread(limits.subnet_ids, bring, subnet_counts)
 
-    drained = {i.instance_id for i in drain}
+    if rolling:
+        # Retire stale instances while at least min_healthy % of desired stays in service,
+        # counting replacements only once they are past their warm-up.
+        scaled_in = {i.instance_id for i in drain}
+        old = [i for i in service if i.instance_id in stale and i.instance_id not in scaled_in]
+        floor = math.ceil(rollout.preferences.min_healthy_percent * desired / 100)
+        available = sum(
+            1
+            for i in service
+            if i.instance_id not in scaled_in and i.in_service and (i.instance_id in stale or rollout.warmed(i, now))
+        )
+        retire = choose_victims([i for i in old if i.in_service], max(0, available - floor))
+
+    drained = {i.instance_id for i in [*drain, *retire]}
     start = [i for i in start if i.instance_id not in drained]  # a stopped victim is not restarted
     taken = {i.instance_id for i in [*reclaim, *start]}
     # Spares only matter to a start that hits a capacity error.
     spare_pool = [i.instance_id for i in pool if i.pool_ready and i.instance_id not in taken] if start else []
     pool_left = [i for i in pool if i.instance_id not in taken]
-    drain_ids = {i.instance_id for i in drain}
     restart_ids = {i.instance_id for i in start}
 
     register = [
         i.instance_id
         for i in [*service, *reclaim]
         if i.state == "running"
-        and i.instance_id not in drain_ids
+        and i.instance_id not in drained
         and (i.health in {TargetHealth.UNUSED, TargetHealth.DRAINING} or i.lifecycle is Lifecycle.DRAINING)
     ]
 
@@ -122,13 +173,14 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
     terminate: list[str] = []
     retag_pool: list[str] = []
     size = limits.pool_size(desired)
-    # Seats in the warm pool go to initialized instances first (already in the pool, then drained,
-    # then finished warm-ups), and only then to warm-ups still installing: reusing an instance
-    # beats paying for a fresh install.
-    seated = len(pool_left)
+    # Seats in the warm pool go to initialized current instances first (already in the pool,
+    # then drained, then finished warm-ups), and only then to warm-ups still installing:
+    # reusing an instance beats paying for a fresh install. Stale instances get no seat.
+    fresh_pool = [i for i in pool_left if i.instance_id not in stale]
+    seated = len(fresh_pool)
     # Victims drained now come back to the pool like the draining ones below: hold their seats,
     # or the pool would launch a warm-up only to terminate the surplus minutes later.
-    seated += sum(1 for i in drain if i.ready)
+    seated += sum(1 for i in drain if i.ready and i.instance_id not in stale)
     reclaimed = {i.instance_id for i in reclaim}
     for instance in draining:
         if instance.instance_id in reclaimed:
@@ -136,43 +188,56 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
         finished = instance.health in {TargetHealth.UNUSED, TargetHealth.UNAVAILABLE} or _expired(
             instance, now, limits.drain_timeout_seconds
         )
+        fresh = instance.instance_id not in stale
         if instance.state in {"stopped", "stopping"}:
-            retag_pool.append(instance.instance_id)
-            seated += 1
+            (retag_pool if fresh else terminate).append(instance.instance_id)
+            seated += 1 if fresh else 0
         elif not finished:
-            seated += 1 if instance.ready else 0  # likely back in the pool soon: hold its seat
-        elif instance.ready and seated < size:
+            seated += 1 if instance.ready and fresh else 0  # likely back in the pool soon: hold its seat
+        elif instance.ready and fresh and seated < size:
             to_pool.append(instance.instance_id)
             seated += 1
         else:
             terminate.append(instance.instance_id)
 
     installing: list[Instance] = []
+    gave_up: list[str] = []
     for instance in by_lifecycle[Lifecycle.WARMING]:
-        if instance.ready and seated < size:
+        if instance.instance_id in stale:
+            terminate.append(instance.instance_id)  # an old version still installing
+        elif instance.ready and seated < size:
             (to_pool if instance.state == "running" else retag_pool).append(instance.instance_id)
             seated += 1
-        elif instance.ready or _expired(instance, now, limits.warmup_timeout_seconds):
+        elif instance.ready:
             terminate.append(instance.instance_id)
+        elif _expired(instance, now, limits.warmup_timeout_seconds):
+            terminate.append(instance.instance_id)
+            gave_up.append(instance.instance_id)
         else:
             installing.append(instance)
     surplus = choose_victims(installing, seated + len(installing) - size)
     terminate.extend(i.instance_id for i in surplus)
 
     # Pool members running (an interrupted stop, or a manual start) go back to sleep.
-    to_pool.extend(i.instance_id for i in pool_left if i.state == "running")
+    to_pool.extend(i.instance_id for i in pool_left if i.state == "running" and i.instance_id not in stale)
 
     # Keep the warm pool at its size: launch warm-ups for a deficit, terminate a stopped excess.
     launch_warming: list[str] = []
     filled = seated + len(installing) - len(surplus)
     if filled < size:
-        subnet_counts = Counter(i.subnet_id for i in [*pool_left, *installing])
+        subnet_counts = Counter(i.subnet_id for i in [*fresh_pool, *installing])
         launch_warming = _spread(limits.subnet_ids, size - filled, subnet_counts)
-    elif len(pool_left) > size:
-        stopped = [i for i in pool_left if i.state == "stopped"]
-        victims = choose_victims(stopped, len(pool_left) - size)
+    elif len(fresh_pool) > size:
+        stopped = [i for i in fresh_pool if i.state == "stopped"]
+        victims = choose_victims(stopped, len(fresh_pool) - size)
         terminate.extend(i.instance_id for i in victims)
-        spare_pool = [i for i in spare_pool if i not in {v.instance_id for v in victims}]
+    # Stale pool members stay as spare capacity until current ones hold their seats.
+    old_pool = [i for i in pool_left if i.instance_id in stale]
+    keep = max(0, size - seated)
+    discard = [i.instance_id for i in old_pool if i.state in {"stopped", "running"}][: max(0, len(old_pool) - keep)]
+    terminate.extend(discard)
+    gone = set(terminate)
+    spare_pool = [i for i in spare_pool if i not in gone]
 
     return Plan(
         reclaim=tuple(i.instance_id for i in reclaim),
@@ -180,24 +245,34 @@ def plan(instances: Sequence[Instance], desired: int, limits: PlanLimits, now: d
         spare_pool=tuple(spare_pool),
         launch=_group(launch),
         register=tuple(register),
-        drain=tuple(i.instance_id for i in drain),
+        drain=tuple(i.instance_id for i in [*drain, *retire]),
         replace=tuple(i.instance_id for i in replace),
-        to_pool=tuple(i for i in to_pool if i not in restart_ids),
-        terminate=tuple(terminate),
+        to_pool=tuple(i for i in dict.fromkeys(to_pool) if i not in restart_ids),
+        terminate=tuple(dict.fromkeys(terminate)),
         launch_warming=_group(launch_warming),
         retag_pool=tuple(retag_pool),
+        retire=tuple(i.instance_id for i in retire),
+        discard=tuple(i for i in terminate if i in stale),
+        gave_up=(*(i.instance_id for i in replace), *gave_up),
     )
 
 
-def choose_victims(candidates: Iterable[Instance], count: int) -> list[Instance]:
-    """Apply the termination policy (module docstring) to pick ``count`` instances."""
+def choose_victims(candidates: Iterable[Instance], count: int, stale: Collection[str] = ()) -> list[Instance]:
+    """Apply the termination policy (module docstring) to pick ``count`` instances; ``stale``
+    ones (an old version, or past their lifetime) go before current ones of the same standing."""
     remaining = list(candidates)
     victims: list[Instance] = []
     while remaining and len(victims) < count:
         zones = Counter(i.availability_zone for i in remaining)
         victim = max(
             remaining,
-            key=lambda i: (not i.in_service, zones[i.availability_zone], i.launch_time, i.instance_id),
+            key=lambda i: (
+                not i.in_service,
+                i.instance_id in stale,
+                zones[i.availability_zone],
+                i.launch_time,
+                i.instance_id,
+            ),
         )
         victims.append(victim)
         remaining.remove(victim)

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
 
+from autoscaler.refresh import Preferences
 from autoscaler.signals import SATURATED, SIGNALS, TARGET_VARIABLES
 
 
@@ -40,6 +41,8 @@ def _stripped(raw: object) -> object:
 
 
 Names = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+Percentages = Annotated[tuple[int, ...], BeforeValidator(_comma_list)]
+LISTS = (tuple[str, ...], tuple[int, ...])
 Int = Annotated[int, BeforeValidator(_stripped)]
 Float = Annotated[float, BeforeValidator(_stripped)]
 
@@ -87,6 +90,15 @@ class Settings(BaseModel):
     # Scaling alarms; the reconcile re-evaluates while any of them stays in ALARM.
     scale_out_alarm_names: Names
     scale_in_alarm_names: Names
+    # Rolling replacement (refresh.py): a refresh's defaults, and the maximum instance lifetime.
+    refresh_min_healthy_percent: Int
+    refresh_max_surge: Int
+    refresh_warmup_seconds: Int
+    refresh_checkpoints: Percentages
+    refresh_checkpoint_delay_seconds: Int
+    refresh_auto_rollback: bool
+    refresh_alarm_names: Names
+    max_instance_lifetime_days: Float
 
     # The code's own constants below: the template does not set them (a contract test checks).
     cpu_metric_name: str = "CPUUtilization"
@@ -116,7 +128,7 @@ class Settings(BaseModel):
             raw = env.get(name.upper())
             # Empty is missing, except for a list: set and empty, it is a list of nothing (a
             # baseline policy of the twin deploys no scaling alarms).
-            if name != "targets" and raw is not None and (raw.strip() or info.annotation == tuple[str, ...]):
+            if name != "targets" and raw is not None and (raw.strip() or info.annotation in LISTS):
                 values[name] = raw
         values["targets"] = {key: env[key] for key in TARGET_VARIABLES if env.get(key, "").strip()}
         return cls.build(values, env)
@@ -137,6 +149,24 @@ class Settings(BaseModel):
         """The target of the signal named ``signal``, in its metric's unit."""
         (row,) = (row for row in SIGNALS if row.name == signal)
         return self.targets[row.target_variable]
+
+    def refresh_preferences(self, **overrides: Any) -> Preferences:
+        """A refresh's preferences: the template's defaults, with the operator's ``overrides``."""
+        values: dict[str, Any] = {
+            "min_healthy_percent": self.refresh_min_healthy_percent,
+            "max_surge": self.refresh_max_surge,
+            "warmup_seconds": self.refresh_warmup_seconds,
+            "checkpoints": self.refresh_checkpoints,
+            "checkpoint_delay_seconds": self.refresh_checkpoint_delay_seconds,
+            "auto_rollback": self.refresh_auto_rollback,
+            "alarm_names": self.refresh_alarm_names,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return Preferences(**values)
+
+    @property
+    def max_instance_lifetime_seconds(self) -> float:
+        return self.max_instance_lifetime_days * 86400
 
     @property
     def all_alarm_names(self) -> tuple[str, ...]:
@@ -163,6 +193,9 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         problems = []
+        if not self.launch_template_version.isdigit():
+            # Instances carry the number in their version tag; "$Latest" would never match it.
+            problems.append(f"LAUNCH_TEMPLATE_VERSION must be a version number, got {self.launch_template_version!r}")
         if not self.subnet_ids:
             problems.append("SUBNET_IDS must name at least one subnet")
         if self.min_size < 0 or self.max_size < self.min_size:
@@ -178,6 +211,9 @@ class Settings(BaseModel):
         for name in ("panic_window_seconds", "panic_stable_seconds", "backlog_drain_seconds"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be > 0")
+        problems += [f"REFRESH_*: {p}" for p in self.refresh_preferences().problems()]
+        if self.max_instance_lifetime_days < 0:
+            problems.append("MAX_INSTANCE_LIFETIME_DAYS must be >= 0")
         if problems:
             raise ValueError("; ".join(problems))
         return self

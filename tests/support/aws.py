@@ -210,7 +210,7 @@ def build_fleet(
     ec2 = clients.ec2
     network = create_network(ec2)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    template = create_launch_template(ec2, "fleet-workers", image, "c7g.medium").template_id
+    launch_template = create_launch_template(ec2, "fleet-workers", image, "c7g.medium")
     defaults = template_parameter_defaults()
     arn, _ = create_target_group(
         clients.elbv2, "fleet-workers", network.vpc, deregistration_delay=int(defaults["DeregistrationDelaySeconds"])
@@ -220,8 +220,9 @@ def build_fleet(
     values: dict[str, Any] = {
         "fleet_name": "fleet",
         "table_name": "fleet-state",
-        "launch_template_id": template,
-        "launch_template_version": "$Latest",
+        "launch_template_id": launch_template.template_id,
+        # A number, as the template sets it (LatestVersionNumber): instances carry it in their tag.
+        "launch_template_version": str(launch_template.latest_version),
         "subnet_ids": subnets,
         "target_group_arn": arn,
         "target_group_dimension": "targetgroup/fleet-workers/0123456789abcdef",

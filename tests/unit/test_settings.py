@@ -65,7 +65,7 @@ def test_one_missing_required_variable(key):
         Settings.from_env(values)
 
 
-LISTS = {"SUBNET_IDS", "SCALE_OUT_ALARM_NAMES", "SCALE_IN_ALARM_NAMES"}
+LISTS = {"SUBNET_IDS", "SCALE_OUT_ALARM_NAMES", "SCALE_IN_ALARM_NAMES", "REFRESH_ALARM_NAMES", "REFRESH_CHECKPOINTS"}
 
 
 @pytest.mark.parametrize("key", sorted(set(REQUIRED) - LISTS))
@@ -253,6 +253,14 @@ def test_every_environment_variable_is_read():
         CPU_METRIC_PERIOD_SECONDS="11",
         SCALE_OUT_ALARM_NAMES="a",
         SCALE_IN_ALARM_NAMES="b",
+        REFRESH_MIN_HEALTHY_PERCENT="90",
+        REFRESH_MAX_SURGE="2",
+        REFRESH_WARMUP_SECONDS="61",
+        REFRESH_CHECKPOINTS="50",
+        REFRESH_CHECKPOINT_DELAY_SECONDS="61",
+        REFRESH_AUTO_ROLLBACK="false",
+        REFRESH_ALARM_NAMES="c",
+        MAX_INSTANCE_LIFETIME_DAYS="7",
         HEALTH_GRACE_SECONDS="301",
         WARMUP_TIMEOUT_SECONDS="901",
         DRAIN_TIMEOUT_SECONDS="331",

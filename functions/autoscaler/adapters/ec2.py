@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from autoscaler.clock import Clock
 from autoscaler.errors import CapacityError, InstanceNotVisibleError, InstanceStateError
 from autoscaler.model import Instance, Lifecycle
-from autoscaler.tags import FLEET_TAG, LIFECYCLE_TAG, READY_TAG
+from autoscaler.tags import FLEET_TAG, LIFECYCLE_TAG, READY_TAG, VERSION_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -82,8 +82,9 @@ class Ec2Fleet:
         # An instance EC2 no longer knows needs no terminating.
         self._act(lambda ids: self._ec2.terminate_instances(InstanceIds=ids), instance_ids, gone_is_done=True)
 
-    def launch(self, subnet_id: str, count: int, lifecycle: Lifecycle) -> list[str]:
-        """Launch ``count`` instances from the fleet's launch template into one subnet."""
+    def launch(self, subnet_id: str, count: int, lifecycle: Lifecycle, version: str | None = None) -> list[str]:
+        """Launch ``count`` instances from the fleet's launch template into one subnet, from
+        ``version`` (default: the configured one; a rolled-back refresh pins an older one)."""
         tags = self._tags(lifecycle)
         specifications: list[TagSpecificationTypeDef] = [
             {"ResourceType": "instance", "Tags": tags},
@@ -93,7 +94,7 @@ class Ec2Fleet:
             response = self._ec2.run_instances(
                 LaunchTemplate={
                     "LaunchTemplateId": self._settings.launch_template_id,
-                    "Version": self._settings.launch_template_version,
+                    "Version": version or self._settings.launch_template_version,
                 },
                 SubnetId=subnet_id,
                 MinCount=count,
@@ -164,6 +165,7 @@ def _to_instance(raw: InstanceTypeDef) -> Instance:
         launch_time=launch_time,
         ready=tags.get(READY_TAG, "").lower() == "true",
         since=since or launch_time,
+        version=tags.get(VERSION_TAG),
     )
 
 

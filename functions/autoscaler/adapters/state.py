@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from autoscaler.errors import StateConflictError
 from autoscaler.model import FleetState, Panic, Recommendation
+from autoscaler.refresh import Refresh
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -80,6 +81,7 @@ class StateStore:
             last_message=item.get("last_message", {}).get("S"),
             last_decision_at=_time(item.get("last_decision_at")),
             panic=_panic(item),
+            refresh=_refresh(item),
             alarms_cleared_at={
                 name.removeprefix(CLEARED_PREFIX): datetime.fromisoformat(value["S"])
                 for name, value in item.items()
@@ -102,7 +104,12 @@ class StateStore:
         # Empty strings when not panicking: the item keeps one shape, and SET is all _update does.
         names["panic_since"] = {"S": state.panic.since.isoformat() if state.panic else ""}
         names["panic_seen_at"] = {"S": state.panic.seen_at.isoformat() if state.panic else ""}
+        names["refresh"] = {"S": state.refresh.dumps() if state.refresh else ""}
         self._update(names)
+
+    def save_refresh(self, refresh: Refresh) -> None:
+        """Write the refresh alone (fleetctl refresh start/cancel/rollback, under the lease)."""
+        self._update({"refresh": {"S": refresh.dumps()}})
 
     def set_suspended(self, suspended: bool) -> None:
         self._update({"suspended": {"BOOL": suspended}})
@@ -220,3 +227,8 @@ def _time(attr: AttributeValueTypeDef | None) -> datetime | None:
 def _panic(item: dict[str, AttributeValueTypeDef]) -> Panic | None:
     since, seen_at = _time(item.get("panic_since")), _time(item.get("panic_seen_at"))
     return Panic(since, seen_at) if since is not None and seen_at is not None else None
+
+
+def _refresh(item: dict[str, AttributeValueTypeDef]) -> Refresh | None:
+    raw = item.get("refresh", {}).get("S")
+    return Refresh.from_json(json.loads(raw)) if raw else None
