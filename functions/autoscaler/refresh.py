@@ -343,11 +343,8 @@ def advance(
     if done.remaining == 0:
         final = RefreshStatus.ROLLED_BACK if refresh.status is RefreshStatus.ROLLING_BACK else RefreshStatus.SUCCESSFUL
         ended = replace(refresh, status=final, updated_at=now, status_reason=refresh.status_reason)
-        return Step(
-            ended,
-            f"refresh-{final.value.lower()}",
-            f"{refresh.refresh_id}: every instance runs version {refresh.target_version}",
-        )
+        event = "refresh-rolled-back" if final is RefreshStatus.ROLLED_BACK else "refresh-succeeded"
+        return Step(ended, event, f"{refresh.refresh_id}: every instance runs version {refresh.target_version}")
     checkpoints = refresh.preferences.checkpoints
     if refresh.status is RefreshStatus.IN_PROGRESS and refresh.checkpoints_passed < len(checkpoints):
         mark = checkpoints[refresh.checkpoints_passed]
