@@ -114,10 +114,13 @@ def plan(
     # Surge: new-version instances beyond the capacity need, at most desired + max_surge meant
     # to serve (EC2 Auto Scaling's maximum healthy percentage, Kubernetes' maxSurge).
     surge = 0
-    if rolling and need >= 0:
+    if rolling:
         room = desired + rollout.preferences.max_surge - len(service)
-        surge = max(0, min(desired - len(current), room) - need)
-    if need < 0:
+        surge = max(0, min(desired - len(current), room) - max(need, 0))
+        # Stale instances beyond desired leave by retiring (below), within min healthy; only
+        # current ones beyond desired are scaled in.
+        drain = choose_victims(current, len(current) - desired)
+    elif need < 0:
         drain = choose_victims(service, -need, stale)
     bring = max(need, 0) + surge
     if bring > 0:

@@ -430,3 +430,23 @@ def test_custom_resource_outwaits_the_lease_of_a_crashed_run(fleet, custom_resou
     assert store.acquire_lease("crashed-run", fleet.clock.now(), fleet.settings.lease_seconds)
     reply = custom_resource(cfn_event("Update", "fleet"))
     assert reply["Status"] == "SUCCESS", reply
+
+
+def test_a_deploy_that_changes_the_launch_template_starts_a_refresh_and_returns_at_once(fleet, custom_resource):
+    """The Update's run starts the refresh and takes its first step; the refresh goes on with
+    every later run, so CloudFormation never waits on it (Lambda's 15-minute limit)."""
+    from autoscaler import entrypoints
+
+    assert custom_resource(cfn_event("Create", "fleet"))["Status"] == "SUCCESS"
+    fleet.mark_ready()
+    entrypoints.reconcile(fleet.runtime)
+    fleet.ec2.create_launch_template_version(
+        LaunchTemplateId=fleet.settings.launch_template_id, SourceVersion="1", LaunchTemplateData={}
+    )
+    slept = fleet.clock.slept
+    reply = custom_resource(cfn_event("Update", "fleet"))
+    assert reply["Status"] == "SUCCESS", reply
+    assert fleet.clock.slept - slept < 120  # one run: no waiting for the replacements
+    refresh = entrypoints.refresh_status(fleet.runtime)["refresh"]
+    assert (refresh["status"], refresh["target_version"], refresh["previous_version"]) == ("InProgress", "2", "1")
+    assert refresh["cause"] == "deploy" and refresh["refresh_id"] in reply["Reason"]

@@ -45,7 +45,12 @@ def stack_resources(fleet: Fleet, params: Mapping[str, Any]) -> dict[str, str]:
     values = {
         "StateTable": s.table_name,
         "LaunchTemplate": s.launch_template_id,
-        "LaunchTemplate.LatestVersionNumber": "1",
+        # What GetAtt answers: the template's latest version, as EC2 (moto) has it now.
+        "LaunchTemplate.LatestVersionNumber": str(
+            fleet.ec2.describe_launch_templates(LaunchTemplateIds=[s.launch_template_id])["LaunchTemplates"][0][
+                "LatestVersionNumber"
+            ]
+        ),
         "TargetGroup": s.target_group_arn,
         "TargetGroup.TargetGroupFullName": s.target_group_dimension,
         "LoadBalancer.LoadBalancerFullName": s.load_balancer_dimension,

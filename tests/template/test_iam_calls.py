@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def _tour(fleet: Any) -> None:
-    """Create, warm up, scale out, scale in, drain, read history, suspend, delete."""
+    """Create, warm up, scale out, scale in, drain, refresh and roll back, read history, suspend, delete."""
     fleet = fleet.with_settings(scale_in_stabilization_seconds=0)
     runtime = fleet.runtime
     entrypoints.create_fleet(runtime)
@@ -43,6 +43,14 @@ def _tour(fleet: Any) -> None:
     assert outcome["results"][0]["reason"] == "scale-in"
     fleet.clock.advance(400)
     entrypoints.reconcile(runtime)
+    # A deploy's refresh (warm pool first), watched by an alarm, then an operator's rollback.
+    fleet.ec2.create_launch_template_version(
+        LaunchTemplateId=fleet.settings.launch_template_id, SourceVersion="1", LaunchTemplateData={}
+    )
+    deployed = fleet.with_settings(launch_template_version="2", refresh_alarm_names=("fleet-5xx",))
+    assert entrypoints.reconcile(deployed.runtime)["refresh_event"] == "refresh-started"
+    entrypoints.refresh_status(deployed.runtime)
+    entrypoints.rollback_refresh(deployed.runtime)
     Controller(runtime).activities()
     entrypoints.set_suspended(runtime, True)
     entrypoints.delete_fleet(runtime, timeout_seconds=30)

@@ -64,6 +64,7 @@ def instance(
     health: TargetHealth | None = None,
     launched: float = 0.0,
     since: float | None = None,
+    version: str | None = None,
 ) -> Instance:
     """An instance in zone ``a``/``b``/``c`` (subnet ``subnet-<zone>``), launched ``launched`` s after T0.
 
@@ -83,6 +84,7 @@ def instance(
         ready=ready,
         health=health,
         since=None if since is None else T0 + timedelta(seconds=since),
+        version=version,
     )
 
 
