@@ -298,6 +298,12 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
         monkeypatch.setattr(decide_module, "decide", real_decide)
         assert nested == [[{"status": "ignored", "reason": "in-progress-elsewhere", "alarm": "fleet-cpu-high"}]]
         invoke("ScaleInFunction", scale_in.handler, sns_alarm_event("fleet-scale-in", time=alarm_time(now)))
+        # A deploy with a new launch-template version: the Update starts a refresh.
+        fleet.ec2.create_launch_template_version(
+            LaunchTemplateId=fleet.settings.launch_template_id, SourceVersion="1", LaunchTemplateData={}
+        )
+        invoke("LifecycleFunction", lifecycle.handler, cfn_event("Update", name))
+        assert replies.bodies[-1]["Status"] == "SUCCESS", replies.bodies[-1]
         rename = cfn_event("Update", "renamed", old_fleet=name, physical_id=f"fleet-{name}")
         invoke("LifecycleFunction", lifecycle.handler, rename)  # refused
         invoke("LifecycleFunction", lifecycle.handler, cfn_event("Delete", name))

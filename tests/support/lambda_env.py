@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import boto3
+
+from awsfake.resources import REGION
 from fleet_template.cfn import Template, function_environment, load_template, parameter_values
 from tests.support.aws import Fleet
 
@@ -45,11 +48,12 @@ def stack_resources(fleet: Fleet, params: Mapping[str, Any]) -> dict[str, str]:
     values = {
         "StateTable": s.table_name,
         "LaunchTemplate": s.launch_template_id,
-        # What GetAtt answers: the template's latest version, as EC2 (moto) has it now.
+        # What GetAtt answers: the template's latest version, as EC2 (moto) has it now. CloudFormation
+        # asks, not the functions: a client of its own, outside the IAM test's recording.
         "LaunchTemplate.LatestVersionNumber": str(
-            fleet.ec2.describe_launch_templates(LaunchTemplateIds=[s.launch_template_id])["LaunchTemplates"][0][
-                "LatestVersionNumber"
-            ]
+            boto3.client("ec2", region_name=REGION).describe_launch_templates(LaunchTemplateIds=[s.launch_template_id])[
+                "LaunchTemplates"
+            ][0]["LatestVersionNumber"]
         ),
         "TargetGroup": s.target_group_arn,
         "TargetGroup.TargetGroupFullName": s.target_group_dimension,
