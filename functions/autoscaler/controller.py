@@ -397,11 +397,10 @@ class Controller:
         quiet = not touched and not result.failures and not result.capacity_errors
         if not decision.changed and quiet and not panic_turned:
             return
-        policy = self.runtime.scaling_policy()
-        signals = {
-            s.name: {"up": s.up_demand, "down": s.down_demand, "target": s.target}
-            for s in signal_recommendations(snapshot, policy, decision.previous, now)
-        }
+        read = decision.signals
+        if read is None:  # a decision that did not read them (manual, a twin baseline)
+            read = tuple(signal_recommendations(snapshot, self.runtime.scaling_policy(), decision.previous, now))
+        signals = {s.name: {"up": s.up_demand, "down": s.down_demand, "target": s.target} for s in read}
         details: dict[str, object] = {
             "message": decision.message,
             "signals": signals,

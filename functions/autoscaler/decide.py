@@ -230,6 +230,19 @@ def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision
     per_signal = signal_recommendations(snapshot, policy, current, now)
     if not per_signal:
         return keep(NO_METRICS, "no signal had data in its window")
+    # The decision carries the recommendations it was made from (the activity history's).
+    return replace(_decide_on(per_signal, snapshot, policy, current, now), signals=tuple(per_signal))
+
+
+def _decide_on(
+    per_signal: Sequence[SignalRecommendation], snapshot: Snapshot, policy: ScalingPolicy, current: int, now: datetime
+) -> Decision:
+    """decide's rules once every signal has a recommendation."""
+    state = snapshot.state
+    in_service = snapshot.in_service
+
+    def keep(reason: str, message: str, recommendation: int | None = None) -> Decision:
+        return Decision(current, current, reason, message, recommendation)
 
     reading = panic_reading(snapshot, policy, now)
     # A guard's reading counts only while a scale-out alarm is armed: stale, it must not hold a

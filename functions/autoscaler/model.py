@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from autoscaler.signals import SignalData, SignalSpec
 
 if TYPE_CHECKING:
+    from autoscaler.decide import SignalRecommendation
     from autoscaler.refresh import Refresh
 
 
@@ -210,6 +211,8 @@ class Decision:
     message: str
     recommendation: int | None = None
     panic: Panic | None = None  # panic mode after this decision
+    # Each signal's recommendation, when the decision read them (None: it did not).
+    signals: tuple[SignalRecommendation, ...] | None = None
 
     @property
     def changed(self) -> bool:

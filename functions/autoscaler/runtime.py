@@ -66,8 +66,15 @@ class Runtime:
     # A powertools Metrics instance inside Lambda; None where nobody flushes metrics.
     metrics: Any = None
 
+    # The policy built from ``settings``, kept while they are the same object (not copied by replace()).
+    _built: tuple[Settings, ScalingPolicy] | None = field(default=None, init=False, repr=False, compare=False)
+
     def scaling_policy(self) -> ScalingPolicy:
-        return self.policy if self.policy is not None else policy_from_settings(self.settings)
+        if self.policy is not None:
+            return self.policy
+        if self._built is None or self._built[0] is not self.settings:
+            self._built = (self.settings, policy_from_settings(self.settings))
+        return self._built[1]
 
     def decide(self, snapshot: Snapshot, now: datetime) -> Decision:
         if self.decider is not None:

@@ -8,7 +8,7 @@ from autoscaler import signals
 from autoscaler.settings import ENVIRONMENT_VARIABLES, REQUIRED_ENVIRONMENT_VARIABLES, Settings, SettingsError
 from autoscaler.signals import TARGET_VARIABLES, Signal, host_metric, signal_table
 
-from tests.support.template_settings import template_environment
+from tests.support.template_settings import template_environment, template_settings
 
 # What a deployed stack provides (resource names and ids)...
 IDENTITY = {
@@ -330,3 +330,15 @@ def test_replace_validates_again():
         settings.replace(min_size=10, max_size=9)
     with pytest.raises(SettingsError, match="nope is not a setting"):
         settings.replace(nope=1)
+
+
+def test_the_runtime_builds_its_policy_once_per_settings_and_follows_a_replacement():
+    from dataclasses import replace as dc_replace
+
+    from autoscaler.runtime import Runtime
+
+    runtime = Runtime(settings=template_settings(), clients=None)  # type: ignore[arg-type]
+    first = runtime.scaling_policy()
+    assert runtime.scaling_policy() is first
+    changed = dc_replace(runtime, settings=template_settings(min_size=2))
+    assert changed.scaling_policy().min_size == 2 and runtime.scaling_policy() is first
