@@ -270,7 +270,7 @@ def summary_table(doc: dict[str, Any]) -> str:
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0: no "-0"
 
 
 def draw_sweep(doc: dict[str, Any], path: Path) -> None:
