@@ -494,3 +494,27 @@ def test_the_desired_capacity_is_read_from_the_decisions_own_write():
     assert desired_set_by(suspended) is None
     assert desired_set_by({"UpdateExpression": "SET undesired = :u",
                            "ExpressionAttributeValues": {":u": {"N": "9"}}}) is None  # fmt: skip
+
+
+def test_the_fleet_resource_answers_failed_as_its_handler_does():
+    """A refused request or any failure is a FAILED response, never a function error (which
+    Lambda would retry): the handler reports every failure to CloudFormation."""
+    from simulator.deployment import build_deployment, load_template
+    from simulator.lifecycle import CustomResource, handler_module
+
+    supplied = {"VpcId": "vpc-twin", "SubnetIds": ["subnet-a", "subnet-b"]}
+    lifecycle = build_deployment(load_template(TEMPLATE, {}, supplied)).function("lifecycle")
+    assert lifecycle is not None
+    resource = CustomResource(handler_module(TEMPLATE, lifecycle), lambda: 42.0)
+    runtime = SimpleNamespace(settings=SimpleNamespace(fleet_name="web", lease_wait_seconds=20.0))
+    props = {"ServiceToken": lifecycle.arn, "FleetName": "shop", "LaunchTemplateVersion": "2"}
+    rename = custom_resource_request("Update", "Fleet", "Custom::Fleet", props, {**props, "FleetName": "web"})
+    answer = resource(rename, runtime, 900.0)
+    assert answer["Status"] == "FAILED" and "FleetName cannot change" in answer["Reason"]
+    assert answer["PhysicalResourceId"] == "fleet-web"
+    delete = {**rename, "RequestType": "Delete"}
+    assert resource(delete, runtime, 900.0)["Reason"].startswith("ValueError: the twin sends Create and Update only")
+    assert [(r.t, r.request_type, r.status) for r in resource.responses] == [(42.0, "Update", "FAILED"),
+                                                                             (42.0, "Delete", "FAILED")]  # fmt: skip
+    with pytest.raises(ValueError, match=r"cannot import its handler module 'handlers\.nowhere'"):
+        handler_module(TEMPLATE, replace(lifecycle, handler="handlers.nowhere.handler"))
