@@ -47,6 +47,9 @@ __all__ = ["Provisioned", "Twin", "install_hooks", "provision"]
 
 FLEET_TAG = "AutoscalerFleet"
 LIFECYCLE_TAG = "AutoscalerLifecycle"
+# EC2 tags every instance launched from a launch template with its id and version (EC2 user
+# guide, "Launch an instance from a launch template"); moto does too.
+VERSION_TAG = "aws:ec2launchtemplate:version"
 
 
 class Twin(Protocol):
@@ -200,7 +203,8 @@ def _install_ec2(ec2: EC2Client, twin: Twin) -> None:
                 if tag.get("Key") == LIFECYCLE_TAG:
                     lifecycle = str(tag["Value"])
         for instance in parsed.get("Instances", []):
-            model.launched(instance["InstanceId"], lifecycle)
+            tags = {str(t.get("Key")): str(t.get("Value")) for t in instance.get("Tags") or ()}
+            model.launched(instance["InstanceId"], lifecycle, tags.get(VERSION_TAG, ""))
 
     def each(action: Callable[[str], None]) -> Callable[[Params, Params], None]:
         def seen(params: Params, _: Params) -> None:

@@ -66,6 +66,18 @@ def draw_timeline(result: RunResult, report: dict[str, Any], path: str | Path) -
         step="post",
         alpha=0.8,
     )
+    if result.deploys:
+        # Of the in-service and pool bands, the part that runs the latest deployed version.
+        in_service = np.array([s.in_service for s in samples])
+        pool_base = in_service + np.array([s.booting for s in samples])
+        ax_inst.fill_between(t, 0, [s.new_in_service for s in samples], step="post", facecolor="none",
+                             edgecolor="black", hatch="//", linewidth=0, label="of them: deployed version")  # fmt: skip
+        ax_inst.fill_between(t, pool_base, pool_base + np.array([s.new_pool for s in samples]), step="post",
+                             facecolor="none", edgecolor="black", hatch="//", linewidth=0)  # fmt: skip
+        for deploy in result.deploys:
+            ax_inst.axvline(deploy.at / scale, color="tab:purple", linestyle="-.", linewidth=1.2)
+            ax_inst.text(deploy.at / scale, 0.05, f" deploy v{deploy.version}", color="tab:purple", fontsize=8,
+                         rotation=90, va="bottom")  # fmt: skip
     for stage in report["stages"]:
         start, end = stage["start"] / scale, (stage["start"] + stage["duration"]) / scale
         expected = stage["expect_instances"]
@@ -82,8 +94,9 @@ def draw_timeline(result: RunResult, report: dict[str, Any], path: str | Path) -
             if not stage["passed"]:
                 ax.axvspan(start, end, color="tab:red", alpha=0.06)
     ax_inst.set_ylabel("instances")
-    ax_inst.legend(loc="upper left", fontsize=8, ncol=4)
-    ax_inst.set_title("instances (dashed: expected per stage)", loc="left", fontsize=9)
+    ax_inst.legend(loc="upper left", fontsize=8, ncol=5)
+    title = "instances (dashed: expected per stage" + ("; hatched: the deployed version)" if result.deploys else ")")
+    ax_inst.set_title(title, loc="left", fontsize=9)
 
     cpu_t = [s.t / scale for s in samples if s.cpu is not None]
     ax_cpu.plot(cpu_t, [s.cpu for s in samples if s.cpu is not None], color="tab:purple", linewidth=0.8)

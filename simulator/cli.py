@@ -153,12 +153,15 @@ def run_scenario(
 
     scenario, params = sweep_case(scenario, sweep_run) if sweep_run is not None else (scenario, None)
     out.mkdir(parents=True, exist_ok=True)
-    result = Simulation(
+    simulation = Simulation(
         scenario, template, overrides, policy, params=params, progress=progress, function_log=out / "functions.log"
-    ).run()
+    )
+    # A scenario with a deploy runs twice: without its deploys first, for the deploy's extra cost.
+    baseline = simulation.baseline_instance_seconds()
+    result = simulation.run()
     if bar is not None:
         bar.close()
-    report = build_report(result)
+    report = build_report(result, baseline)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     draw_timeline(result, report, out / "timeline.png")
     if not quiet:

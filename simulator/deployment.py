@@ -115,6 +115,7 @@ class FunctionSpec:
     memory_mb: int = 128
     timeout: float = 3.0  # seconds; Lambda's default
     maximum_event_age: float = 21600.0  # EventInvokeConfig.MaximumEventAgeInSeconds; 6 h by default
+    code_uri: str = ""  # the function's code root, relative to the template (CodeUri)
 
     @property
     def role(self) -> str:
@@ -278,6 +279,7 @@ def build_deployment(template: Template) -> Deployment:
                 name=name,
                 arn=arn,
                 handler=str(props.get("Handler") or globals_fn.get("Handler") or ""),
+                code_uri=str(props.get("CodeUri") or globals_fn.get("CodeUri") or ""),
                 environment=env,
                 reserved_concurrency=None if reserved is None else int(reserved),
                 topics=tuple(topics),

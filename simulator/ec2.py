@@ -18,8 +18,17 @@ from typing import Any
 import simpy
 
 from awsfake.instances import RUNNING, STOPPED, Instance, InstanceStates
-from simulator.params import ModelParams
+from simulator.params import ModelParams, Span
 from simulator.traffic import TrafficEngine
+
+
+@dataclass(frozen=True)
+class VersionProfile:
+    """What the workers of one launch template version do at boot (a deploy's ``install_seconds``
+    and ``healthy``): ``install_seconds`` None installs as the modelled parameter says."""
+
+    install_seconds: Span | None = None
+    healthy: bool = True
 
 
 @dataclass
@@ -28,6 +37,8 @@ class Machine:
 
     instance: Instance
     lifecycle: str
+    version: str = ""  # its launch template version (the aws:ec2launchtemplate:version tag)
+    broken: bool = False  # its version's worker never answers /ping
     installed: bool = False
     booted: bool = False  # the OS is up (user-data / systemd ran)
     worker_up: bool = False
@@ -64,6 +75,7 @@ class Ec2Model:
         vcpus: int,
         on_ready: Callable[[str], None],
         on_boot: Callable[[Machine], None],
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.env = env
         self.engine = engine
@@ -72,6 +84,9 @@ class Ec2Model:
         self.vcpus = vcpus
         self.on_ready = on_ready
         self.on_boot = on_boot  # the host's services start: the metric publisher begins
+        # A launch, a stop or terminate call, a lifecycle tag: what the fleet holds changed.
+        self.on_change = on_change or (lambda: None)
+        self.versions: dict[str, VersionProfile] = {}  # launch template version -> its workers
         self.states = InstanceStates()
         self.machines: dict[str, Machine] = {}
         self.capacity_until = -1.0
@@ -93,7 +108,7 @@ class Ec2Model:
             machine.billed_from = None
 
     def _worker(self, machine: Machine, up: bool) -> None:
-        up = up and not machine.failed
+        up = up and not machine.failed and not machine.broken
         if machine.worker_up != up:
             machine.worker_up = up
             self.engine.set_host_up(self.env.now, machine.instance_id, up)
@@ -128,14 +143,17 @@ class Ec2Model:
         return self.env.now < self.capacity_until
 
     # -- API-driven transitions -----------------------------------------------------------------
-    def launched(self, instance_id: str, lifecycle: str) -> None:
+    def launched(self, instance_id: str, lifecycle: str, version: str = "") -> None:
         now = self.env.now
         visible_at = now + self.params.ec2_consistency_seconds.sample(self.rng)
         pending = self.params.launch_pending_seconds.sample(self.rng)
-        machine = Machine(self.states.launch(instance_id, now, visible_at, pending), lifecycle)
+        profile = self.versions.get(version, VersionProfile())
+        instance = self.states.launch(instance_id, now, visible_at, pending)
+        machine = Machine(instance, lifecycle, version=version, broken=not profile.healthy)
         self.machines[instance_id] = machine
         self.engine.add_host(instance_id, self.vcpus, self.params.background_cpu_percent / 100.0 / self.vcpus)
         self.env.process(self._boot(machine, pending))
+        self.on_change()
 
     def started(self, instance_id: str) -> None:
         machine = self.machines.get(instance_id)
@@ -145,6 +163,7 @@ class Ec2Model:
         self.states.start(instance_id, self.env.now, pending)
         self._bill(machine)
         self.env.process(self._boot(machine, pending))
+        self.on_change()
 
     def _boot(self, machine: Machine, pending: float) -> Generator[Any, Any, None]:
         p = self.params
@@ -155,13 +174,15 @@ class Ec2Model:
         machine.booted = True
         self.on_boot(machine)
         if not machine.installed:
-            if not (yield from self._wait(machine, p.install_seconds.sample(self.rng))):
+            install = self.versions.get(machine.version, VersionProfile()).install_seconds or p.install_seconds
+            if not (yield from self._wait(machine, install.sample(self.rng))):
                 return
             machine.installed = True
         elif not (yield from self._wait(machine, p.worker_start_seconds.sample(self.rng))):
             return
         self._worker(machine, True)
-        if not machine.ready_tagged:
+        # The user-data tags the instance ready once /ping answers: a broken worker never does.
+        if machine.worker_up and not machine.ready_tagged:
             machine.ready_tagged = True
             self.on_ready(machine.instance_id)
 
@@ -181,11 +202,13 @@ class Ec2Model:
         machine.booted = False
         self._bill(machine)
         self.env.process(self._settle(machine, seconds))
+        self.on_change()
 
     def set_lifecycle(self, instance_id: str, lifecycle: str) -> None:
         machine = self.machines.get(instance_id)
-        if machine is not None:
+        if machine is not None and machine.lifecycle != lifecycle:
             machine.lifecycle = lifecycle
+            self.on_change()
 
     def fail(self, instance_id: str) -> None:
         """The worker stops answering (process crash, disk full ...); the instance keeps running."""

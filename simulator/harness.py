@@ -5,26 +5,40 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from awsfake.hooks import observe
 from awsfake.metrics import MetricStore
 from awsfake.resources import create_state_table
 from simulator.alarms import AlarmEngine, Transition
 from simulator.aws import Provisioned, install_hooks, provision
 from simulator.balancer import Balancer
-from simulator.deployment import AlarmSpec, Deployment, build_deployment, load_template
-from simulator.ec2 import Ec2Model, Machine
+from simulator.deployment import AlarmSpec, Deployment, FunctionSpec, build_deployment, load_template
+from simulator.ec2 import Ec2Model, Machine, VersionProfile
 from simulator.lambdas import LambdaModel, VirtualClock, direct_alarm_event, sns_alarm_event
-from simulator.params import ModelParams, vcpus_for
+from simulator.lifecycle import CustomResource, Response, handler_module
+from simulator.params import ModelParams, Span, vcpus_for
 from simulator.policies import Strategy, strategy_for, template_overrides
-from simulator.scenario import Scenario
+from simulator.refresh import FleetPoint
+from simulator.scenario import Event, Scenario
+from simulator.stack import (
+    LATEST,
+    Deploy,
+    custom_resource_of,
+    custom_resource_request,
+    launch_template_of,
+    new_launch_template_version,
+    resource_properties,
+)
 from simulator.telemetry import (
     SAMPLE_SECONDS,
     Ec2Metrics,
@@ -37,6 +51,7 @@ from simulator.telemetry import (
 from simulator.traffic import RequestLog, TrafficEngine
 
 if TYPE_CHECKING:
+    from autoscaler.runtime import Runtime
     from autoscaler.settings import Settings
 
 # Simulation time 0 is a whole hour of wall-clock time, so CloudWatch's period boundaries fall
@@ -90,19 +105,36 @@ class RunResult:
     wall_seconds: float = 0.0
     thresholds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    deploys: list[Deploy] = field(default_factory=list)
+    fleet: list[FleetPoint] = field(default_factory=list)  # the fleet at every change
+    responses: list[Response] = field(default_factory=list)  # the Fleet custom resource's, in order
 
 
-def _entry_points() -> dict[str, Callable[[dict[str, Any], Any], Any]]:
-    """What each function role runs (docs/contracts.md), as the handlers would call it."""
+def _entry_points() -> dict[str, Callable[[dict[str, Any], Any, float], Any]]:
+    """What each scaling function runs (docs/contracts.md), as the handlers would call it; the
+    last argument is the function's timeout (the time an invocation has). The lifecycle function
+    runs its handler's own logic (``lifecycle.py``)."""
     from autoscaler import entrypoints
     from autoscaler.model import Direction
 
     return {
-        "scale_out": lambda event, runtime: entrypoints.handle_alarm_event(event, runtime, Direction.OUT),
-        "scale_in": lambda event, runtime: entrypoints.handle_alarm_event(event, runtime, Direction.IN),
-        "reconcile": lambda _event, runtime: entrypoints.reconcile(runtime),
-        "lifecycle": lambda _event, runtime: entrypoints.create_fleet(runtime),
+        "scale_out": lambda event, runtime, _t: entrypoints.handle_alarm_event(event, runtime, Direction.OUT),
+        "scale_in": lambda event, runtime, _t: entrypoints.handle_alarm_event(event, runtime, Direction.IN),
+        "reconcile": lambda _event, runtime, _t: entrypoints.reconcile(runtime),
     }
+
+
+def desired_set_by(params: dict[str, Any]) -> int | None:
+    """The ``desired`` attribute an UpdateItem sets (``SET ... desired = :v`` or through a name
+    placeholder), or None if it does not set it."""
+    names = [p for p, name in (params.get("ExpressionAttributeNames") or {}).items() if name == "desired"]
+    expression = str(params.get("UpdateExpression") or "")
+    for name in [*names, "desired"]:
+        match = re.search(rf"(?:^|[\s,]){re.escape(name)}\s*=\s*(:\w+)", expression)
+        value = (params.get("ExpressionAttributeValues") or {}).get(match.group(1)) if match else None
+        if value is not None and "N" in value:
+            return int(Decimal(value["N"]))
+    return None
 
 
 class _Run:
@@ -128,8 +160,6 @@ class _Run:
         self.api_rng = self._rng("api")
         self.billed_at_start = 0.0
         from autoscaler.model import serving
-        from autoscaler.runtime import Runtime
-        from autoscaler.settings import Settings
 
         template = load_template(self.template_path, self.overrides, supplied=_placeholders(self.template_path))
         prov: Provisioned = provision(template)
@@ -138,6 +168,8 @@ class _Run:
                 template.parameters[name] = value
         template.physical.update(prov.physical)
         template.attributes.update(prov.attributes)
+        self.template = template
+        self.clients = prov.clients
         deployment = build_deployment(template)
         self.strategy: Strategy = strategy_for(self.policy_name, deployment)
         deployment = self.strategy.deployment
@@ -150,7 +182,8 @@ class _Run:
             deployment.health.algorithm, deployment.health.idle_timeout, deployment.queue_budget,
         )  # fmt: skip
         self.raw = prov.raw
-        self.ec2_model = Ec2Model(self.env, self.engine, p, self._rng("ec2"), self.vcpus, self._ready, self._booted)
+        self.ec2_model = Ec2Model(self.env, self.engine, p, self._rng("ec2"), self.vcpus, self._ready, self._booted,
+                                  self._changed)  # fmt: skip
         self.balancer = Balancer(
             self.env, self.engine, deployment.health, p, self._rng("balancer"),
             lambda i: (m := self.ec2_model.machines.get(i)) is not None and m.worker_up, self._changed,
@@ -162,27 +195,47 @@ class _Run:
         install_hooks(prov.clients, self)
 
         entry_points = _entry_points()
+        self.custom_resource: CustomResource | None = None
+        lifecycle_fn = deployment.function("lifecycle")
+        if lifecycle_fn is not None:
+            module = handler_module(self.template_path, lifecycle_fn)
+            self.custom_resource = CustomResource(module, lambda: self.to_scenario(self.env.now))
+            entry_points["lifecycle"] = self.custom_resource
         tables: set[str] = set()
-        settings: Settings | None = None
+        # Each function's Runtime, built from its environment; an invocation takes the one of the
+        # configuration current when it starts (a deploy replaces them).
+        self.runtimes: dict[str, Runtime] = {}
         for fn in deployment.functions:
-            fn_settings = Settings.from_env({**fn.environment, **self.strategy.environment})
-            if fn_settings.table_name not in tables:
-                create_state_table(prov.raw.dynamodb, fn_settings.table_name)
-                tables.add(fn_settings.table_name)
-            runtime = Runtime(settings=fn_settings, clients=prov.clients, clock=self.clock,
-                              policy=self.strategy.policy, decider=self.strategy.decider)  # fmt: skip
+            self.runtimes[fn.arn] = self._runtime(fn)
+            table = self.runtimes[fn.arn].settings.table_name
+            if table not in tables:
+                create_state_table(prov.raw.dynamodb, table)
+                tables.add(table)
             service = fn.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
-            self.lambdas.add(fn, self._handler(service, entry_points[fn.role], runtime))
-            if fn.role in {"scale_out", "reconcile"} or settings is None:
-                settings = fn_settings
-        if settings is None:
-            raise ValueError("the template defines no function")
-        self.settings = settings
-        from autoscaler.adapters.state import StateStore
+            self.lambdas.add(fn, self._handler(service, entry_points[fn.role], fn.arn))
+        self.settings = self._main_settings()
+        settings = self.settings
+        from autoscaler.adapters.state import STATE_SK, StateStore
 
         self.state_store = StateStore(prov.raw.dynamodb, settings.table_name, settings.fleet_name)
+        self.desired_now: int | None = None  # the desired capacity the control plane saved last
+
+        def saved(params: dict[str, Any], _: dict[str, Any]) -> None:
+            # The decision is saved before it is acted on: take it from the call (reading the item
+            # would be one more moto call, and moto's ids would follow it), so that the fleet's
+            # record pairs each change with the desired capacity it was made for.
+            key = params.get("Key") or {}
+            if params.get("TableName") == settings.table_name and key.get("sk") == {"S": STATE_SK}:
+                desired = desired_set_by(params)
+                if desired is not None:
+                    self.desired_now = desired
+                    self._changed()
+
+        observe(prov.clients.dynamodb, "dynamodb.UpdateItem", saved)
         self._configure_logging(deployment)
-        self.observer = Observer(self.env, self.ec2_model, self.balancer, serving, self.to_scenario)
+        self.observer = Observer(self.env, self.ec2_model, self.balancer, serving, self.to_scenario,
+                                 lambda: self.desired_now)  # fmt: skip
+        self.deploys: list[Deploy] = []
         names = HostMetricNames(settings.cpu_metric_namespace, settings.cpu_metric_name,
                                 settings.request_metric_name, settings.fleet_name)  # fmt: skip
         self.publishers = HostPublishers(self.env, self.engine, self.ec2_model, self.store, p,
@@ -197,6 +250,26 @@ class _Run:
     def _rng(self, stream: str) -> random.Random:
         """One independent, reproducible random stream per model, from the scenario seed."""
         return random.Random(f"{self.seed}:{stream}")
+
+    def _runtime(self, fn: FunctionSpec) -> Runtime:
+        """A function's Runtime as its execution environment builds it: Settings from its
+        environment (with the baseline's overrides), the clients, the virtual clock."""
+        from autoscaler.runtime import Runtime
+        from autoscaler.settings import Settings
+
+        settings = Settings.from_env({**fn.environment, **self.strategy.environment})
+        return Runtime(settings=settings, clients=self.clients, clock=self.clock, policy=self.strategy.policy,
+                       decider=self.strategy.decider)  # fmt: skip
+
+    def _main_settings(self) -> Settings:
+        """The settings the report and the twin's own models read: the scaling functions'."""
+        chosen = None
+        for fn in self.deployment.functions:
+            if fn.role in {"scale_out", "reconcile"} or chosen is None:
+                chosen = self.runtimes[fn.arn].settings
+        if chosen is None:
+            raise ValueError("the template defines no function")
+        return chosen
 
     # -- Twin protocol (hooks) ----------------------------------------------------------------
     def now(self) -> float:
@@ -259,11 +332,13 @@ class _Run:
     def _changed(self) -> None:
         self.observer.changed()
 
-    def _handler(self, service: str, entry: Callable[[dict[str, Any], Any], Any], runtime: Any) -> Callable[
+    def _handler(self, service: str, entry: Callable[[dict[str, Any], Any, float], Any], arn: str) -> Callable[
             [dict[str, Any]], Any]:  # fmt: skip
         from autoscaler.observability import logger
 
         def run(event: dict[str, Any]) -> Any:
+            runtime = self.runtimes[arn]
+            timeout = self.lambdas.functions[arn].spec.timeout
             self.engine.advance_to(self.env.now)
             # What the handlers' inject_lambda_context(clear_state=True) does: no correlation id
             # of an earlier invocation (or an earlier run in this process) on this one's lines.
@@ -272,7 +347,7 @@ class _Run:
             # here the four share one process and one logger.
             logger.append_keys(service=service)
             try:
-                return entry(event, runtime)
+                return entry(event, runtime, timeout)
             finally:
                 self._count_action()
                 self._changed()
@@ -320,6 +395,39 @@ class _Run:
                 )  # fmt: skip
                 if healthy:
                     self.ec2_model.fail(rng.choice(healthy))
+            elif event.action == "deploy":
+                self._deploy(event)
+
+    def _deploy(self, event: Event) -> None:
+        """``sam deploy`` of a changed worker (``stack.py``): a new launch template version, the
+        functions' new configuration, the Fleet custom resource's Update."""
+        logical = launch_template_of(self.template)
+        if logical is None:
+            raise ValueError("a deploy needs the template's AWS::EC2::LaunchTemplate")
+        lifecycle = self.deployment.function("lifecycle")
+        resource = custom_resource_of(self.template, lifecycle.arn) if lifecycle is not None else None
+        old_properties = resource_properties(self.template, resource[0]) if resource is not None else {}
+        previous = self.settings.launch_template_version
+        version = str(new_launch_template_version(self.raw.ec2, self.template.ref(logical)))
+        install = None if event.install_seconds is None else Span(*event.install_seconds)
+        self.ec2_model.versions[version] = VersionProfile(install, event.healthy)
+        self.template.attributes[(logical, LATEST)] = version
+        # Every function's configuration follows the template; the alarms stay the policy's.
+        functions = build_deployment(self.template).functions
+        self.deployment = replace(self.deployment, functions=functions)
+        for fn in functions:
+            self.runtimes[fn.arn] = self._runtime(fn)
+            self.lambdas.update(fn)
+        self.settings = self._main_settings()
+        self.observer.deployed = version
+        self.deploys.append(Deploy(self.to_scenario(self.env.now), version, previous, event.healthy,
+                                   event.install_seconds))  # fmt: skip
+        if lifecycle is not None and resource is not None:
+            properties = resource_properties(self.template, resource[0])
+            request = custom_resource_request("Update", resource[0], resource[1], properties, old_properties,
+                                              seed=f"{self.seed}:{version}")  # fmt: skip
+            self.lambdas.invoke_async(lifecycle.arn, request)
+        self._changed()
 
     def _alarm_loop(self, name: str) -> Generator[Any, Any, None]:
         interval = self.alarms.interval(name)
@@ -386,7 +494,13 @@ class _Run:
         env = self.env
         lifecycle = self.deployment.function("lifecycle")
         if lifecycle is not None:
-            self.lambdas.invoke_async(lifecycle.arn, {"RequestType": "Create"})
+            resource = custom_resource_of(self.template, lifecycle.arn)
+            if resource is not None:
+                properties = resource_properties(self.template, resource[0])
+                request = custom_resource_request("Create", resource[0], resource[1], properties, seed=str(self.seed))
+            else:  # a template without the custom resource: the fleet is still created at the start
+                request = {"RequestType": "Create", "ResourceProperties": {}}
+            self.lambdas.invoke_async(lifecycle.arn, request)
         self.alarms.evaluate_composites(0.0)
         env.process(self._drive())
         env.process(self._events())
@@ -439,6 +553,9 @@ class _Run:
             wall_seconds=time.perf_counter() - started,
             thresholds=self.strategy.cpu_thresholds(self.settings),
             settings=_settings_json(self.settings),
+            deploys=list(self.deploys),
+            fleet=list(self.observer.points),
+            responses=list(self.custom_resource.responses) if self.custom_resource is not None else [],
         )
 
 
@@ -466,6 +583,19 @@ class Simulation:
             # reset its backends, so a run does not depend on the runs before it in this process.
             seed_ids(self.scenario.seed)
             return _Run(self).execute(started)
+
+    def without_deploys(self) -> Simulation | None:
+        """The same run (scenario, seed, parameters) without its deploy events: what a deploy's
+        extra instance-seconds are counted against. None if the scenario deploys nothing."""
+        if not any(e.action == "deploy" for e in self.scenario.events):
+            return None
+        events = tuple(e for e in self.scenario.events if e.action != "deploy")
+        return replace(self, scenario=replace(self.scenario, events=events), progress=None, function_log=None)
+
+    def baseline_instance_seconds(self) -> float | None:
+        """Billed instance-seconds of :meth:`without_deploys` (None if there is nothing to compare)."""
+        baseline = self.without_deploys()
+        return None if baseline is None else baseline.run().instance_seconds
 
 
 def _placeholders(path: Path) -> dict[str, Any]:

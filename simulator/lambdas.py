@@ -99,6 +99,15 @@ class LambdaModel:
         capacity = spec.reserved_concurrency if spec.reserved_concurrency else 1000
         self.functions[spec.arn] = FunctionModel(spec, handler, simpy.Resource(self.env, capacity=max(1, capacity)))
 
+    def update(self, spec: FunctionSpec) -> None:
+        """UpdateFunctionConfiguration: later invocations run with ``spec`` in new execution
+        environments (Lambda API reference, "UpdateFunctionConfiguration": once the update is
+        complete the function processes events with the new configuration); the ones running
+        finish with the configuration they started with."""
+        fn = self.functions[spec.arn]
+        fn.spec = spec
+        fn.warm_until = []
+
     def invoke_async(self, arn: str, event: dict[str, Any], delay: float = 0.0) -> simpy.Process:
         """Queue an asynchronous invocation; the process ends with its last attempt's record
         (None if Lambda dropped the event)."""

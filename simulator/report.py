@@ -10,6 +10,7 @@ import numpy as np
 
 from simulator.harness import RunResult
 from simulator.oracle import STEP_SECONDS, Need, step_starts
+from simulator.refresh import deploy_checks, deploy_lines, refresh_figures
 from simulator.scenario import Stage
 from simulator.traffic import GATEWAY_TIMEOUT, UNAVAILABLE
 
@@ -62,7 +63,27 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None or math.isnan(value) else round(value, digits)
 
 
-def build_report(result: RunResult) -> dict[str, Any]:
+def deploy_figures(result: RunResult, sent: np.ndarray, status: np.ndarray,
+                   baseline_instance_seconds: float | None) -> list[dict[str, Any]]:  # fmt: skip
+    """Each deploy's refresh (``refresh.py``); the extra instance-seconds against the same run
+    without its deploys when that run was made and there is one deploy to charge them to."""
+    figures = []
+    ends = [d.at for d in result.deploys[1:]] + [result.scenario.duration] * bool(result.deploys)
+    for deploy, until in zip(result.deploys, ends, strict=True):
+        figure = refresh_figures(deploy, result.fleet, until, sent, status)
+        # The Fleet resource's answer to the deploy's Update (FAILED would roll the stack back).
+        answer = next((r for r in result.responses if r.request_type == "Update" and r.t >= deploy.at), None)
+        figure["update_response"] = None if answer is None else {"t": round(answer.t, 1), "status": answer.status,
+                                                                  "reason": answer.reason}  # fmt: skip
+        figures.append(figure)
+    if baseline_instance_seconds is not None and len(figures) == 1:
+        figures[0]["extra_instance_seconds"] = round(result.instance_seconds - baseline_instance_seconds, 1)
+    return figures
+
+
+def build_report(result: RunResult, baseline_instance_seconds: float | None = None) -> dict[str, Any]:
+    """The run's report; ``baseline_instance_seconds``: what the same scenario and seed billed
+    without its deploy events (``harness.without_deploys``), for a deploy's extra cost."""
     scenario = result.scenario
     sent = np.frombuffer(result.log.sent, dtype=np.float64) - result.start
     latency = np.frombuffer(result.log.latency, dtype=np.float64)
@@ -174,7 +195,10 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "peak_instances": peak_instances(result.timeline, scenario.duration),
         "peak_need": peak_need,
     }
-    global_checks = _global_checks(totals, expect)
+    deploys = deploy_figures(result, sent, status, baseline_instance_seconds)
+    if baseline_instance_seconds is not None:
+        totals["instance_seconds_without_deploys"] = round(baseline_instance_seconds, 1)
+    global_checks = _global_checks(totals, expect) + deploy_checks(deploys, expect)
     passed = all(s["passed"] for s in stages) and all(c["passed"] for c in global_checks)
     simulated = scenario.duration + result.start
     return {
@@ -187,6 +211,7 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "stages": stages,
         "totals": totals,
         "checks": global_checks,
+        "deploys": deploys,
         "actions": [
             {"t": round(a.t, 1), "direction": a.direction, "from": a.before, "to": a.after} for a in result.actions
         ],
@@ -312,6 +337,7 @@ def stage_table(report: dict[str, Any]) -> str:
         f"x{_fmt(t['instance_seconds_vs_oracle'])}); peak in service {_fmt(t['peak_instances'])} "
         f"(need {t['peak_need']}); function errors {t['function_errors']}"
     )
+    lines.extend(deploy_lines(report.get("deploys") or []))
     for c in report["checks"]:
         lines.append(f"check {c['check']}: expected {c['expected']}, actual {c['actual']} -> "
                      f"{'PASS' if c['passed'] else 'FAIL'}")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,13 @@ import yaml
 
 from simulator.params import ModelParams, bounds
 
-ACTIONS = ("fail_instance", "capacity_error")
+ACTIONS = ("fail_instance", "capacity_error", "deploy")
+EVENT_KEYS = {
+    "fail_instance": {"at", "action", "seconds"},
+    "capacity_error": {"at", "action", "seconds"},
+    # A `sam deploy` that changes the workers: a new launch template version (docs/simulator.md).
+    "deploy": {"at", "action", "install_seconds", "healthy"},
+}
 
 
 class ScenarioError(ValueError):
@@ -52,6 +59,10 @@ class Event:
     at: float
     action: str
     seconds: float = 0.0
+    # deploy: the new version's install time at boot, (low, high) per boot (None: as before),
+    # and whether its worker ever answers /ping.
+    install_seconds: tuple[float, float] | None = None
+    healthy: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,15 @@ class Expectations:
     # configuration under test: a window taken from the template's stabilization would let a
     # shorter stabilization hide its own flaps.
     flap_window_seconds: float = 180.0
+    # Per deploy event, over its refresh window (simulator/refresh.py).
+    expect_all_new_within: float | None = None  # seconds from the deploy to every instance on it
+    expect_failed_requests: int | None = None  # at most this many failed requests
+    expect_min_headroom: int | None = None  # in service - desired never below this
+    expect_rolled_back: bool | None = None  # the fleet is back on the version before the deploy
+
+    @property
+    def deploy_checks(self) -> tuple[str, ...]:
+        return tuple(name for name in DEPLOY_EXPECT_KEYS if getattr(self, name) is not None)
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,26 @@ class _Reader:
             raise self.fail(node, field_name, f"must be >= {minimum}, got {value!r}")
         return value
 
+    def boolean(self, node: yaml.Node, field_name: str) -> bool:
+        value = self.scalar(node, field_name)
+        if not isinstance(value, bool):
+            raise self.fail(node, field_name, f"expected true or false, got {value!r}")
+        return value
+
+    def span(self, node: yaml.Node, field_name: str) -> tuple[float, float]:
+        """A number (pinned) or ``[low, high]``, each >= 0."""
+        if isinstance(node, yaml.SequenceNode):
+            items = self.sequence(node, field_name)
+            if len(items) != 2:
+                raise self.fail(node, field_name, f"a range is [low, high], got {len(items)} values")
+            low = self.number(items[0], f"{field_name}[0]")
+            high = self.number(items[1], f"{field_name}[1]")
+            if high < low:
+                raise self.fail(node, field_name, f"a range is [low, high] with low <= high, got [{low:g}, {high:g}]")
+            return low, high
+        value = self.number(node, field_name)
+        return value, value
+
     def string(self, node: yaml.Node, field_name: str) -> str:
         value = self.scalar(node, field_name)
         if not isinstance(value, str | int | float) or isinstance(value, bool):
@@ -161,6 +201,12 @@ class _Reader:
 
 STAGE_KEYS = {"duration", "clients", "think", "rate", "rate_end", "expect_instances", "expect_within", "name"}
 TOP_KEYS = {"name", "seed", "stages", "events", "parameters", "model", "expect", "warmup", "description"}
+DEPLOY_EXPECT_KEYS = (
+    "expect_all_new_within",
+    "expect_failed_requests",
+    "expect_min_headroom",
+    "expect_rolled_back",
+)
 EXPECT_KEYS = {
     "scale_out_actions",
     "scale_in_actions",
@@ -168,6 +214,7 @@ EXPECT_KEYS = {
     "latency_p95_max",
     "latency_grace_seconds",
     "flap_window_seconds",
+    *DEPLOY_EXPECT_KEYS,
 }
 
 
@@ -209,20 +256,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     events: list[Event] = []
     if "events" in top:
         for i, node in enumerate(reader.sequence(top["events"][1], "events")):
-            where = f"events[{i}]"
-            fields_ = reader.mapping(node, where)
-            reader.check_keys(fields_, {"at", "action", "seconds"}, f"{where}.")
-            for required in ("at", "action"):
-                if required not in fields_:
-                    raise reader.fail(node, f"{where}.{required}", "required field is missing")
-            at = reader.number(fields_["at"][1], f"{where}.at")
-            action = reader.string(fields_["action"][1], f"{where}.action")
-            if action not in ACTIONS:
-                raise reader.fail(fields_["action"][1], f"{where}.action", f"must be one of {', '.join(ACTIONS)}")
-            seconds = reader.number(fields_["seconds"][1], f"{where}.seconds") if "seconds" in fields_ else 0.0
-            if action == "capacity_error" and seconds <= 0:
-                raise reader.fail(node, f"{where}.seconds", "capacity_error needs seconds > 0")
-            events.append(Event(at, action, seconds))
+            events.append(_event(reader, node, f"events[{i}]", stages[-1].end))
 
     parameters: dict[str, str] = {}
     if "parameters" in top:
@@ -253,11 +287,18 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         reader.check_keys(fields_, EXPECT_KEYS, "expect.")
         values: dict[str, Any] = {}
         for key, (_, value) in fields_.items():
-            if key in {"scale_out_actions", "scale_in_actions", "max_flaps"}:
+            if key in {"scale_out_actions", "scale_in_actions", "max_flaps", "expect_failed_requests"}:
                 values[key] = reader.integer(value, f"expect.{key}")
+            elif key == "expect_min_headroom":
+                values[key] = reader.integer(value, f"expect.{key}", minimum=-sys.maxsize)
+            elif key == "expect_rolled_back":
+                values[key] = reader.boolean(value, f"expect.{key}")
             else:
                 values[key] = reader.number(value, f"expect.{key}")
         expect = Expectations(**values)
+        if expect.deploy_checks and not any(e.action == "deploy" for e in events):
+            key_node = fields_[expect.deploy_checks[0]][0]
+            raise reader.fail(key_node, f"expect.{expect.deploy_checks[0]}", "needs a deploy event under events:")
     return Scenario(
         name=name,
         seed=seed,
@@ -269,6 +310,35 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         warmup=warmup,
         path=path,
     )
+
+
+def _event(reader: _Reader, node: yaml.Node, where: str, end: float) -> Event:
+    fields_ = reader.mapping(node, where)
+    for required in ("at", "action"):
+        if required not in fields_:
+            raise reader.fail(node, f"{where}.{required}", "required field is missing")
+    action = reader.string(fields_["action"][1], f"{where}.action")
+    if action not in ACTIONS:
+        raise reader.fail(fields_["action"][1], f"{where}.action", f"must be one of {', '.join(ACTIONS)}")
+    allowed = EVENT_KEYS[action]
+    for key, (key_node, _) in fields_.items():
+        if key not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise reader.fail(key_node, f"{where}.{key}", f"unknown field for action {action} (allowed: {names})")
+    at = reader.number(fields_["at"][1], f"{where}.at")
+    if action == "deploy":
+        if at >= end:
+            message = f"must be before the scenario's end ({end:g} s), got {at:g}"
+            raise reader.fail(fields_["at"][1], f"{where}.at", message)
+        install = None
+        if "install_seconds" in fields_:
+            install = reader.span(fields_["install_seconds"][1], f"{where}.install_seconds")
+        healthy = reader.boolean(fields_["healthy"][1], f"{where}.healthy") if "healthy" in fields_ else True
+        return Event(at, action, install_seconds=install, healthy=healthy)
+    seconds = reader.number(fields_["seconds"][1], f"{where}.seconds") if "seconds" in fields_ else 0.0
+    if action == "capacity_error" and seconds <= 0:
+        raise reader.fail(node, f"{where}.seconds", "capacity_error needs seconds > 0")
+    return Event(at, action, seconds)
 
 
 def _stage(reader: _Reader, node: yaml.Node, i: int, start: float) -> Stage:

@@ -44,8 +44,9 @@ def _one(job: tuple[Scenario, str, dict[str, str], str, int]) -> dict[str, Any]:
     environment()
     scenario, params = sweep_case(base, k)
     seed = scenario.seed
-    result = Simulation(scenario, template, overrides, policy, params=params).run()
-    report = build_report(result)
+    simulation = Simulation(scenario, template, overrides, policy, params=params)
+    baseline = simulation.baseline_instance_seconds()
+    report = build_report(simulation.run(), baseline)
     return {
         "run": k,
         "seed": seed,
@@ -76,6 +77,7 @@ def _one(job: tuple[Scenario, str, dict[str, str], str, int]) -> dict[str, Any]:
         ],
         "totals": report["totals"],
         "checks": report["checks"],
+        "deploys": [{k: v for k, v in d.items() if k != "timeline"} for d in report["deploys"]],
         "actions": report["actions"],
         "drawn": {name: getattr(params, name) for name in params.ranges()},
         "phases": report["phases"],
@@ -133,6 +135,7 @@ def summarize(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "runs": n,
         "passed": sum(1 for r in runs if r["passed"]),
+        "deploys": summarize_deploys(runs),
         "pass_rate": sum(1 for r in runs if r["passed"]) / n if n else None,
         "stages": stages,
         "failures": dict(sorted(failed_checks.items())),
@@ -149,6 +152,39 @@ def summarize(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
             "max": max(r["wall_seconds"] for r in runs) if runs else None,
         },
     }
+
+
+def _distribution(values: list[float]) -> dict[str, float | None]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "max": max(values) if values else None}
+
+
+def summarize_deploys(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per deploy of the scenario (the n-th of each run), its figures over the runs."""
+    out: list[dict[str, Any]] = []
+    count = min((len(r.get("deploys") or []) for r in runs), default=0)
+    for i in range(count):
+        rows = [r["deploys"][i] for r in runs]
+
+        def dist(key: str, rows: list[dict[str, Any]] = rows) -> dict[str, float | None]:
+            return _distribution([float(d[key]) for d in rows if d.get(key) is not None])
+
+        headrooms = [d["min_headroom"] for d in rows if d["min_headroom"] is not None]
+        out.append(
+            {
+                "at": rows[0]["at"],
+                "healthy": rows[0]["healthy"],
+                "seconds_to_all_new": dist("seconds_to_all_new"),
+                "never_all_new": sum(1 for d in rows if d["seconds_to_all_new"] is None),
+                "rolled_back": sum(1 for d in rows if d["rolled_back"]),
+                "seconds_to_rolled_back": dist("seconds_to_rolled_back"),
+                "failed_requests": dist("failed_requests"),
+                "min_headroom": min(headrooms) if headrooms else None,
+                "runs_below_desired": sum(1 for h in headrooms if h < 0),
+                "extra_instance_seconds": dist("extra_instance_seconds"),
+                "refresh_seconds": dist("refresh_seconds"),
+            }
+        )
+    return out
 
 
 def sweep(
@@ -219,13 +255,22 @@ def summary_table(doc: dict[str, Any]) -> str:
     lines.append("; ".join([dist("flaps", "flaps"), dist("errors", "errors"), dist("503 shed", "shed"),
                             dist("504 timed out", "timeouts"),
                             dist("instance-s/oracle", "instance_seconds_vs_oracle", 2)]))  # fmt: skip
+    for d in s.get("deploys") or []:
+        t, failed, extra = d["seconds_to_all_new"], d["failed_requests"], d["extra_instance_seconds"]
+        lines.append(
+            f"deploy at {d['at']:g} s ({'healthy' if d['healthy'] else 'unhealthy'}): all new p50 {_fmt(t['p50'])} / "
+            f"p95 {_fmt(t['p95'])} / max {_fmt(t['max'])} s, never in {d['never_all_new']} run(s); rolled back in "
+            f"{d['rolled_back']}; failed requests p50 {_fmt(failed['p50'])} / max {_fmt(failed['max'])}; "
+            f"min in service - desired {_fmt(d['min_headroom'])} (below in {d['runs_below_desired']} run(s)); "
+            f"extra instance-s p50 {_fmt(extra['p50'])} / max {_fmt(extra['max'])}"
+        )
     if s["failures"]:
         lines.append("failed: " + ", ".join(f"{k} in {v} run(s)" for k, v in s["failures"].items()))
     return "\n".join(lines)
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0: no "-0"
 
 
 def draw_sweep(doc: dict[str, Any], path: Path) -> None:

@@ -28,11 +28,12 @@ import simpy
 from autoscaler.model import FleetCounts, Instance, Lifecycle, TargetHealth
 from autoscaler.signals import BACKLOG_METRIC, OFFERED_LOAD_METRIC
 
-from awsfake.instances import RUNNING
+from awsfake.instances import RUNNING, SHUTTING_DOWN, TERMINATED
 from awsfake.metrics import MetricKey, MetricStore, metric_key
 from simulator.balancer import Balancer
 from simulator.ec2 import Ec2Model, Machine
 from simulator.params import ModelParams
+from simulator.refresh import FleetPoint
 from simulator.traffic import TrafficEngine
 
 PUBLISH_PERIOD = 10.0
@@ -41,6 +42,7 @@ SAMPLE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # launch times play no part in 
 # Published beside OfferedLoad and BacklogSeconds (worker/metrics_publisher.py); nothing reads it
 # to scale, it is for the operator and the report.
 SHED_METRIC = "ShedRequests"
+LEAVING_STATES = frozenset({SHUTTING_DOWN, TERMINATED})  # not alive (autoscaler.model.Instance.alive)
 
 
 @dataclass(frozen=True)
@@ -222,19 +224,30 @@ class Sample:
     warming: int
     cpu: float | None
     alarms: dict[str, str]
+    # Of in_service and pool, those of the version the latest deploy created (0 before any).
+    new_in_service: int = 0
+    new_pool: int = 0
+
+
+def _no_desired() -> int | None:
+    return None
 
 
 @dataclass
 class Observer:
-    """Samples for the report and the chart, and the exact in-service timeline."""
+    """Samples for the report and the chart, the exact in-service timeline, and the fleet at
+    every change (in service, desired, instances by launch template version) for the deploys."""
 
     env: simpy.Environment
     ec2: Ec2Model
     balancer: Balancer
     in_service_rule: Callable[[str, str, str], bool]
     to_scenario: Callable[[float], float]
+    desired: Callable[[], int | None] = _no_desired  # the control plane's saved desired capacity
+    deployed: str | None = None  # the version the latest deploy created
     samples: list[Sample] = field(default_factory=list)
     timeline: list[tuple[float, int]] = field(default_factory=list)  # (scenario t, in service) on change
+    points: list[FleetPoint] = field(default_factory=list)  # on every change of the fleet
 
     def in_service(self) -> int:
         rule = self.in_service_rule
@@ -242,18 +255,38 @@ class Observer:
         return sum(1 for i, m in self.ec2.machines.items() if rule(m.lifecycle, m.state, state_of(i)))
 
     def changed(self) -> None:
-        count = self.in_service()
+        t = self.to_scenario(self.env.now)
+        rule = self.in_service_rule
+        state_of = self.balancer.state_of
+        count = 0
+        staying: dict[str, list[int]] = {}
+        for i, m in self.ec2.machines.items():
+            serving = rule(m.lifecycle, m.state, state_of(i))
+            count += serving
+            if m.state not in LEAVING_STATES and m.lifecycle != Lifecycle.DRAINING:
+                entry = staying.setdefault(m.version, [0, 0])
+                entry[0] += 1
+                entry[1] += serving
         if not self.timeline or self.timeline[-1][1] != count:
-            self.timeline.append((self.to_scenario(self.env.now), count))
+            self.timeline.append((t, count))
+        point = FleetPoint(t, count, self.desired(), tuple((v, n, s) for v, (n, s) in sorted(staying.items())))
+        last = self.points[-1] if self.points else None
+        if last is None or (last.in_service, last.desired, last.versions) != (count, point.desired, point.versions):
+            self.points.append(point)
 
     def sample(self, load: float, cpu: float | None, alarms: dict[str, str]) -> None:
         # The control plane's own counting rule (FleetCounts), over what EC2 and the ELB hold now.
         state_of = self.balancer.state_of
-        counts = FleetCounts.of(
-            Instance(i, m.state, Lifecycle(m.lifecycle), "", "", SAMPLE_EPOCH, m.worker_up, TargetHealth(state_of(i)))
+        instances = [
+            (m.version, Instance(i, m.state, Lifecycle(m.lifecycle), "", "", SAMPLE_EPOCH, m.worker_up,
+                                 TargetHealth(state_of(i))))
             for i, m in self.ec2.machines.items()
             if m.state != "terminated"  # the model keeps every machine it ever launched
-        )
-        in_service, booting, pool, warming = counts.in_service, counts.booting, counts.pool, counts.warming
+        ]  # fmt: skip
+        counts = FleetCounts.of(i for _, i in instances)
+        new = FleetCounts.of(i for v, i in instances if v == self.deployed) if self.deployed else None
         t = self.to_scenario(self.env.now)
-        self.samples.append(Sample(t, load, in_service, booting, pool, warming, cpu, alarms))
+        self.samples.append(
+            Sample(t, load, counts.in_service, counts.booting, counts.pool, counts.warming, cpu, alarms,
+                   new.in_service if new else 0, new.pool if new else 0)
+        )  # fmt: skip
