@@ -140,6 +140,23 @@ def plan(
         )
         start.extend(chosen)
         bring -= len(chosen)
+        unmet = max(0, max(need, 0) - len(reclaim) - len(chosen))  # capacity still missing
+        surge_left = bring - unmet
+        if rolling and surge_left > 0:
+            # A surge is not urgent: a finished warm-up still running serves at once (no stop and
+            # start), and while a current instance is on its way to the pool the surge waits for
+            # it rather than paying for a launch that installs from scratch.
+            installed = [
+                i
+                for i in by_lifecycle[Lifecycle.WARMING]
+                if i.ready and i.state == "running" and i.instance_id not in stale
+            ][:surge_left]
+            reclaim += installed
+            surge_left -= len(installed)
+            coming = [*pool, *by_lifecycle[Lifecycle.WARMING]]
+            if any(i.instance_id not in stale and not i.pool_ready and i not in installed for i in coming):
+                surge_left = 0
+            bring = unmet + surge_left
         subnet_counts = Counter(i.subnet_id for i in [*service, *reclaim, *chosen])
         launch = _spread(limits.subnet_ids, bring, subnet_counts)
 
@@ -206,6 +223,8 @@ def plan(
     installing: list[Instance] = []
     gave_up: list[str] = []
     for instance in by_lifecycle[Lifecycle.WARMING]:
+        if instance.instance_id in reclaimed:
+            continue  # promoted straight into service
         if instance.instance_id in stale:
             terminate.append(instance.instance_id)  # an old version still installing
         elif instance.ready and seated < size:
@@ -227,9 +246,19 @@ def plan(
     # Keep the warm pool at its size: launch warm-ups for a deficit, terminate a stopped excess.
     launch_warming: list[str] = []
     filled = seated + len(installing) - len(surplus)
-    if filled < size:
+    deficit = size - filled
+    if rolling and deficit > 0:
+        # While replacing in service, a warm-up is extra capacity as much as a surge instance or
+        # one still draining: every instance running beyond desired counts against max_surge,
+        # so a refresh never pays for more than max_surge extra instances at a time.
+        pool_starts = sum(1 for i in start if i.lifecycle is Lifecycle.POOL)
+        serving_after = len(service) + len(reclaim) + pool_starts + len(launch) - len(drain) - len(retire)
+        leaving = sum(1 for i in draining if i.state == "running" and i.instance_id not in reclaimed)
+        extra = max(0, serving_after - desired) + len(installing) - len(surplus) + leaving + len(drain) + len(retire)
+        deficit = min(deficit, max(0, rollout.preferences.max_surge - extra))
+    if deficit > 0:
         subnet_counts = Counter(i.subnet_id for i in [*fresh_pool, *installing])
-        launch_warming = _spread(limits.subnet_ids, size - filled, subnet_counts)
+        launch_warming = _spread(limits.subnet_ids, deficit, subnet_counts)
     elif len(fresh_pool) > size:
         stopped = [i for i in fresh_pool if i.state == "stopped"]
         victims = choose_victims(stopped, len(fresh_pool) - size)

@@ -340,7 +340,11 @@ def advance(
             return Step(refresh)
         resumed = replace(refresh, status=RefreshStatus.IN_PROGRESS, paused_until=None, updated_at=now)
         return Step(resumed, "refresh-resumed", f"{refresh.refresh_id} resumed after its checkpoint")
-    if done.remaining == 0:
+    # Retired instances still draining must be gone too, or the pool could seat one again.
+    leaving = any(
+        i.alive and i.lifecycle is Lifecycle.DRAINING and i.version != refresh.target_version for i in instances
+    )
+    if done.remaining == 0 and not leaving:
         final = RefreshStatus.ROLLED_BACK if refresh.status is RefreshStatus.ROLLING_BACK else RefreshStatus.SUCCESSFUL
         ended = replace(refresh, status=final, updated_at=now, status_reason=refresh.status_reason)
         event = "refresh-rolled-back" if final is RefreshStatus.ROLLED_BACK else "refresh-succeeded"

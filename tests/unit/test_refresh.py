@@ -46,7 +46,8 @@ def svc(instance_id: str, version: str, *, ago: float = 3000, **kw) -> Instance:
 
 
 def pooled(instance_id: str, version: str, **kw) -> Instance:
-    return instance(instance_id, version=version, state="stopped", lifecycle=Lifecycle.POOL, **kw)
+    kw.setdefault("state", "stopped")
+    return instance(instance_id, version=version, lifecycle=Lifecycle.POOL, **kw)
 
 
 def warming(instance_id: str, version: str, *, ready: bool = False, ago: float = 60) -> Instance:
@@ -265,3 +266,24 @@ def test_lifetime_makes_instances_stale_without_a_refresh():
 )
 def test_inconsistent_preferences_are_named(prefs, problem):
     assert any(problem in p for p in Preferences(**prefs).problems())
+
+
+def test_a_refresh_ends_only_once_its_retired_instances_are_gone():
+    """Found in the twin: success while an old instance still drained let it back into the pool."""
+    refresh = started([svc("a", "1"), svc("b", "1")])
+    leaving = instance("a", lifecycle=Lifecycle.DRAINING, health=TargetHealth.DRAINING, version="1")
+    assert advance(refresh, [leaving, svc("b", "2"), svc("c", "2")], NOW).event is None
+    gone = replace(leaving, state="shutting-down")
+    assert advance(refresh, [gone, svc("b", "2"), svc("c", "2")], NOW).event == "refresh-succeeded"
+
+
+def test_a_surge_promotes_a_finished_warm_up_and_waits_for_one_on_its_way():
+    fleet = [svc("a", "1"), svc("b", "1", zone="b")]
+    promoted = plan([*fleet, warming("w", "2", ready=True)], 2, LIMITS, NOW, ROLL)
+    assert promoted.reclaim == ("w",) and "w" in promoted.register and not promoted.launch
+    # The promoted one is the one extra instance max_surge allows: no warm-up beside it.
+    assert "w" not in promoted.to_pool and not promoted.launch_warming
+    waiting = plan([*fleet, pooled("p", "2", state="stopping")], 2, LIMITS, NOW, ROLL)
+    assert not waiting.launch and not waiting.start
+    capacity = plan([svc("a", "1"), pooled("p", "2", state="stopping")], 2, LIMITS, NOW, ROLL)
+    assert sum(n for _, n in capacity.launch) == 1  # a capacity need does not wait
