@@ -162,7 +162,10 @@ def test_cancel_rollback_and_refusals(make_stack):
     assert stack.versions() == {"service:v1": 1, "pool:v1": 1}
 
     version = stack.deploy()
-    ok(stack.run("refresh", "start", "--warmup", "0", "--checkpoints", "50", "--checkpoint-delay", "600"))
+    started = stack.json("refresh", "start", "--warmup", "0", "--checkpoints", "50", "--checkpoint-delay", "600")
+    assert started["started"]["refresh_event"] == "refresh-started" and started["started"]["result"]["warming"]
+    assert started["status"]["refresh"]["preferences"]["checkpoints"] == [50]
+    assert started["status"]["progress"]["target_version"] == version
     timed_out = stack.run("refresh", "status", "--wait", "--timeout", "1", "--interval", "0.3")
     assert timed_out.returncode == 3, timed_out.stdout + timed_out.stderr
     assert "Timed out after 1 s; the refresh goes on" in timed_out.stdout
@@ -171,6 +174,7 @@ def test_cancel_rollback_and_refusals(make_stack):
     cancelled = ok(stack.run("refresh", "cancel"))
     assert "Cancelled refresh-" in cancelled and f"(version 1 -> {version}" in cancelled
     assert "instances already replaced stay" in cancelled
+    assert "Now: refresh-" in cancelled and "Cancelled, version 1" in cancelled
     ended, again = stack.run_many(("refresh", "status", "--wait", "-o", "json"), ("refresh", "cancel"))
     assert ended.returncode == 1
     body = json.loads(ended.stdout)
@@ -179,6 +183,10 @@ def test_cancel_rollback_and_refusals(make_stack):
 
     rolling = ok(stack.run("refresh", "rollback"))
     assert "Rolling back refresh-" in rolling and "version 1 is pinned again" in rolling
+    # Cancelling terminated the version-2 warm-up (the pool was full with version 1): nothing is
+    # left to replace, so the rollback's first run already ends it.
+    assert f"0 instance(s) of version {version} to replace" in rolling and "First step, taken now:" in rolling
+    assert f"Now: {body['refresh']['refresh_id']} RolledBack, version {version} -> 1" in rolling
     waited = wait_while_driving(stack)
     assert waited.returncode == 1, f"{waited.stdout}\n{waited.stderr}"
     assert "Refresh ended: RolledBack." in waited.stdout
