@@ -26,7 +26,8 @@ functions (decision lease, min/max, warm pool)."""
 EPILOG = """\
 environment: FLEETCTL_STACK, AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, NO_COLOR.
 exit codes: 0 ok, 1 error (stack not found, credentials, access denied, unreachable endpoint,
-busy lease, failed pings or actions), 2 usage."""
+busy lease, failed pings or actions; a refresh waited for that did not succeed), 2 usage or a
+refused request (nothing changed), 3 `refresh status --wait` timed out."""
 
 
 def common_options(top_level: bool) -> argparse.ArgumentParser:
@@ -82,15 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, run: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+    def add(
+        name: str, run: str | None, summary: str, description: str | None = None, aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             parents=[common],
+            aliases=list(aliases),
             help=summary,
             description=description or summary,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.set_defaults(run=run)
+        if run:
+            p.set_defaults(run=run)
         return p
 
     add(
@@ -108,7 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         "List the fleet's alarms (every alarm named <fleet>-..., plus those the stack outputs name):\n"
         "state, metric or composite rule, threshold, period, datapoints to alarm (M/N), last state change.",
     )
-    p = add("activities", "commands:activities", "scaling-activity history from the state table, newest first")
+    p = add(
+        "activities",
+        "commands:activities",
+        "scaling-activity history from the state table, newest first (alias: history)",
+        "The activity history, newest first: scaling decisions, suspend / resume, and the rolling\n"
+        "replacement's events (refresh-started, -checkpoint, -resumed, -succeeded, -rolling-back,\n"
+        "-rolled-back, -failed, -cancelled) with the instances each step replaced and their versions.",
+        aliases=("history",),
+    )
     p.add_argument("--since", metavar="WHEN", help="only since WHEN: a duration ago (90s, 30m, 1h, 2d, 1w) or ISO time")
     p.add_argument("--limit", type=_positive, default=50, help="at most this many activities (default %(default)s)")
 
@@ -144,12 +157,110 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pool_action", nargs="?", choices=("fill",), metavar="fill", help="fill the pool up to its size")
     p.add_argument("--dry-run", action="store_true", help="with fill: show what would happen")
 
+    add_refresh(add("refresh", None, REFRESH_SUMMARY, REFRESH_DESCRIPTION), common)
+
     p = add("ping", "ping:ping", "GET /ping through the load balancer URL (stack output LoadBalancerUrl), with latency")
     p.add_argument("-n", "--count", type=_positive, default=5, help="number of requests (default %(default)s)")
     p.add_argument("--interval", type=float, default=0.2, help="seconds between requests (default %(default)s)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default %(default)s)")
     p.add_argument("--url", help="base URL instead of the stack's LoadBalancerUrl")
     return parser
+
+
+REFRESH_SUMMARY = "rolling replacement onto the launch-template version: start, status [--wait], cancel, rollback"
+REFRESH_DESCRIPTION = """\
+Rolling replacement ("instance refresh") of the fleet's instances onto the launch-template
+version the stack configures: the warm pool first, then the instances in service, surge first
+(never fewer in service than --min-healthy % of the desired capacity, never more than
+--max-surge beyond it). A deploy that changes the launch template starts one by itself;
+the reconcile function moves it on every minute.
+
+examples:
+  fleetctl refresh start --dry-run
+  fleetctl refresh start --checkpoints 50 --checkpoint-delay 600
+  fleetctl refresh status --wait --timeout 1800
+  fleetctl refresh rollback"""
+
+
+def add_refresh(parent: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = parent.add_subparsers(dest="refresh_action", metavar="ACTION", required=True)
+
+    def add(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        p = actions.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(run=f"refresh:{name}")
+        return p
+
+    p = add(
+        "start",
+        "start a refresh to the configured version (preferences default to the template's)",
+        "Start a refresh to the launch-template version the stack configures, and take its first\n"
+        "step at once (the reconcile function takes the next ones, every minute). Preferences not\n"
+        "given come from the template (RefreshMinHealthyPercentage, RefreshMaxSurge, ...).\n"
+        "Refused while another refresh is in progress, paused or rolling back.",
+    )
+    p.add_argument("--min-healthy", type=_percent, metavar="N", help="keep at least N %% of desired in service (0-100)")
+    p.add_argument("--max-surge", type=_non_negative, metavar="N", help="at most N instances beyond desired")
+    p.add_argument(
+        "--warmup", type=_non_negative, metavar="SECONDS", help="a replacement counts once it served this long"
+    )
+    p.add_argument(
+        "--checkpoints",
+        type=_checkpoints,
+        metavar="P,...",
+        help="pause at these percentages on the new version: 50,100",
+    )
+    p.add_argument("--checkpoint-delay", type=_non_negative, metavar="SECONDS", help="how long each checkpoint pauses")
+    p.add_argument(
+        "--no-skip-matching",
+        dest="skip_matching",
+        action="store_false",
+        default=None,
+        help="replace every instance once, even those already on the version",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would be replaced and the first step")
+
+    p = add(
+        "status",
+        "the latest refresh and its progress; --wait until it ends",
+        "The latest refresh (id, status, cause, versions, preferences, checkpoints, reason, times)\n"
+        "and the progress: instances on the refresh's version (new) and on another (old), in service\n"
+        "and in the pool. --wait polls until the refresh ends: exit 0 when it succeeded (or there is\n"
+        "nothing to replace), 1 when it was cancelled, failed or rolled back, 3 on --timeout.",
+    )
+    p.add_argument("--wait", action="store_true", help="poll until the refresh ends")
+    p.add_argument(
+        "--timeout",
+        type=_non_negative,
+        default=3600,
+        metavar="SECONDS",
+        help="with --wait: give up after this long, exit 3 (0: no limit; default %(default)s)",
+    )
+    p.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=15.0,
+        metavar="SECONDS",
+        help="with --wait: seconds between polls (default %(default)s)",
+    )
+    add(
+        "cancel",
+        "stop replacing; instances already replaced stay",
+        "Cancel the refresh in progress: nothing more is replaced; instances already on the new\n"
+        "version stay, and new instances keep getting the refresh's version.",
+    )
+    add(
+        "rollback",
+        "pin the previous version back and replace the refresh's new instances",
+        "Roll the latest refresh back: the previous launch-template version is pinned (new instances\n"
+        "get it) and every instance of the refresh's version is replaced, pool first, surge first.\n"
+        "A later deploy of another version clears the pin.",
+    )
 
 
 def quiet_control_plane(debug: bool) -> None:
@@ -191,6 +302,32 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _percent(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage (0-100)")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not > 0")
+    return value
+
+
+def _checkpoints(text: str) -> tuple[int, ...]:
+    """``50,100``: increasing whole percentages in 1-100."""
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part.isdigit() or not 0 < int(part) <= 100:
+            raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not a whole percentage in 1-100")
+        values.append(int(part))
+    if values != sorted(set(values)):
+        raise argparse.ArgumentTypeError(f"{text!r}: checkpoints must increase, e.g. 50,100")
+    return tuple(values)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -214,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from fleetctl.errors import explain
+        from fleetctl.errors import explain, refused
 
         message = explain(exc, ctx)
         if message is None or args.debug:
@@ -222,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, ValueError) and message.startswith("--"):
             parser.error(message)
         print(f"fleetctl: error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE if refused(exc) else EXIT_ERROR
 
 
 if __name__ == "__main__":

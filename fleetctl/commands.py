@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoscaler import entrypoints
 
-from fleetctl import views
+from fleetctl import texts, views
 from fleetctl.context import Context
 from fleetctl.render import Renderer
 
@@ -21,6 +21,7 @@ INSTANCE_COLUMNS = (
     ("state", "EC2 STATE"),
     ("lifecycle", "LIFECYCLE"),
     ("health", "TARGET HEALTH"),
+    ("version", "VERSION"),
     ("launched", "LAUNCHED"),
     ("uptime", "UPTIME"),
 )
@@ -43,16 +44,19 @@ ACTIVITY_COLUMNS = (
     ("count", "INSTANCES"),
     ("message", "MESSAGE"),
 )
-# Plan fields (autoscaler.plan.Plan) in the words an operator reads; spare_pool is a fallback, not an action.
+# Plan fields (autoscaler.plan.Plan) in the words an operator reads; spare_pool is a fallback, not an
+# action; retire and discard say which of the drained and terminated instances a refresh replaces.
 PLAN_WORDS = {
     "reclaim": "return to service",
     "start": "start from the pool",
     "launch": "launch",
     "register": "register with the target group",
     "drain": "drain",
+    "retire": "of those drained, replace (old version or past its lifetime)",
     "replace": "replace (unhealthy)",
     "to_pool": "stop into the warm pool",
     "terminate": "terminate",
+    "discard": "of those terminated, replace (old version or past its lifetime)",
     "launch_warming": "launch for the warm pool",
     "retag_pool": "retag as pool",
 }
@@ -70,34 +74,47 @@ RESULT_WORDS = {
 
 
 def status(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
+    from autoscaler.refresh import report
+
     controller = ctx.controller
     state = controller.state()
     instances = controller.instances()
     runtime = ctx.runtime
+    settings = runtime.settings
+    now = runtime.clock.now()
+    versions = report(
+        state.refresh, settings.launch_template_version, instances, now, settings.max_instance_lifetime_seconds
+    )
     view = views.status(
         ctx.stack.name,
-        runtime.settings.fleet_name,
+        settings.fleet_name,
         state,
         instances,
         runtime.scaling_policy(),
-        runtime.clock.now(),
+        now,
+        versions,
     )
     if args.output == "json":
         out.json(view)
         return 0
     decision = view["last_decision"]
     desired = view["desired"] if view["desired"] is not None else "- (no decision yet)"
-    out.fields(
-        [
-            ("Stack", view["stack"]),
-            ("Fleet", view["fleet"]),
-            ("Desired", f"{desired}  (min {view['min_size']}, max {view['max_size']})"),
-            ("Capacity", _capacity_line(view["capacity"])),
-            ("Scaling", "SUSPENDED" if view["suspended"] else "active"),
-            ("Last decision", _decision_line(decision)),
-        ],
-        styles={"Scaling": "red" if view["suspended"] else "green"},
-    )
+    fields = [
+        ("Stack", view["stack"]),
+        ("Fleet", view["fleet"]),
+        ("Desired", f"{desired}  (min {view['min_size']}, max {view['max_size']})"),
+        ("Capacity", _capacity_line(view["capacity"])),
+        ("Scaling", "SUSPENDED" if view["suspended"] else "active"),
+        ("Last decision", _decision_line(decision)),
+        ("Version", texts.version_line(versions)),
+    ]
+    styles = {"Scaling": "red" if view["suspended"] else "green"}
+    if views.refresh_recent(versions, now):
+        fields.append(("Refresh", texts.refresh_line(versions)))
+        style = texts.refresh_style(versions["refresh"]["status"])
+        if style:
+            styles["Refresh"] = style
+    out.fields(fields, styles=styles)
     out.line()
     out.table(INSTANCE_COLUMNS, view["instances"], empty="(no instances)")
     out.line()
@@ -173,18 +190,18 @@ def scale(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
             out.json({"asked": asked, "dry_run": True, "planned": preview})
             return 0
         out.line(f"Dry run: would set desired capacity {preview['previous']} -> {preview['desired']}{clamp}")
-        _print_plan(out, preview.get("plan", {}), "would")
+        print_plan(out, preview.get("plan", {}), "would")
         out.line("Nothing changed.")
         return 0
     if args.output != "json":
         out.line(f"Setting desired capacity {preview['previous']} -> {preview['desired']}{clamp}")
-        _print_plan(out, preview.get("plan", {}), "will")
+        print_plan(out, preview.get("plan", {}), "will")
     result = entrypoints.set_capacity(runtime, asked, CAUSE, dry_run=False)
     if args.output == "json":
         out.json({"asked": asked, "dry_run": False, "planned": preview, "result": result})
         return 0
     out.line(f"Done: desired capacity {result.get('previous')} -> {result.get('desired')} ({result['status']})")
-    _print_result(out, result.get("result", {}))
+    print_result(out, result.get("result", {}))
     return 0 if not result.get("result", {}).get("failures") else 1
 
 
@@ -196,20 +213,22 @@ def _clamp_note(asked: int, desired: int, low: int, high: int) -> str:
     return ""
 
 
-def _print_plan(out: Renderer, plan: dict[str, Any], verb: str) -> None:
+def print_plan(out: Renderer, plan: dict[str, Any], verb: str) -> None:
+    """The plan's actions; ``verb`` ("would", "will", or "" for a step taken) leads each line."""
+    lead = f"  {verb} " if verb else "  "
     steps = [(key, plan[key]) for key in PLAN_WORDS if plan.get(key)]
     if not steps:
-        out.line(f"  {verb} take no instance action")
+        out.line(f"{lead}take no instance action" if verb else "  no instance action")
         return
     for key, value in steps:
         if key in {"launch", "launch_warming"}:
             what = ", ".join(f"{count} in {subnet}" for subnet, count in value)
         else:
             what = ", ".join(value)
-        out.line(f"  {verb} {PLAN_WORDS[key]}: {what}")
+        out.line(f"{lead}{PLAN_WORDS[key]}: {what}")
 
 
-def _print_result(out: Renderer, result: dict[str, Any]) -> None:
+def print_result(out: Renderer, result: dict[str, Any]) -> None:
     if not result:
         out.line("  no instance was touched")
     for key, words in RESULT_WORDS.items():
@@ -281,7 +300,7 @@ def _pool_fill(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
             out.json({"dry_run": True, "planned": preview})
             return 0
         out.line(f"Dry run: pool fill at desired capacity {preview['desired']}")
-        _print_plan(out, preview.get("plan", {}), "would")
+        print_plan(out, preview.get("plan", {}), "would")
         return 0
     # The custom resource's entry point: the fleet at its desired capacity plus a full warm pool.
     result = entrypoints.create_fleet(runtime)
@@ -290,7 +309,7 @@ def _pool_fill(ctx: Context, args: argparse.Namespace, out: Renderer) -> int:
         out.json({"dry_run": False, "result": result, "pool": view})
         return 0
     out.line(f"Filled the warm pool of fleet {view['fleet']} up to {view['size']} (desired capacity {desired}):")
-    _print_result(out, result.get("result", {}))
+    print_result(out, result.get("result", {}))
     out.line()
     _print_pool(out, view)
     return 0

@@ -21,7 +21,7 @@ BAD_CREDENTIAL_CODES = frozenset(
 
 def explain(exc: BaseException, ctx: Context) -> str | None:
     """The message for an expected failure, or None to let it raise."""
-    from autoscaler.errors import AutoscalerError, LeaseBusyError
+    from autoscaler.errors import AutoscalerError, LeaseBusyError, RefreshError
     from botocore import exceptions as bx
 
     where = f" at {ctx.endpoint_url}" if ctx.endpoint_url else ""
@@ -48,8 +48,17 @@ def explain(exc: BaseException, ctx: Context) -> str | None:
         if code in BAD_CREDENTIAL_CODES:
             return f"AWS rejected the credentials: {operation} ({code}): {error.get('Message', '')}"
         return f"AWS error in {operation}: {code}: {error.get('Message', '')}"
+    if isinstance(exc, RefreshError):
+        return str(exc)  # says what is in the way and that nothing was changed
     if isinstance(exc, LeaseBusyError):
         return "another invocation holds the fleet's decision lease; nothing was changed - try again in a minute"
     if isinstance(exc, AutoscalerError):
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def refused(exc: BaseException) -> bool:
+    """A request the control plane refused as asked (nothing changed): exit 2, like bad usage."""
+    from autoscaler.errors import RefreshError
+
+    return isinstance(exc, RefreshError)

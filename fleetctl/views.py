@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from autoscaler.model import FleetCounts, FleetState, Instance, Lifecycle, TargetHealth
+from autoscaler.refresh import ACTIVE, Refresh, rollout_of, stale_members
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.type_defs import CompositeAlarmTypeDef, MetricAlarmTypeDef
@@ -26,6 +27,9 @@ COMPARISONS = {
 }
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+ACTIVE_STATUSES = frozenset(s.value for s in ACTIVE)
+# `fleetctl status` shows a refresh while it runs and for this long after it ended.
+RECENT_REFRESH = timedelta(hours=24)
 
 
 def lifecycle(instance: Instance) -> str:
@@ -68,6 +72,7 @@ def instance_row(instance: Instance, now: datetime) -> dict[str, Any]:
         "state": instance.state,
         "lifecycle": lifecycle(instance),
         "health": instance.health.value,
+        "version": instance.version,
         "ready": instance.ready,
         "launched": stamp(instance.launch_time),
         "uptime": duration(uptime),
@@ -84,8 +89,15 @@ def totals(instances: Iterable[Instance]) -> dict[str, int]:
 
 
 def status(
-    stack: str, fleet: str, state: FleetState, instances: Sequence[Instance], policy: Any, now: datetime
+    stack: str,
+    fleet: str,
+    state: FleetState,
+    instances: Sequence[Instance],
+    policy: Any,
+    now: datetime,
+    refresh: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``refresh``: ``autoscaler.refresh.report`` of the fleet (versions, latest refresh, old vs new)."""
     return {
         "stack": stack,
         "fleet": fleet,
@@ -101,6 +113,7 @@ def status(
         },
         "capacity": capacity(instances),
         "totals": totals(instances),
+        "refresh": refresh,
         "instances": [instance_row(i, now) for i in instances],
     }
 
@@ -175,7 +188,14 @@ def _alarm_row(
 
 
 def activity_row(raw: dict[str, Any]) -> dict[str, Any]:
+    """An activity; one that replaced instances (a refresh's step, or the lifetime limit) says
+    which, with their versions, in its message."""
     details = raw.get("details") or {}
+    message = details.get("message", "")
+    replaced = details.get("replaced")
+    if replaced:
+        summary = replacement_summary(replaced)
+        message = summary if raw.get("reason") == "refresh" or not message else f"{message}; {summary}"
     return {
         "at": raw.get("at"),
         "cause": raw.get("cause"),
@@ -184,9 +204,64 @@ def activity_row(raw: dict[str, Any]) -> dict[str, Any]:
         "to": raw.get("to"),
         "status": raw.get("status"),
         "instances": raw.get("instance_ids", []),
-        "message": details.get("message", ""),
+        "message": message,
+        "replaced": replaced,
         "details": details,
     }
+
+
+def replacement_summary(replaced: dict[str, Any]) -> str:
+    """``details.replaced`` of an activity (controller.py) in words: ``retired i-1 (v1); discarded
+    i-2 (v1); for version 2 (refresh-ab12cd34)``."""
+    versions = replaced.get("versions") or {}
+
+    def named(ids: Sequence[str]) -> str:
+        return ", ".join(f"{i} (v{versions[i]})" if versions.get(i) else f"{i} (no version)" for i in ids)
+
+    parts = []
+    if replaced.get("retired"):
+        parts.append(f"retired {named(replaced['retired'])}")
+    if replaced.get("discarded"):
+        parts.append(f"discarded {named(replaced['discarded'])}")
+    if replaced.get("refresh"):
+        parts.append(f"for version {replaced.get('target_version')} ({replaced['refresh']})")
+    else:
+        parts.append("past the maximum instance lifetime")
+    return "; ".join(parts)
+
+
+def refresh_active(report: dict[str, Any]) -> bool:
+    refresh = report.get("refresh")
+    return refresh is not None and refresh["status"] in ACTIVE_STATUSES
+
+
+def refresh_recent(report: dict[str, Any], now: datetime) -> bool:
+    """Active, or ended less than ``RECENT_REFRESH`` ago: `fleetctl status` shows it."""
+    refresh = report.get("refresh")
+    if refresh is None:
+        return False
+    return refresh_active(report) or now - datetime.fromisoformat(refresh["updated_at"]) < RECENT_REFRESH
+
+
+def wait_verdict(report: dict[str, Any]) -> str | None:
+    """What ``refresh status --wait`` waits for: None while a refresh runs or a deploy's refresh is
+    about to start (the next reconcile starts it); else how the latest one ended, or
+    ``"nothing to replace"`` when there has been none and every instance runs the configured version."""
+    refresh = report.get("refresh")
+    if report.get("deploy_pending") or refresh_active(report):
+        return None
+    if refresh is None:
+        return "nothing to replace"
+    return str(refresh["status"])
+
+
+def to_replace(
+    instances: Sequence[Instance], refresh: dict[str, Any], now: datetime, max_lifetime_seconds: float = 0.0
+) -> list[dict[str, Any]]:
+    """The instances ``refresh`` (a proposed one: ``start --dry-run``) would replace, as rows."""
+    proposed = Refresh.from_json(refresh)
+    rollout = rollout_of(proposed, proposed.target_version, max_lifetime_seconds)
+    return [instance_row(i, now) for i in stale_members(instances, rollout, now)]
 
 
 def parse_since(text: str, now: datetime) -> datetime:

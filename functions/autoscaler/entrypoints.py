@@ -16,9 +16,8 @@ from autoscaler.refresh import (
     cancel,
     majority_version,
     new_refresh,
-    progress,
+    report,
     rollback,
-    rollout_of,
 )
 from autoscaler.runtime import Runtime
 
@@ -240,17 +239,17 @@ def rollback_refresh(runtime: Runtime, cause: str = "operator") -> dict[str, Any
 
 
 def refresh_status(runtime: Runtime) -> dict[str, Any]:
-    """The latest refresh and how far the fleet is on its version (old vs new, service and pool)."""
+    """The latest refresh and how far the fleet is on its version (``refresh.report``)."""
     controller = Controller(runtime)
     refresh = controller.state().refresh
-    configured = runtime.settings.launch_template_version
-    rollout = rollout_of(refresh, configured, runtime.settings.max_instance_lifetime_seconds)
-    now = runtime.clock.now()
-    return {
-        "configured_version": configured,
-        "refresh": refresh.to_json() if refresh is not None else None,
-        "progress": progress(controller.instances(), rollout, now).to_json(),
-    }
+    settings = runtime.settings
+    return report(
+        refresh,
+        settings.launch_template_version,
+        controller.instances(),
+        runtime.clock.now(),
+        settings.max_instance_lifetime_seconds,
+    )
 
 
 def _describe(refresh: Refresh | None) -> str:

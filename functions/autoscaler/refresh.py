@@ -257,6 +257,26 @@ def deploy_pending(configured: str, refresh: Refresh | None, instances: Sequence
     return configured not in {refresh.target_version, refresh.rejected_version}
 
 
+def report(
+    refresh: Refresh | None,
+    configured: str,
+    instances: Sequence[Instance],
+    now: datetime,
+    max_lifetime_seconds: float = 0.0,
+) -> dict[str, Any]:
+    """The latest refresh and how far the fleet is on its version, as operators read it: the
+    configured version, the one new instances get (``launch_version``: pinned back after a
+    rollback), whether the next run starts a refresh for the configured one, and old vs new."""
+    rollout = rollout_of(refresh, configured, max_lifetime_seconds)
+    return {
+        "configured_version": configured,
+        "launch_version": launch_version(configured, refresh),
+        "deploy_pending": deploy_pending(configured, refresh, instances),
+        "refresh": refresh.to_json() if refresh is not None else None,
+        "progress": progress(instances, rollout, now).to_json(),
+    }
+
+
 def majority_version(instances: Iterable[Instance], exclude: str) -> str | None:
     versions = Counter(i.version for i in members(instances) if i.version and i.version != exclude)
     return versions.most_common(1)[0][0] if versions else None

@@ -88,6 +88,7 @@ class FleetStack:
     moto: Moto
     subnets: tuple[str, ...]
     target_group_arn: str
+    launch_template: str
 
     def run(
         self, *args: str, env: dict[str, str] | None = None, stack: bool = True
@@ -128,6 +129,54 @@ class FleetStack:
     def mark_ready(self, instance_ids: list[str]) -> None:
         """What an instance's user-data does once /ping answers through nginx."""
         self.moto.client("ec2").create_tags(Resources=instance_ids, Tags=[{"Key": "AutoscalerReady", "Value": "true"}])
+
+    def versions(self) -> dict[str, int]:
+        """``lifecycle:v<launch-template version>`` -> count over live instances, from moto's tags."""
+        response = self.moto.client("ec2").describe_instances(
+            Filters=[
+                {"Name": "tag:AutoscalerFleet", "Values": [self.fleet]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ]
+        )
+        counts: dict[str, int] = {}
+        for reservation in response["Reservations"]:
+            for instance in reservation["Instances"]:
+                tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                key = f"{tags['AutoscalerLifecycle']}:v{tags['aws:ec2launchtemplate:version']}"
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def deploy(self) -> str:
+        """What `sam deploy` of a changed worker does: a new launch-template version, which the
+        functions' environment then names (LAUNCH_TEMPLATE_VERSION)."""
+        ec2 = self.moto.client("ec2")
+        created = ec2.create_launch_template_version(
+            LaunchTemplateId=self.launch_template, SourceVersion="1", LaunchTemplateData={}
+        )
+        version = str(created["LaunchTemplateVersion"]["VersionNumber"])
+        functions = self.moto.client("lambda")
+        function = f"{self.fleet}-reconcile"
+        variables = functions.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+        functions.update_function_configuration(
+            FunctionName=function, Environment={"Variables": {**variables, "LAUNCH_TEMPLATE_VERSION": version}}
+        )
+        return version
+
+    def reconcile(self) -> dict[str, Any]:
+        """One run of the every-minute reconcile function: its entry point, in this process, with
+        the settings fleetctl reads from the stack (what the deployed function runs with)."""
+        from autoscaler import entrypoints
+
+        from fleetctl.context import Context
+
+        context = Context(self.name, region=REGION, endpoint_url=self.moto.url)
+        return entrypoints.reconcile(context.runtime)
+
+    def installed(self) -> None:
+        """Every live instance's user-data has finished: all report ready (warm-ups can be pooled)."""
+        ids = self.instance_ids()
+        if ids:
+            self.mark_ready(ids)
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -250,6 +299,6 @@ def make_stack(moto: Moto, network: dict[str, Any], ping_url: str) -> Callable[.
         cloudformation.create_stack(StackName=name, TemplateBody=_template(fleet, table, outputs))
         status = cloudformation.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
         assert status == "CREATE_COMPLETE", status
-        return FleetStack(name, fleet, moto, network["subnets"], group)
+        return FleetStack(name, fleet, moto, network["subnets"], group, network["launch_template"])
 
     return make

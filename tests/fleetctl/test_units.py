@@ -95,7 +95,18 @@ def test_stack_settings_are_the_settings_functions_own():
 
 def test_every_subcommand_has_help(capsys):
     parser = build_parser()
-    for command in ("status", "alarms", "activities", "scale", "suspend", "resume", "pool", "ping"):
+    for command in (
+        "status",
+        "alarms",
+        "activities",
+        "history",
+        "scale",
+        "suspend",
+        "resume",
+        "pool",
+        "ping",
+        "refresh",
+    ):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([command, "--help"])
         assert exit_info.value.code == 0
@@ -152,3 +163,208 @@ def test_without_a_samconfig_the_stack_must_be_given(monkeypatch, tmp_path, caps
         main(["status"])
     assert exit_info.value.code == 2
     assert "--stack" in capsys.readouterr().err
+
+
+# --- fleetctl refresh ---------------------------------------------------------------------------
+def test_refresh_actions_have_help_and_parse_their_options(capsys):
+    parser = build_parser()
+    for action in ("start", "status", "cancel", "rollback"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(["refresh", action, "--help"])
+        assert exit_info.value.code == 0
+        assert "--endpoint-url" in capsys.readouterr().out
+    preferences = ["--min-healthy", "90", "--max-surge", "2", "--warmup", "30", "--checkpoints", "20, 50,100"]
+    args = parser.parse_args(
+        ["refresh", "start", *preferences, "--checkpoint-delay", "0", "--no-skip-matching", "--dry-run"]
+    )
+    assert args.run == "refresh:start"
+    assert (args.min_healthy, args.max_surge, args.warmup, args.checkpoints) == (90, 2, 30, (20, 50, 100))
+    assert (args.checkpoint_delay, args.skip_matching, args.dry_run) == (0, False, True)
+    defaults = parser.parse_args(["refresh", "start"])
+    assert (defaults.min_healthy, defaults.checkpoints, defaults.skip_matching) == (None, None, None)
+    waiting = parser.parse_args(["refresh", "status", "--wait"])
+    assert (waiting.run, waiting.wait, waiting.timeout, waiting.interval) == ("refresh:status", True, 3600, 15.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--checkpoints", "50,abc"], "argument --checkpoints: 'abc' in '50,abc' is not a whole percentage in 1-100"),
+        (["--checkpoints", "0,50"], "'0' in '0,50' is not a whole percentage in 1-100"),
+        (["--checkpoints", "50,101"], "'101' in '50,101' is not a whole percentage in 1-100"),
+        (["--checkpoints", "100,50"], "'100,50': checkpoints must increase, e.g. 50,100"),
+        (["--checkpoints", "50,50"], "'50,50': checkpoints must increase"),
+        (["--min-healthy", "150"], "argument --min-healthy: 150 is not a percentage (0-100)"),
+        (["--min-healthy", "-1"], "argument --min-healthy: -1 is not a percentage (0-100)"),
+        (["--max-surge", "-1"], "argument --max-surge: -1 is not >= 0"),
+        (["--warmup", "soon"], "argument --warmup: invalid _non_negative value: 'soon'"),
+    ],
+)
+def test_refresh_start_rejects_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["refresh", "start", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_refresh_status_rejects_a_bad_interval(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["refresh", "status", "--wait", "--interval", "0"])
+    assert "argument --interval: 0 is not > 0" in capsys.readouterr().err
+
+
+def test_a_refused_refresh_is_one_line_and_exit_2():
+    from autoscaler.errors import LeaseBusyError, RefreshError
+
+    from fleetctl.errors import refused
+
+    refusal = RefreshError("refresh-1 is InProgress; cancel it (fleetctl refresh cancel) before starting another")
+    assert explain(refusal, Context("s")) == str(refusal)
+    assert refused(refusal) and not refused(LeaseBusyError("busy"))
+
+
+def refresh_json(status: str = "InProgress", **changes: object) -> dict:
+    body = {
+        "refresh_id": "refresh-ab12cd34",
+        "status": status,
+        "target_version": "3",
+        "previous_version": "2",
+        "started_at": (NOW - timedelta(minutes=10)).isoformat(),
+        "updated_at": (NOW - timedelta(minutes=1)).isoformat(),
+        "cause": "deploy",
+        "preferences": {
+            "min_healthy_percent": 100,
+            "max_surge": 1,
+            "warmup_seconds": 60,
+            "checkpoints": [],
+            "checkpoint_delay_seconds": 3600,
+            "auto_rollback": True,
+            "alarm_names": [],
+            "skip_matching": True,
+        },
+        "rejected_version": None,
+        "checkpoints_passed": 0,
+        "paused_until": None,
+        "to_replace": 3,
+        "failed_replacements": [],
+        "status_reason": "",
+        "originals": [],
+    }
+    body.update(changes)
+    return body
+
+
+PROGRESS = {
+    "target_version": "3",
+    "new_in_service": 1,
+    "old_in_service": 1,
+    "new_pool": 1,
+    "old_pool": 0,
+    "remaining": 1,
+    "percent": 66,
+}
+
+
+def report_of(refresh: dict | None, configured: str = "3", pending: bool = False) -> dict:
+    launching = refresh["target_version"] if refresh else configured
+    return {
+        "configured_version": configured,
+        "launch_version": launching,
+        "deploy_pending": pending,
+        "refresh": refresh,
+        "progress": PROGRESS,
+    }
+
+
+@pytest.mark.parametrize(
+    ("report", "verdict"),
+    [
+        (report_of(refresh_json("InProgress")), None),
+        (report_of(refresh_json("Paused")), None),
+        (report_of(refresh_json("RollingBack")), None),
+        (report_of(refresh_json("Successful")), "Successful"),
+        (report_of(refresh_json("Successful"), configured="4", pending=True), None),  # the next one starts soon
+        (report_of(refresh_json("RolledBack")), "RolledBack"),
+        (report_of(refresh_json("Cancelled")), "Cancelled"),
+        (report_of(refresh_json("Failed")), "Failed"),
+        (report_of(None), "nothing to replace"),
+        (report_of(None, pending=True), None),
+    ],
+)
+def test_what_refresh_status_wait_waits_for(report, verdict):
+    assert views.wait_verdict(report) == verdict
+
+
+def test_status_shows_a_refresh_while_it_runs_and_for_a_day_after():
+    assert views.refresh_recent(report_of(refresh_json("InProgress", updated_at="2020-01-01T00:00:00+00:00")), NOW)
+    assert views.refresh_recent(report_of(refresh_json("Successful")), NOW)
+    old = (NOW - timedelta(hours=25)).isoformat()
+    assert not views.refresh_recent(report_of(refresh_json("Successful", updated_at=old)), NOW)
+    assert not views.refresh_recent(report_of(None), NOW)
+
+
+def test_refresh_lines():
+    from fleetctl import texts
+
+    running = report_of(refresh_json("Paused", paused_until="2026-01-01T13:00:00+00:00"))
+    assert texts.refresh_line(running) == (
+        "refresh-ab12cd34 Paused, version 2 -> 3 (paused until 2026-01-01T13:00:00+00:00): "
+        "in service 1 new / 1 old, pool 1 new / 0 old; 66 % on version 3, 1 to replace"
+    )
+    assert texts.version_line(running) == "3"
+    assert texts.version_line(report_of(None, pending=True)) == (
+        "3 (the next reconcile, within a minute, starts a refresh to version 3)"
+    )
+    deployed = report_of(refresh_json("Successful"), configured="4", pending=True)
+    assert texts.version_line(deployed).startswith("3, the stack configures 4 (the next reconcile")
+    pinned = report_of(refresh_json("RolledBack", target_version="2", previous_version="3", rejected_version="3"))
+    assert texts.version_line(pinned).startswith(
+        "2 (pinned back by refresh-ab12cd34, RolledBack; the stack configures 3"
+    )
+    first = refresh_json(previous_version=None, checkpoints_passed=1)
+    first["preferences"] = {**first["preferences"], "checkpoints": [50, 100], "alarm_names": ["fleet-5xx"]}
+    fields = dict(texts.refresh_fields(report_of(first)))
+    assert fields["Versions"] == "- -> 3"
+    assert fields["Checkpoints"] == "50 %, 100 % (pause 3600 s each); 1 passed"
+    assert fields["Preferences"] == (
+        "min healthy 100 %, max surge 1, warm-up 60 s, skip matching, auto rollback, alarms fleet-5xx"
+    )
+    failed = dict(texts.refresh_fields(pinned | {"refresh": {**pinned["refresh"], "failed_replacements": ["i-9"]}}))
+    assert failed["Rejected"] == "version 3 (rolled back; a deploy of it starts no refresh)"
+    assert failed["Failed"] == "i-9"
+    none = dict(texts.refresh_fields(report_of(None)))
+    assert none["Refresh"] == "none yet" and "Status" not in none
+
+
+def test_activities_say_which_instances_a_refresh_replaced():
+    replaced = {
+        "retired": ["i-1"],
+        "discarded": ["i-2", "i-3"],
+        "refresh": "refresh-ab12cd34",
+        "target_version": "3",
+        "versions": {"i-1": "2", "i-2": "2", "i-3": None},
+    }
+    step = views.activity_row(
+        {"reason": "refresh", "details": {"message": "no signal had data in its window", "replaced": replaced}}
+    )
+    assert step["message"] == "retired i-1 (v2); discarded i-2 (v2), i-3 (no version); for version 3 (refresh-ab12cd34)"
+    assert step["replaced"] == replaced
+    scaled = views.activity_row({"reason": "scale-in", "details": {"message": "cpu 20 % < 40 %", "replaced": replaced}})
+    assert scaled["message"].startswith("cpu 20 % < 40 %; retired i-1 (v2)")
+    lifetime = {**replaced, "retired": [], "refresh": None}
+    assert (
+        views.replacement_summary(lifetime)
+        == "discarded i-2 (v2), i-3 (no version); past the maximum instance lifetime"
+    )
+    started = views.activity_row(
+        {"reason": "refresh-started", "details": {"message": "refresh-ab12cd34 (deploy): ..."}}
+    )
+    assert started["message"] == "refresh-ab12cd34 (deploy): ..." and started["replaced"] is None
+
+
+def test_instance_rows_carry_the_launch_template_version():
+    from dataclasses import replace
+
+    row = views.instance_row(replace(instance(Lifecycle.SERVICE), version="7"), NOW)
+    assert row["version"] == "7"
+    assert views.instance_row(instance(Lifecycle.POOL, state="stopped"), NOW)["version"] is None
