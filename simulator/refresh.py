@@ -3,7 +3,8 @@
 A deploy creates launch template version V. The twin follows the fleet at every change
 (``FleetPoint``) and, per deploy, reports:
 - ``seconds_to_all_new``: from the deploy until every instance that stays in the fleet (alive,
-  not draining: in service, booting, in the pool or warming) runs V; None if never;
+  not draining: in service, booting, in the pool or warming) runs V and no warm-up is still
+  installing (the pool holds its seats again); None if never;
 - ``rolled_back``: instances of V appeared and later none stays (the fleet is back on other
   versions), and when;
 - the **refresh window**: from the deploy until all new, or rolled back, or the next deploy, or
@@ -40,6 +41,7 @@ class FleetPoint:
     desired: int | None  # the control plane's saved desired capacity (None before its first decision)
     # (version, instances staying in the fleet, of them in service), by version
     versions: tuple[tuple[str, int, int], ...]
+    warming: int = 0  # warm-ups still installing (the pool's seats not yet held)
 
     def staying(self) -> dict[str, int]:
         return {v: n for v, n, _ in self.versions if n}
@@ -81,7 +83,7 @@ def refresh_figures(
     new_seen = False
     for point in during:
         staying = point.staying()
-        if staying and set(staying) == {version}:
+        if staying and set(staying) == {version} and not point.warming:
             all_new_at = max(point.t, deploy.at)
             break
         if staying.get(version):

@@ -258,7 +258,7 @@ class Observer:
         t = self.to_scenario(self.env.now)
         rule = self.in_service_rule
         state_of = self.balancer.state_of
-        count = 0
+        count = warming = 0
         staying: dict[str, list[int]] = {}
         for i, m in self.ec2.machines.items():
             serving = rule(m.lifecycle, m.state, state_of(i))
@@ -267,11 +267,18 @@ class Observer:
                 entry = staying.setdefault(m.version, [0, 0])
                 entry[0] += 1
                 entry[1] += serving
+                warming += m.lifecycle == Lifecycle.WARMING
         if not self.timeline or self.timeline[-1][1] != count:
             self.timeline.append((t, count))
-        point = FleetPoint(t, count, self.desired(), tuple((v, n, s) for v, (n, s) in sorted(staying.items())))
+        versions = tuple((v, n, s) for v, (n, s) in sorted(staying.items()))
+        point = FleetPoint(t, count, self.desired(), versions, warming)
         last = self.points[-1] if self.points else None
-        if last is None or (last.in_service, last.desired, last.versions) != (count, point.desired, point.versions):
+        if last is None or (last.in_service, last.desired, last.versions, last.warming) != (
+            count,
+            point.desired,
+            point.versions,
+            warming,
+        ):
             self.points.append(point)
 
     def sample(self, load: float, cpu: float | None, alarms: dict[str, str]) -> None:

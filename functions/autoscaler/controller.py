@@ -27,6 +27,7 @@ from autoscaler.model import (
     FleetCounts,
     FleetState,
     Instance,
+    Lifecycle,
     Recommendation,
     Snapshot,
     TargetHealth,
@@ -316,15 +317,22 @@ class Controller:
             started = Step(fresh, "refresh-started", started_message(fresh))
             refresh = fresh
         lifetime = self.settings.max_instance_lifetime_seconds
-        actions = plan(instances, desired, self._limits, now, rollout_of(refresh, configured, lifetime))
+        defaults = self.settings.refresh_preferences()
+        actions = plan(instances, desired, self._limits, now, rollout_of(refresh, configured, lifetime, defaults))
         if refresh is None or not refresh.active:
             return started or Step(refresh), actions
         alarms = refresh.preferences.alarm_names
         in_alarm = [n for n, v in self._signals.alarm_states(list(alarms)).items() if v == "ALARM"] if alarms else []
         failed = failed_replacements(instances, actions.gave_up, refresh.target_version)
-        step = advance(refresh, instances, now, alarms_in_alarm=in_alarm, failed=failed)
+        # The pool is part of the fleet: a refresh ends when its seats are held again.
+        refilling = bool(actions.launch_warming) or any(
+            i.alive and i.lifecycle is Lifecycle.WARMING and i.instance_id not in actions.terminate for i in instances
+        )
+        step = advance(refresh, instances, now, alarms_in_alarm=in_alarm, failed=failed, refilling=refilling)
         if step.refresh != refresh:
-            actions = plan(instances, desired, self._limits, now, rollout_of(step.refresh, configured, lifetime))
+            actions = plan(
+                instances, desired, self._limits, now, rollout_of(step.refresh, configured, lifetime, defaults)
+            )
         if started is not None and step.event is None:
             step = replace(started, refresh=step.refresh)
         elif started is not None:

@@ -305,13 +305,21 @@ def new_refresh(
     return replace(refresh, to_replace=len(stale))
 
 
-def rollout_of(refresh: Refresh | None, configured: str, max_lifetime_seconds: float = 0.0) -> Rollout:
+def rollout_of(
+    refresh: Refresh | None,
+    configured: str,
+    max_lifetime_seconds: float = 0.0,
+    defaults: Preferences | None = None,
+) -> Rollout:
+    """How the plan replaces now: by the active refresh's preferences, else (lifetime
+    replacement) by ``defaults``, the template's."""
+    idle = defaults or Preferences()
     if refresh is None:
-        return Rollout(version=configured, max_lifetime_seconds=max_lifetime_seconds)
+        return Rollout(version=configured, preferences=idle, max_lifetime_seconds=max_lifetime_seconds)
     return Rollout(
         version=refresh.target_version,
         replacing=refresh.replacing,
-        preferences=refresh.preferences,
+        preferences=refresh.preferences if refresh.replacing else idle,
         max_lifetime_seconds=max_lifetime_seconds,
         originals=frozenset(refresh.originals) if refresh.replacing else frozenset(),
     )
@@ -333,10 +341,12 @@ def advance(
     *,
     alarms_in_alarm: Sequence[str] = (),
     failed: Sequence[str] = (),
+    refilling: bool = False,
 ) -> Step:
     """Move an active refresh on: fail or roll back on an alarm or a failed replacement
     (``failed``: target-version instances that never became healthy or ready), pause at
-    checkpoints, resume after their delay, end when nothing stale is left."""
+    checkpoints, resume after their delay, end when nothing stale is left and the pool holds its
+    seats again (``refilling``: a warm-up is installing or about to be launched)."""
     if refresh is None or not refresh.active:
         return Step(refresh)
     if failed:
@@ -364,6 +374,7 @@ def advance(
     leaving = any(
         i.alive and i.lifecycle is Lifecycle.DRAINING and i.version != refresh.target_version for i in instances
     )
+    leaving = leaving or refilling
     if done.remaining == 0 and not leaving:
         final = RefreshStatus.ROLLED_BACK if refresh.status is RefreshStatus.ROLLING_BACK else RefreshStatus.SUCCESSFUL
         ended = replace(refresh, status=final, updated_at=now, status_reason=refresh.status_reason)

@@ -288,3 +288,24 @@ def test_instances_past_the_maximum_lifetime_are_replaced_without_a_deploy(fleet
     _pool_refilled(fleet)
     assert _version_counts(fleet) == {"service:v1": 2, "pool:v1": 1}
     assert outcome.get("refresh") is None  # no refresh: the lifetime limit alone
+
+
+def test_lifetime_replacement_follows_the_templates_refresh_preferences(fleet):
+    """Reported in review: without a refresh, lifetime replacement used the code's defaults."""
+    fleet = _fleet_of_two(fleet).with_settings(
+        max_instance_lifetime_days=1, refresh_min_healthy_percent=50, refresh_max_surge=0
+    )
+    fleet.clock.advance(86400)
+    first_in_service_step = None
+    for _ in range(10):
+        outcome = entrypoints.reconcile(fleet.runtime)
+        result = outcome.get("result") or {}
+        if result.get("drained") or result.get("started") or result.get("launched"):
+            first_in_service_step = result
+            break
+        fleet.clock.advance(30)
+        fleet.mark_ready()
+        fleet.clock.advance(30)
+    # 50 % healthy and no surge: an old instance is retired first, not a new one started beside it.
+    assert first_in_service_step is not None and first_in_service_step.get("drained"), first_in_service_step
+    assert not first_in_service_step.get("started") and not first_in_service_step.get("launched")

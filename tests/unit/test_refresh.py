@@ -287,3 +287,10 @@ def test_a_surge_promotes_a_finished_warm_up_and_waits_for_one_on_its_way():
     assert not waiting.launch and not waiting.start
     capacity = plan([svc("a", "1"), pooled("p", "2", state="stopping")], 2, LIMITS, NOW, ROLL)
     assert sum(n for _, n in capacity.launch) == 1  # a capacity need does not wait
+
+
+def test_a_refresh_ends_only_once_the_pool_holds_its_seats_again():
+    refresh = started([svc("a", "1")])
+    fleet = [svc("a", "2"), warming("w", "2")]
+    assert advance(refresh, fleet, NOW, refilling=True).event is None
+    assert advance(refresh, fleet, NOW).event == "refresh-succeeded"
