@@ -3,8 +3,9 @@
 A deploy creates launch template version V. The twin follows the fleet at every change
 (``FleetPoint``) and, per deploy, reports:
 - ``seconds_to_all_new``: from the deploy until every instance that stays in the fleet (alive,
-  not draining: in service, booting, in the pool or warming) runs V and no warm-up is still
-  installing (the pool holds its seats again); None if never;
+  not draining: in service, booting, in the pool or warming) runs V, no warm-up is still
+  installing and the pool holds its seats again (``plan.pool_seats`` at the desired capacity):
+  the pool is part of what a deploy replaces; None if never;
 - ``rolled_back``: instances of V appeared and later none stays (the fleet is back on other
   versions), and when;
 - the **refresh window**: from the deploy until all new, or rolled back, or the next deploy, or
@@ -22,7 +23,7 @@ A deploy creates launch template version V. The twin follows the fleet at every 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ class FleetPoint:
     # (version, instances staying in the fleet, of them in service), by version
     versions: tuple[tuple[str, int, int], ...]
     warming: int = 0  # warm-ups still installing (the pool's seats not yet held)
+    pool: int = 0  # instances in the pool (stopped or stopping)
 
     def staying(self) -> dict[str, int]:
         return {v: n for v, n, _ in self.versions if n}
@@ -73,6 +75,7 @@ def refresh_figures(
     until: float,
     sent: np.ndarray,
     status: np.ndarray,
+    pool_seats: Callable[[int], int] = lambda _desired: 0,
 ) -> dict[str, Any]:
     """The figures of ``deploy``'s refresh, looked at until ``until`` (the next deploy or the end)."""
     fleet = _settled(points)
@@ -83,7 +86,8 @@ def refresh_figures(
     new_seen = False
     for point in during:
         staying = point.staying()
-        if staying and set(staying) == {version} and not point.warming:
+        seated = point.pool >= pool_seats(point.desired or 0)
+        if staying and set(staying) == {version} and not point.warming and seated:
             all_new_at = max(point.t, deploy.at)
             break
         if staying.get(version):

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import numpy as np
+from autoscaler.plan import pool_seats
 
 from simulator.harness import RunResult
 from simulator.oracle import STEP_SECONDS, Need, step_starts
@@ -69,8 +70,13 @@ def deploy_figures(result: RunResult, sent: np.ndarray, status: np.ndarray,
     without its deploys when that run was made and there is one deploy to charge them to."""
     figures = []
     ends = [d.at for d in result.deploys[1:]] + [result.scenario.duration] * bool(result.deploys)
+    warm, prepared = int(result.settings.get("warm_pool_size", 0)), int(result.settings.get("max_prepared_capacity", 0))
+
+    def seats(desired: int) -> int:
+        return pool_seats(warm, prepared, desired)
+
     for deploy, until in zip(result.deploys, ends, strict=True):
-        figure = refresh_figures(deploy, result.fleet, until, sent, status)
+        figure = refresh_figures(deploy, result.fleet, until, sent, status, seats)
         # The Fleet resource's answer to the deploy's Update (FAILED would roll the stack back).
         answer = next((r for r in result.responses if r.request_type == "Update" and r.t >= deploy.at), None)
         figure["update_response"] = None if answer is None else {"t": round(answer.t, 1), "status": answer.status,

@@ -258,7 +258,7 @@ class Observer:
         t = self.to_scenario(self.env.now)
         rule = self.in_service_rule
         state_of = self.balancer.state_of
-        count = warming = 0
+        count = warming = pooled = 0
         staying: dict[str, list[int]] = {}
         for i, m in self.ec2.machines.items():
             serving = rule(m.lifecycle, m.state, state_of(i))
@@ -268,16 +268,18 @@ class Observer:
                 entry[0] += 1
                 entry[1] += serving
                 warming += m.lifecycle == Lifecycle.WARMING
+                pooled += m.lifecycle == Lifecycle.POOL
         if not self.timeline or self.timeline[-1][1] != count:
             self.timeline.append((t, count))
         versions = tuple((v, n, s) for v, (n, s) in sorted(staying.items()))
-        point = FleetPoint(t, count, self.desired(), versions, warming)
+        point = FleetPoint(t, count, self.desired(), versions, warming, pooled)
         last = self.points[-1] if self.points else None
-        if last is None or (last.in_service, last.desired, last.versions, last.warming) != (
+        if last is None or (last.in_service, last.desired, last.versions, last.warming, last.pool) != (
             count,
             point.desired,
             point.versions,
             warming,
+            pooled,
         ):
             self.points.append(point)
 

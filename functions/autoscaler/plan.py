@@ -37,9 +37,14 @@ class PlanLimits:
     max_prepared_capacity: int = 0
 
     def pool_size(self, desired: int) -> int:
-        if self.max_prepared_capacity <= 0:
-            return self.warm_pool_size
-        return min(self.warm_pool_size, max(0, self.max_prepared_capacity - desired))
+        return pool_seats(self.warm_pool_size, self.max_prepared_capacity, desired)
+
+
+def pool_seats(warm_pool_size: int, max_prepared_capacity: int, desired: int) -> int:
+    """How many instances the warm pool holds at ``desired`` in service (the twin counts with it too)."""
+    if max_prepared_capacity <= 0:
+        return warm_pool_size
+    return min(warm_pool_size, max(0, max_prepared_capacity - desired))
 
 
 @dataclass(frozen=True)
@@ -253,7 +258,10 @@ def plan(
         # so a refresh never pays for more than max_surge extra instances at a time.
         pool_starts = sum(1 for i in start if i.lifecycle is Lifecycle.POOL)
         serving_after = len(service) + len(reclaim) + pool_starts + len(launch) - len(drain) - len(retire)
-        leaving = sum(1 for i in draining if i.state == "running" and i.instance_id not in reclaimed)
+        gone = set(terminate)
+        leaving = sum(
+            1 for i in draining if i.state == "running" and i.instance_id not in reclaimed and i.instance_id not in gone
+        )
         extra = max(0, serving_after - desired) + len(installing) - len(surplus) + leaving + len(drain) + len(retire)
         deficit = min(deficit, max(0, rollout.preferences.max_surge - extra))
     if deficit > 0:

@@ -186,8 +186,9 @@ def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
     monkeypatch.setattr(LambdaModel, "invoke_async", recording)
     with mock_aws():
 
-        def build(healthy: bool = True) -> Any:
-            scenario = parse_scenario(SHORT.replace("HEALTHY", str(healthy).lower()), "short.yaml")
+        def build(healthy: bool = True, duration: int = 900) -> Any:
+            text = SHORT.replace("HEALTHY", str(healthy).lower()).replace("duration: 900", f"duration: {duration}")
+            scenario = parse_scenario(text, "short.yaml")
             seed_ids(scenario.seed)
             run: Any = _Run(Simulation(scenario, TEMPLATE))
             run.sent = sent
@@ -254,88 +255,40 @@ events:
     assert result.responses[-1].request_type == "Update" and result.responses[-1].status == "SUCCESS"
 
 
-def replace_by_hand(run: Any, wait_healthy: float) -> Callable[[dict[str, Any]], None]:
-    """A hand-driven replacement, through the control plane's adapters on the twin's clients:
-    launch one instance of the deployed version, register it, and once it is healthy (or after
-    ``wait_healthy`` s: terminate it, a rollback) drain and terminate the old ones."""
-    from autoscaler.adapters.ec2 import Ec2Fleet
-    from autoscaler.adapters.elb import TargetGroup
-    from autoscaler.adapters.state import StateStore
-    from autoscaler.model import Lifecycle, TargetHealth
-
-    def handler(_event: dict[str, Any]) -> None:
-        runtime = run.runtimes[run.deployment.function("reconcile").arn]
-        settings, clock = runtime.settings, runtime.clock
-        StateStore(runtime.clients.dynamodb, settings.table_name, settings.fleet_name).set_suspended(True)
-        fleet = Ec2Fleet(runtime.clients.ec2, settings, clock)
-        group = TargetGroup(runtime.clients.elbv2, settings.target_group_arn)
-        old = fleet.describe()
-        new = fleet.launch(settings.subnet_ids[0], 1, Lifecycle.SERVICE)
-        while not fleet.running(new):
-            clock.sleep(5)
-        group.register(new)
-        waited = 0.0
-        while group.health().get(new[0]) is not TargetHealth.HEALTHY and waited < wait_healthy:
-            clock.sleep(5)
-            waited += 5
-        if group.health().get(new[0]) is not TargetHealth.HEALTHY:
-            fleet.terminate(new)  # back to the old version
-            return
-        serving = [i.instance_id for i in old if i.lifecycle is Lifecycle.SERVICE]
-        fleet.set_lifecycle(serving, Lifecycle.DRAINING)
-        group.deregister(serving)
-        fleet.terminate([i.instance_id for i in old])
-
-    return handler
-
-
-def schedule(run: Any, at: float, handler: Callable[[dict[str, Any]], None]) -> None:
-    from simulator.deployment import FunctionSpec
-
-    spec = FunctionSpec("ByHand", "by-hand", "arn:by-hand", "handlers.by_hand.handler", {}, None, (), (),
-                        timeout=900)  # fmt: skip
-    run.lambdas.add(spec, handler)
-
-    def later() -> Iterator[Any]:
-        yield run.env.timeout(run.start + at - run.env.now)
-        run.lambdas.invoke_async(spec.arn, {})
-
-    run.env.process(later())
-
-
-def test_a_replacement_gives_the_refresh_figures(twin: Callable[..., Any]):
+def test_the_control_plane_replaces_every_instance_and_the_figures_say_so(twin: Callable[..., Any]):
     from simulator.report import build_report
 
     run = twin()
-    schedule(run, 70.0, replace_by_hand(run, wait_healthy=600))
     result = run.execute(time.perf_counter())
-    new = [m for m in run.ec2_model.machines.values() if m.version == "2"]
-    assert len(new) == 1 and new[0].worker_up and not new[0].broken
+    alive = [m for m in run.ec2_model.machines.values() if m.state != "terminated"]
+    assert alive and {m.version for m in alive} == {"2"}
+    assert all(not m.broken for m in alive)
     report = build_report(result, baseline_instance_seconds=result.instance_seconds - 123.0)
     (deploy,) = report["deploys"]
-    # Launched ~70 s in: API, pending 10, boot 5, install 40 (the deploy's), registration, checks.
-    assert deploy["seconds_to_all_new"] is not None and 10 + 5 + 40 < deploy["seconds_to_all_new"] < 200
+    # Pool first (a warm-up: pending 10, boot 5, install 40), then a surge that warms up 60 s
+    # before the old one drains: minutes, not seconds.
+    assert deploy["seconds_to_all_new"] is not None and 10 + 5 + 40 + 60 < deploy["seconds_to_all_new"] < 840
     assert not deploy["rolled_back"] and deploy["new_instances_seen"]
     assert deploy["min_headroom"] == 0 and deploy["seconds_below_desired"] == 0  # surge first
     assert deploy["failed_requests"] == 0 and deploy["requests"] > 0
     assert deploy["extra_instance_seconds"] == 123.0
     assert deploy["refresh_seconds"] == deploy["seconds_to_all_new"]
     last = deploy["timeline"][-1]
-    assert last["versions"] == {"2": [1, 1]} and last["desired"] == 1
+    assert last["versions"] == {"2": [2, 1]} and last["desired"] == 1  # one serving, one in the pool
 
 
 def test_a_broken_version_never_serves_and_the_fleet_goes_back(twin: Callable[..., Any]):
     from simulator.report import build_report
 
-    run = twin(healthy=False)
-    schedule(run, 70.0, replace_by_hand(run, wait_healthy=240))
+    run = twin(healthy=False, duration=1500)
     result = run.execute(time.perf_counter())
-    (bad,) = [m for m in run.ec2_model.machines.values() if m.version == "2"]
-    assert bad.broken and not bad.worker_up and not bad.ready_tagged
-    assert run.balancer.state_of(bad.instance_id) in {"unhealthy", "unused", "draining"}
+    bad = [m for m in run.ec2_model.machines.values() if m.version == "2"]
+    assert bad and all(m.broken and not m.worker_up and not m.ready_tagged for m in bad)
+    assert {m.state for m in bad} <= {"terminated", "shutting-down"}
     (deploy,) = build_report(result)["deploys"]
+    # The pool's new warm-up never reports ready: given up after the warm-up timeout, rolled back.
     assert deploy["rolled_back"] and deploy["seconds_to_all_new"] is None
-    assert 240 < deploy["seconds_to_rolled_back"] < 400
+    assert 900 <= deploy["seconds_to_rolled_back"] < 1100
     assert deploy["min_headroom"] == 0 and deploy["failed_requests"] == 0
     assert deploy["extra_instance_seconds"] is None  # no run without the deploy to compare with
 
@@ -424,7 +377,7 @@ def test_the_verdicts_and_the_table_line():
 def test_the_extra_cost_is_charged_to_a_lone_deploy_only():
     from simulator.report import deploy_figures
 
-    result = SimpleNamespace(deploys=[DEPLOY], fleet=FLEET, scenario=SimpleNamespace(duration=1000.0),
+    result = SimpleNamespace(deploys=[DEPLOY], fleet=FLEET, scenario=SimpleNamespace(duration=1000.0), settings={},
                              responses=[], instance_seconds=5000.0)  # fmt: skip
     (f,) = deploy_figures(cast(Any, result), SENT, STATUS, 4400.0)
     assert f["extra_instance_seconds"] == 600.0 and f["update_response"] is None
@@ -518,3 +471,20 @@ def test_the_fleet_resource_answers_failed_as_its_handler_does():
                                                                              (42.0, "Delete", "FAILED")]  # fmt: skip
     with pytest.raises(ValueError, match=r"cannot import its handler module 'handlers\.nowhere'"):
         handler_module(TEMPLATE, replace(lifecycle, handler="handlers.nowhere.handler"))
+
+
+def test_all_new_waits_for_the_pool_to_hold_its_seats_again():
+    """Found running deploy-at-peak: 'all new' came while the pool's seat was still empty."""
+    from simulator.refresh import refresh_figures
+
+    fleet = [
+        FleetPoint(0, 2, 2, (("1", 3, 2),), 0, 1),
+        FleetPoint(300, 2, 2, (("2", 2, 2),), 0, 0),  # in service all new, the pool empty
+        FleetPoint(360, 2, 2, (("2", 3, 2),), 1, 0),  # its warm-up installing
+        FleetPoint(500, 2, 2, (("2", 3, 2),), 0, 1),  # seated
+    ]
+    sent, status = np.array([]), np.array([])
+    seats = refresh_figures(DEPLOY, fleet, 1000.0, sent, status, lambda _desired: 1)
+    assert seats["seconds_to_all_new"] == 400.0
+    without_pool = refresh_figures(DEPLOY, fleet, 1000.0, sent, status, lambda _desired: 0)
+    assert without_pool["seconds_to_all_new"] == 200.0
