@@ -30,6 +30,9 @@ import pytest
 from tests.support.host_endpoints import FAKE_CREDENTIALS, MOTO_SERVER, running_moto_server
 from tests.support.template_settings import template_environment
 
+# Every fleetctl command, as an operator reads them in --help (the help tests go through each).
+COMMANDS = ("status", "alarms", "activities", "history", "scale", "suspend", "resume", "pool", "ping", "refresh")
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FLEETCTL = BIN / "fleetctl"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.fleetctl.conftest import FLEETCTL, REGION, cli_env
+from tests.fleetctl.conftest import COMMANDS, FLEETCTL, REGION, cli_env
 from tests.helpers_worker import free_port
 
 pytestmark = pytest.mark.server
@@ -213,18 +213,7 @@ def test_expected_failures_are_one_clear_line(make_stack, tmp_path):
 def test_help_and_usage():
     top = subprocess.run([str(FLEETCTL), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert top.returncode == 0
-    for command in (
-        "status",
-        "alarms",
-        "activities",
-        "history",
-        "scale",
-        "suspend",
-        "resume",
-        "pool",
-        "ping",
-        "refresh",
-    ):
+    for command in COMMANDS:
         assert command in top.stdout
     usage = subprocess.run([str(FLEETCTL), "scale"], capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2 and "give either --to N, or out / in" in usage.stderr

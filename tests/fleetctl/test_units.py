@@ -16,6 +16,7 @@ from fleetctl.context import Context
 from fleetctl.errors import explain
 from fleetctl.render import Renderer
 from fleetctl.stack import Stack, StackError, function_environment
+from tests.fleetctl.conftest import COMMANDS
 from tests.support.template_settings import template_environment
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -95,18 +96,7 @@ def test_stack_settings_are_the_settings_functions_own():
 
 def test_every_subcommand_has_help(capsys):
     parser = build_parser()
-    for command in (
-        "status",
-        "alarms",
-        "activities",
-        "history",
-        "scale",
-        "suspend",
-        "resume",
-        "pool",
-        "ping",
-        "refresh",
-    ):
+    for command in COMMANDS:
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([command, "--help"])
         assert exit_info.value.code == 0
