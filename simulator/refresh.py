@@ -171,6 +171,13 @@ def deploy_checks(figures: Sequence[dict[str, Any]], expect: Any) -> list[dict[s
         rolled = expect.expect_rolled_back
         if rolled is not None:
             checks.append(_check(f"{name} rolled_back", rolled, f["rolled_back"], f["rolled_back"] == rolled))
+        instances = expect.expect_extra_instances
+        if instances is not None:
+            extra, window = f.get("extra_instance_seconds"), f["refresh_seconds"]
+            bound = instances * window
+            checks.append(_check(f"{name} extra_instance_seconds", f"<= {bound:g} ({instances:g} x {window:g} s)",
+                                 "not measured" if extra is None else extra,
+                                 extra is not None and extra <= bound))  # fmt: skip
     return checks
 
 

@@ -83,6 +83,9 @@ class Expectations:
     expect_failed_requests: int | None = None  # at most this many failed requests
     expect_min_headroom: int | None = None  # in service - desired never below this
     expect_rolled_back: bool | None = None  # the fleet is back on the version before the deploy
+    # Extra instance-seconds at most this many instances x the refresh window (the run without
+    # the deploy is made to measure them).
+    expect_extra_instances: float | None = None
 
     @property
     def deploy_checks(self) -> tuple[str, ...]:
@@ -206,6 +209,7 @@ DEPLOY_EXPECT_KEYS = (
     "expect_failed_requests",
     "expect_min_headroom",
     "expect_rolled_back",
+    "expect_extra_instances",
 )
 EXPECT_KEYS = {
     "scale_out_actions",

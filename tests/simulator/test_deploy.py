@@ -488,3 +488,16 @@ def test_all_new_waits_for_the_pool_to_hold_its_seats_again():
     assert seats["seconds_to_all_new"] == 400.0
     without_pool = refresh_figures(DEPLOY, fleet, 1000.0, sent, status, lambda _desired: 0)
     assert without_pool["seconds_to_all_new"] == 200.0
+
+
+def test_the_extra_instances_expectation_bounds_the_extra_cost_by_the_window():
+    from simulator.refresh import deploy_checks
+    from simulator.scenario import Expectations
+
+    figure = {"at": 900.0, "seconds_to_all_new": 800.0, "failed_requests": 0, "min_headroom": 0,
+              "rolled_back": False, "refresh_seconds": 800.0}  # fmt: skip
+    expect = Expectations(expect_extra_instances=1)
+    (within,) = deploy_checks([{**figure, "extra_instance_seconds": 790.0}], expect)
+    (beyond,) = deploy_checks([{**figure, "extra_instance_seconds": 810.0}], expect)
+    (unmeasured,) = deploy_checks([{**figure, "extra_instance_seconds": None}], expect)
+    assert within["passed"] and not beyond["passed"] and not unmeasured["passed"]
