@@ -62,6 +62,7 @@ PLAN_WORDS = {
 }
 RESULT_WORDS = {
     "started": "started",
+    "reclaimed": "back in service",
     "launched": "launched",
     "registered": "registered",
     "drained": "draining",

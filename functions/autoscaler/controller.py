@@ -394,6 +394,7 @@ class Controller:
     ) -> None:
         touched = [
             *result.started,
+            *result.reclaimed,
             *result.launched,
             *result.drained,
             *result.stopped,

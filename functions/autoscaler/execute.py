@@ -27,6 +27,7 @@ NOT_VISIBLE_MAX_SECONDS = 8.0
 @dataclass
 class Result:
     started: list[str] = field(default_factory=list)
+    reclaimed: list[str] = field(default_factory=list)  # draining or finished warm-ups put (back) in service
     launched: list[str] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     drained: list[str] = field(default_factory=list)
@@ -40,7 +41,7 @@ class Result:
     def status(self) -> str:
         if not self.failures and not self.capacity_errors:
             return "Successful"
-        if self.started or self.launched or self.drained or self.terminated:
+        if self.started or self.reclaimed or self.launched or self.drained or self.terminated:
             return "PartiallyFailed"
         return "Failed"
 
@@ -78,6 +79,7 @@ class Executor:
             result.drained.extend(plan.drain)
         if plan.reclaim:
             self._ec2.set_lifecycle(plan.reclaim, Lifecycle.SERVICE)
+            result.reclaimed.extend(plan.reclaim)
 
         shortfall = self._start(plan, by_id, result)
         launches = list(plan.launch)

@@ -149,3 +149,17 @@ def test_termination_policy_prefers_unhealthy_then_balances_zones(fleet):
         if {"Key": "AutoscalerLifecycle", "Value": "service"} in i["Tags"]
     )
     assert sorted(zones.values()) == [1, 1]
+
+
+def test_an_instance_taken_back_from_draining_is_named_in_the_history(fleet):
+    """A scale-out that reclaims a draining instance (or a refresh that puts a finished warm-up
+    straight into service) must say which instance came back."""
+    from autoscaler.controller import Controller
+
+    fleet = fleet.with_settings(scale_in_stabilization_seconds=0)
+    _two_in_service(fleet)
+    (victim,) = entrypoints.set_capacity(fleet.runtime, 1)["result"]["drained"]
+    back = entrypoints.set_capacity(fleet.runtime, 2)
+    assert back["result"]["reclaimed"] == [victim]
+    latest = Controller(fleet.runtime).activities(limit=1)[0]
+    assert victim in latest["instance_ids"] and latest["details"]["reclaimed"] == [victim]
