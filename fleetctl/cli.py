@@ -205,7 +205,9 @@ def add_refresh(parent: argparse.ArgumentParser, common: argparse.ArgumentParser
         "Refused while another refresh is in progress, paused or rolling back.",
     )
     p.add_argument("--min-healthy", type=_percent, metavar="N", help="keep at least N %% of desired in service (0-100)")
-    p.add_argument("--max-surge", type=_non_negative, metavar="N", help="at most N instances beyond desired")
+    p.add_argument(
+        "--max-surge", type=_surge, metavar="N|P%", help="at most N instances, or P %% of desired, beyond desired"
+    )
     p.add_argument(
         "--warmup", type=_non_negative, metavar="SECONDS", help="a replacement counts once it served this long"
     )
@@ -293,6 +295,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not >= 1")
     return value
+
+
+def _surge(text: str) -> str:
+    from autoscaler.refresh import surge_values
+
+    try:
+        surge_values(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
 
 
 def _non_negative(text: str) -> int:

@@ -64,7 +64,7 @@ def refresh_line(report: Mapping[str, Any]) -> str:
 def preferences_line(preferences: Mapping[str, Any]) -> str:
     parts = [
         f"min healthy {preferences['min_healthy_percent']} %",
-        f"max surge {preferences['max_surge']}",
+        f"max surge {_surge(preferences)}",
         f"warm-up {preferences['warmup_seconds']} s",
         "skip matching" if preferences.get("skip_matching", True) else "replace every instance once",
         "auto rollback" if preferences.get("auto_rollback", True) else "no auto rollback",
@@ -112,3 +112,8 @@ def refresh_fields(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
         ("Progress", progress_line(report["progress"])),
     ]
     return fields
+
+
+def _surge(preferences: Mapping[str, Any]) -> str:
+    percent = preferences.get("max_surge_percent")
+    return f"{percent} %" if percent is not None else str(preferences["max_surge"])

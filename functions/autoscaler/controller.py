@@ -486,5 +486,5 @@ def started_message(refresh: Refresh) -> str:
     p = refresh.preferences
     return (
         f"{refresh.refresh_id} ({refresh.cause}): version {refresh.previous_version} -> {refresh.target_version}, "
-        f"{refresh.to_replace} instance(s) to replace, min healthy {p.min_healthy_percent} %, max surge {p.max_surge}"
+        f"{refresh.to_replace} instance(s) to replace, min healthy {p.min_healthy_percent} %, max surge {p.surge_text}"
     )

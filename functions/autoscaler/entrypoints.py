@@ -170,7 +170,7 @@ def start_refresh(
     runtime: Runtime,
     *,
     min_healthy_percent: int | None = None,
-    max_surge: int | None = None,
+    max_surge: int | str | None = None,
     warmup_seconds: int | None = None,
     checkpoints: tuple[int, ...] | None = None,
     checkpoint_delay_seconds: int | None = None,

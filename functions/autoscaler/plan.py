@@ -120,7 +120,7 @@ def plan(
     # to serve (EC2 Auto Scaling's maximum healthy percentage, Kubernetes' maxSurge).
     surge = 0
     if rolling:
-        room = desired + rollout.preferences.max_surge - len(service)
+        room = desired + rollout.preferences.surge(desired) - len(service)
         surge = max(0, min(desired - len(current), room) - max(need, 0))
         # Stale instances beyond desired leave by retiring (below), within min healthy; only
         # current ones beyond desired are scaled in.
@@ -263,7 +263,7 @@ def plan(
             1 for i in draining if i.state == "running" and i.instance_id not in reclaimed and i.instance_id not in gone
         )
         extra = max(0, serving_after - desired) + len(installing) - len(surplus) + leaving + len(drain) + len(retire)
-        deficit = min(deficit, max(0, rollout.preferences.max_surge - extra))
+        deficit = min(deficit, max(0, rollout.preferences.surge(desired) - extra))
     if deficit > 0:
         subnet_counts = Counter(i.subnet_id for i in [*fresh_pool, *installing])
         launch_warming = _spread(limits.subnet_ids, deficit, subnet_counts)

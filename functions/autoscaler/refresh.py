@@ -24,6 +24,8 @@ decides the refresh's status and what the plan may do.
 from __future__ import annotations
 
 import json
+import math
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +56,8 @@ class Preferences:
 
     min_healthy_percent: int = 100
     max_surge: int = 1
+    # Instead of a count: this percentage of the desired capacity, rounded up (Kubernetes' maxSurge).
+    max_surge_percent: int | None = None
     # A replacement counts as done this long after it entered service (and is healthy).
     warmup_seconds: int = 60
     checkpoints: tuple[int, ...] = ()
@@ -64,19 +68,45 @@ class Preferences:
     # Replace only instances whose version differs (False: replace every instance once).
     skip_matching: bool = True
 
+    def surge(self, desired: int) -> int:
+        """Instances allowed beyond ``desired``."""
+        if self.max_surge_percent is None:
+            return self.max_surge
+        return math.ceil(self.max_surge_percent * desired / 100)
+
+    @property
+    def surge_text(self) -> str:
+        return f"{self.max_surge_percent} %" if self.max_surge_percent is not None else str(self.max_surge)
+
     def problems(self) -> list[str]:
         out = []
         if not 0 <= self.min_healthy_percent <= 100:
             out.append(f"min healthy percentage must be 0-100, got {self.min_healthy_percent}")
-        if self.max_surge < 0:
-            out.append(f"max surge must be >= 0, got {self.max_surge}")
-        if self.max_surge == 0 and self.min_healthy_percent == 100:
+        if self.max_surge < 0 or (self.max_surge_percent is not None and self.max_surge_percent < 0):
+            out.append(f"max surge must be >= 0, got {self.surge_text}")
+        if self.surge(1) == 0 and self.min_healthy_percent == 100:
             out.append("max surge 0 with min healthy 100 % can replace nothing: allow a surge or lower min healthy")
         if any(not 0 < c <= 100 for c in self.checkpoints) or list(self.checkpoints) != sorted(set(self.checkpoints)):
             out.append(f"checkpoints must be increasing percentages in (0, 100], got {list(self.checkpoints)}")
         if self.warmup_seconds < 0 or self.checkpoint_delay_seconds < 0:
             out.append("warm-up and checkpoint delay must be >= 0 seconds")
         return out
+
+
+_SURGE = re.compile(r"^\s*(\d+)\s*(%?)\s*$")
+
+
+def surge_values(text: str | int) -> dict[str, int | None]:
+    """``max_surge`` / ``max_surge_percent`` of a count ("1") or a percentage ("25%")."""
+    match = _SURGE.match(str(text))
+    if match is None:
+        raise ValueError(f"max surge must be a count (1) or a percentage of desired (25%), got {text!r}")
+    number = int(match.group(1))
+    return (
+        {"max_surge": 0, "max_surge_percent": number}
+        if match.group(2)
+        else {"max_surge": number, "max_surge_percent": None}
+    )
 
 
 @dataclass(frozen=True)
@@ -123,6 +153,7 @@ class Refresh:
             "preferences": {
                 "min_healthy_percent": self.preferences.min_healthy_percent,
                 "max_surge": self.preferences.max_surge,
+                "max_surge_percent": self.preferences.max_surge_percent,
                 "warmup_seconds": self.preferences.warmup_seconds,
                 "checkpoints": list(self.preferences.checkpoints),
                 "checkpoint_delay_seconds": self.preferences.checkpoint_delay_seconds,

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
 
-from autoscaler.refresh import Preferences
+from autoscaler.refresh import Preferences, surge_values
 from autoscaler.signals import SATURATED, SIGNALS, TARGET_VARIABLES
 
 
@@ -92,7 +92,8 @@ class Settings(BaseModel):
     scale_in_alarm_names: Names
     # Rolling replacement (refresh.py): a refresh's defaults, and the maximum instance lifetime.
     refresh_min_healthy_percent: Int
-    refresh_max_surge: Int
+    # A count ("1") or a percentage of the desired capacity ("25%").
+    refresh_max_surge: Annotated[str, BeforeValidator(_stripped)]
     refresh_warmup_seconds: Int
     refresh_checkpoints: Percentages
     refresh_checkpoint_delay_seconds: Int
@@ -154,14 +155,17 @@ class Settings(BaseModel):
         """A refresh's preferences: the template's defaults, with the operator's ``overrides``."""
         values: dict[str, Any] = {
             "min_healthy_percent": self.refresh_min_healthy_percent,
-            "max_surge": self.refresh_max_surge,
+            **surge_values(self.refresh_max_surge),
             "warmup_seconds": self.refresh_warmup_seconds,
             "checkpoints": self.refresh_checkpoints,
             "checkpoint_delay_seconds": self.refresh_checkpoint_delay_seconds,
             "auto_rollback": self.refresh_auto_rollback,
             "alarm_names": self.refresh_alarm_names,
         }
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "max_surge" in given:
+            values.update(surge_values(given.pop("max_surge")))
+        values.update(given)
         return Preferences(**values)
 
     @property
@@ -211,7 +215,10 @@ class Settings(BaseModel):
         for name in ("panic_window_seconds", "panic_stable_seconds", "backlog_drain_seconds"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be > 0")
-        problems += [f"REFRESH_*: {p}" for p in self.refresh_preferences().problems()]
+        try:
+            problems += [f"REFRESH_*: {p}" for p in self.refresh_preferences().problems()]
+        except ValueError as exc:
+            problems.append(f"REFRESH_MAX_SURGE: {exc}")
         if self.max_instance_lifetime_days < 0:
             problems.append("MAX_INSTANCE_LIFETIME_DAYS must be >= 0")
         if problems:

@@ -168,7 +168,8 @@ def test_refresh_actions_have_help_and_parse_their_options(capsys):
         ["refresh", "start", *preferences, "--checkpoint-delay", "0", "--no-skip-matching", "--dry-run"]
     )
     assert args.run == "refresh:start"
-    assert (args.min_healthy, args.max_surge, args.warmup, args.checkpoints) == (90, 2, 30, (20, 50, 100))
+    assert (args.min_healthy, args.max_surge, args.warmup, args.checkpoints) == (90, "2", 30, (20, 50, 100))
+    assert parser.parse_args(["refresh", "start", "--max-surge", "25%"]).max_surge == "25%"
     assert (args.checkpoint_delay, args.skip_matching, args.dry_run) == (0, False, True)
     defaults = parser.parse_args(["refresh", "start"])
     assert (defaults.min_healthy, defaults.checkpoints, defaults.skip_matching) == (None, None, None)
@@ -186,7 +187,11 @@ def test_refresh_actions_have_help_and_parse_their_options(capsys):
         (["--checkpoints", "50,50"], "'50,50': checkpoints must increase"),
         (["--min-healthy", "150"], "argument --min-healthy: 150 is not a percentage (0-100)"),
         (["--min-healthy", "-1"], "argument --min-healthy: -1 is not a percentage (0-100)"),
-        (["--max-surge", "-1"], "argument --max-surge: -1 is not >= 0"),
+        (
+            ["--max-surge", "-1"],
+            "argument --max-surge: max surge must be a count (1) or a percentage of desired (25%), got '-1'",
+        ),
+        (["--max-surge", "lots"], "got 'lots'"),
         (["--warmup", "soon"], "argument --warmup: invalid _non_negative value: 'soon'"),
     ],
 )

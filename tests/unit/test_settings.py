@@ -342,3 +342,11 @@ def test_the_runtime_builds_its_policy_once_per_settings_and_follows_a_replaceme
     assert runtime.scaling_policy() is first
     changed = dc_replace(runtime, settings=template_settings(min_size=2))
     assert changed.scaling_policy().min_size == 2 and runtime.scaling_policy() is first
+
+
+def test_a_malformed_max_surge_is_named():
+    values = dict(template_environment(), REFRESH_MAX_SURGE="lots")
+    with pytest.raises(SettingsError, match="REFRESH_MAX_SURGE: max surge must be a count"):
+        Settings.from_env(values)
+    quarter = Settings.from_env(dict(template_environment(), REFRESH_MAX_SURGE="25%")).refresh_preferences()
+    assert (quarter.max_surge_percent, quarter.surge(8)) == (25, 2)
