@@ -4,15 +4,15 @@ The handler module is imported the way Lambda finds it, from the function's code
 template's ``CodeUri``), and the twin runs the handler's own request logic: which fleet the
 request names, the refusals, the lease wait it allows for most of the function's timeout, the
 entry point it calls. Two things differ, because there is no Lambda and no CloudFormation here:
-the Runtime is the twin's (virtual clock, hooked clients), and the response the handler would
-PUT to the request's ``ResponseURL`` is returned (kept with the invocation) instead. Like the
+the Runtime is the twin's (virtual clock, hooked clients), and the reply of the handler's
+``answer``, which the handler would PUT to the request's ``ResponseURL``, is returned (kept with
+the invocation) instead. Like the
 handler, a failure is a FAILED response, not a function error: CloudFormation does not retry.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,22 +55,8 @@ class CustomResource:
     def __call__(self, event: dict[str, Any], runtime: Any, timeout: float) -> dict[str, Any]:
         from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
 
-        module = self.module
         request = CloudFormationCustomResourceEvent(event)
-        named = module._fleet_named(request)
-        prefix = module.PHYSICAL_ID_PREFIX
-        physical_id = request.physical_resource_id or f"{prefix}{named or request.logical_resource_id}"
-        try:
-            if request.request_type not in {"Create", "Update"}:
-                raise ValueError(f"the twin sends Create and Update only, got {request.request_type!r}")
-            # The handler's rule, with the whole timeout left (the remaining time at the start).
-            allowance = module.REPORT_MARGIN_SECONDS + module.RUN_ALLOWANCE_SECONDS
-            wait = max(runtime.settings.lease_wait_seconds, timeout - allowance)
-            data = module._create_or_update(request, runtime, named or runtime.settings.fleet_name, wait)
-            status, reason = "SUCCESS", json.dumps(data, default=str)[:400]
-        except module.RequestRefusedError as exc:
-            status, reason = "FAILED", str(exc)[:400]
-        except Exception as exc:  # the handler reports every failure to CloudFormation
-            status, reason = "FAILED", f"{type(exc).__name__}: {exc}"[:400]
-        self.responses.append(Response(self.now(), request.request_type, status, reason, physical_id))
-        return {"Status": status, "Reason": reason, "PhysicalResourceId": physical_id}
+        # The whole timeout is left: the invocation has just started.
+        reply = self.module.answer(request, lambda: runtime, timeout)
+        self.responses.append(Response(self.now(), request.request_type, reply.status, reply.reason, reply.physical_id))
+        return {"Status": reply.status, "Reason": reply.reason, "PhysicalResourceId": reply.physical_id}

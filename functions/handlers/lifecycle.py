@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from autoscaler.entrypoints import create_fleet, delete_fleet
@@ -44,24 +45,43 @@ class RequestRefusedError(Exception):
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
     request = CloudFormationCustomResourceEvent(event)
+    reply = answer(request, lambda_runtime, context.get_remaining_time_in_millis() / 1000)
+    respond(request, reply.status, reply.physical_id, reply.reason)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What goes back to CloudFormation."""
+
+    status: str  # SUCCESS | FAILED
+    physical_id: str
+    reason: str
+
+
+def answer(
+    request: CloudFormationCustomResourceEvent, runtime_of: Callable[[], Runtime], remaining_seconds: float
+) -> Reply:
+    """Carry out ``request`` with ``remaining_seconds`` of the invocation left; every failure is
+    a FAILED reply (CloudFormation does not retry, and would otherwise wait an hour). The twin
+    calls this too, with its own runtime."""
     named = _fleet_named(request)
     physical_id = request.physical_resource_id or (
         f"{PHYSICAL_ID_PREFIX}{named}" if named else f"{PHYSICAL_ID_PREFIX}{request.logical_resource_id}"
     )
     try:
-        runtime = lambda_runtime()
+        runtime = runtime_of()
         managed = runtime.settings.fleet_name
         if request.request_type == "Delete":
             fleet = _fleet_of(request.physical_resource_id) or named or managed
-            timeout = max(context.get_remaining_time_in_millis() / 1000 - REPORT_MARGIN_SECONDS, 30)
+            timeout = max(remaining_seconds - REPORT_MARGIN_SECONDS, 30)
             data = delete_fleet(_for_fleet(runtime, fleet), timeout_seconds=timeout)
             status = "SUCCESS" if data["status"] == "deleted" else "FAILED"
         else:
             # A scaling run may hold the lease for about a minute, and a crashed one until its
             # lease expires (LEASE_SECONDS): wait for most of the remaining time rather than fail
             # the deploy (and possibly its rollback) on a busy lease.
-            remaining = context.get_remaining_time_in_millis() / 1000
-            wait = max(runtime.settings.lease_wait_seconds, remaining - REPORT_MARGIN_SECONDS - RUN_ALLOWANCE_SECONDS)
+            allowance = REPORT_MARGIN_SECONDS + RUN_ALLOWANCE_SECONDS
+            wait = max(runtime.settings.lease_wait_seconds, remaining_seconds - allowance)
             data = _create_or_update(request, runtime, named or managed, wait)
             status = "SUCCESS"
         reason = json.dumps(data, default=str)[:400]
@@ -71,7 +91,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
     except Exception as exc:  # every failure must reach CloudFormation, or the stack hangs
         logger.exception("custom resource failed")
         status, reason = "FAILED", f"{type(exc).__name__}: {exc}"[:400]
-    respond(request, status, physical_id, reason)
+    return Reply(status, physical_id, reason)
 
 
 def _create_or_update(
