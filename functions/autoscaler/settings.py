@@ -40,6 +40,10 @@ def _stripped(raw: object) -> object:
     return raw.strip() if isinstance(raw, str) else raw
 
 
+def _text(raw: object) -> object:
+    return str(raw).strip() if isinstance(raw, (str, int)) and not isinstance(raw, bool) else raw
+
+
 Names = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
 Percentages = Annotated[tuple[int, ...], BeforeValidator(_comma_list)]
 LISTS = (tuple[str, ...], tuple[int, ...])
@@ -93,7 +97,7 @@ class Settings(BaseModel):
     # Rolling replacement (refresh.py): a refresh's defaults, and the maximum instance lifetime.
     refresh_min_healthy_percent: Int
     # A count ("1") or a percentage of the desired capacity ("25%").
-    refresh_max_surge: Annotated[str, BeforeValidator(_stripped)]
+    refresh_max_surge: Annotated[str, BeforeValidator(_text)]
     refresh_warmup_seconds: Int
     refresh_checkpoints: Percentages
     refresh_checkpoint_delay_seconds: Int
