@@ -8,7 +8,7 @@ converges it, whatever the previous iteration managed to do.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -250,8 +250,15 @@ class Controller:
         in_service = [i.instance_id for i in instances if i.in_service]
         data = {} if manual or not in_service else self._signals.read(policy.signals, in_service, now)
         active = set(trigger.directions)
+        states: dict[str, str] | None = None
         if trigger.read_alarms:
-            active |= self._signals.active_directions()
+            # One DescribeAlarms for the scaling alarms and those a refresh watches (one that is
+            # running, or one a deploy may start in this run).
+            running = state.refresh.preferences.alarm_names if state.refresh and state.refresh.active else ()
+            watched = dict.fromkeys([*self.settings.all_alarm_names, *running, *self.settings.refresh_alarm_names])
+            # An alarm that does not exist is not in ALARM; naming it keeps it from being asked twice.
+            states = dict.fromkeys(watched, "INSUFFICIENT_DATA") | self._signals.alarm_states(list(watched))
+            active |= self._signals.active_directions(states)
         snapshot = Snapshot(tuple(instances), state, data, frozenset(active), trigger.cause)
 
         if manual:
@@ -261,7 +268,7 @@ class Controller:
             decision = Decision(target, previous, MANUAL, f"operator asked for {trigger.override_desired}")
         else:
             decision = self.runtime.decide(snapshot, now)
-        step, actions = self._refresh_and_plan(state.refresh, instances, decision.desired, now)
+        step, actions = self._refresh_and_plan(state.refresh, instances, decision.desired, now, states)
         if trigger.dry_run:
             return Outcome("dry-run", decision.reason, decision, actions, refresh=step)
 
@@ -305,24 +312,32 @@ class Controller:
 
     # --- rolling replacement -----------------------------------------------------------------
     def _refresh_and_plan(
-        self, refresh: Refresh | None, instances: Sequence[Instance], desired: int, now: datetime
+        self,
+        refresh: Refresh | None,
+        instances: Sequence[Instance],
+        desired: int,
+        now: datetime,
+        alarm_states: Mapping[str, str] | None = None,
     ) -> tuple[Step, Plan]:
         """Start a refresh when a deploy calls for one, move the active one on, and plan with
-        it; a refresh that fails or rolls back in this run is planned with its new target."""
+        it; a refresh that fails or rolls back in this run is planned with its new target.
+        ``alarm_states``: what this run read of the alarms, when it read the refresh's too."""
         configured = self.settings.launch_template_version
+        lifetime = self.settings.max_instance_lifetime_seconds
+        defaults = self.settings.refresh_preferences()
         started: Step | None = None
         if deploy_pending(configured, refresh, instances):
             previous = refresh.target_version if refresh else majority_version(instances, configured)
-            fresh = new_refresh(configured, previous, self.settings.refresh_preferences(), "deploy", instances, now)
+            fresh = new_refresh(configured, previous, defaults, "deploy", instances, now)
             started = Step(fresh, "refresh-started", started_message(fresh))
             refresh = fresh
-        lifetime = self.settings.max_instance_lifetime_seconds
-        defaults = self.settings.refresh_preferences()
         actions = plan(instances, desired, self._limits, now, rollout_of(refresh, configured, lifetime, defaults))
         if refresh is None or not refresh.active:
             return started or Step(refresh), actions
         alarms = refresh.preferences.alarm_names
-        in_alarm = [n for n, v in self._signals.alarm_states(list(alarms)).items() if v == "ALARM"] if alarms else []
+        if alarms and (alarm_states is None or not set(alarms) <= set(alarm_states)):
+            alarm_states = self._signals.alarm_states(list(alarms))
+        in_alarm = [n for n in alarms if (alarm_states or {}).get(n) == "ALARM"]
         failed = failed_replacements(instances, actions.gave_up, refresh.target_version)
         # The pool is part of the fleet: a refresh ends when its seats are held again.
         refilling = bool(actions.launch_warming) or any(

@@ -309,3 +309,14 @@ def test_lifetime_replacement_follows_the_templates_refresh_preferences(fleet):
     # 50 % healthy and no surge: an old instance is retired first, not a new one started beside it.
     assert first_in_service_step is not None and first_in_service_step.get("drained"), first_in_service_step
     assert not first_in_service_step.get("started") and not first_in_service_step.get("launched")
+
+
+def test_a_reconcile_during_a_refresh_reads_every_alarm_in_one_call(fleet):
+    """The scaling alarms and the refresh's alarms are read together: one DescribeAlarms a run."""
+    fleet = _deploy(_fleet_of_two(fleet).with_settings(refresh_alarm_names=("fleet-5xx",)))
+    entrypoints.reconcile(fleet.runtime)  # refresh-started
+    before = len(fleet.knobs.calls)
+    fleet.knobs.alarms["fleet-5xx"] = "ALARM"
+    outcome = entrypoints.reconcile(fleet.runtime)
+    assert outcome["refresh_event"] == "refresh-rolling-back"  # the refresh's alarm was read
+    assert fleet.knobs.calls[before:].count("cloudwatch:DescribeAlarms") == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -106,10 +106,11 @@ class FleetSignals:
         # StateValue is optional in the response shape: an alarm without one has no known state.
         return {alarm["AlarmName"]: alarm.get("StateValue", "INSUFFICIENT_DATA") for alarm in alarms}
 
-    def active_directions(self) -> frozenset[Direction]:
-        """Directions whose scaling alarms are in ALARM now (one DescribeAlarms call)."""
+    def active_directions(self, states: Mapping[str, str] | None = None) -> frozenset[Direction]:
+        """Directions whose scaling alarms are in ALARM now: from ``states`` (alarm_states of a
+        call that named them), or one DescribeAlarms call."""
         s = self._settings
-        states = self.alarm_states(s.all_alarm_names)
+        states = self.alarm_states(s.all_alarm_names) if states is None else states
         in_alarm = {name for name, state in states.items() if state == "ALARM"}
         active = set()
         if in_alarm & set(s.scale_out_alarm_names):
