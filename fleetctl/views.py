@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from autoscaler.model import FleetCounts, FleetState, Instance, Lifecycle, TargetHealth
-from autoscaler.refresh import ACTIVE, Refresh, rollout_of, stale_members
+from autoscaler.refresh import Refresh, rollout_of, stale_members
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.type_defs import CompositeAlarmTypeDef, MetricAlarmTypeDef
@@ -27,7 +27,6 @@ COMPARISONS = {
 }
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-ACTIVE_STATUSES = frozenset(s.value for s in ACTIVE)
 # `fleetctl status` shows a refresh while it runs and for this long after it ended.
 RECENT_REFRESH = timedelta(hours=24)
 
@@ -232,7 +231,7 @@ def replacement_summary(replaced: dict[str, Any]) -> str:
 
 def refresh_active(report: dict[str, Any]) -> bool:
     refresh = report.get("refresh")
-    return refresh is not None and refresh["status"] in ACTIVE_STATUSES
+    return refresh is not None and Refresh.from_json(refresh).active
 
 
 def refresh_recent(report: dict[str, Any], now: datetime) -> bool:

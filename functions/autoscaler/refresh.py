@@ -29,7 +29,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -150,17 +150,8 @@ class Refresh:
             "started_at": self.started_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "cause": self.cause,
-            "preferences": {
-                "min_healthy_percent": self.preferences.min_healthy_percent,
-                "max_surge": self.preferences.max_surge,
-                "max_surge_percent": self.preferences.max_surge_percent,
-                "warmup_seconds": self.preferences.warmup_seconds,
-                "checkpoints": list(self.preferences.checkpoints),
-                "checkpoint_delay_seconds": self.preferences.checkpoint_delay_seconds,
-                "auto_rollback": self.preferences.auto_rollback,
-                "alarm_names": list(self.preferences.alarm_names),
-                "skip_matching": self.preferences.skip_matching,
-            },
+            # Every field of Preferences, so a new one cannot be left out (tuples dump as lists).
+            "preferences": asdict(self.preferences),
             "rejected_version": self.rejected_version,
             "checkpoints_passed": self.checkpoints_passed,
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
@@ -405,10 +396,9 @@ def advance(
     leaving = any(
         i.alive and i.lifecycle is Lifecycle.DRAINING and i.version != refresh.target_version for i in instances
     )
-    leaving = leaving or refilling
-    if done.remaining == 0 and not leaving:
+    if done.remaining == 0 and not leaving and not refilling:
         final = RefreshStatus.ROLLED_BACK if refresh.status is RefreshStatus.ROLLING_BACK else RefreshStatus.SUCCESSFUL
-        ended = replace(refresh, status=final, updated_at=now, status_reason=refresh.status_reason)
+        ended = replace(refresh, status=final, updated_at=now)
         event = "refresh-rolled-back" if final is RefreshStatus.ROLLED_BACK else "refresh-succeeded"
         return Step(ended, event, f"{refresh.refresh_id}: every instance runs version {refresh.target_version}")
     checkpoints = refresh.preferences.checkpoints
