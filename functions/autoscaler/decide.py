@@ -35,6 +35,7 @@ ABOVE_MAX = "above-max"
 NO_METRICS = "no-metrics"
 NOTHING_IN_SERVICE = "nothing-in-service"
 SCALE_OUT = "scale-out"
+FOLLOW_THROUGH = "scale-out-follow-through"
 SCALE_IN = "scale-in"
 CAPACITY_ON_THE_WAY = "capacity-on-the-way"
 OUT_NOT_ARMED = "scale-out-alarm-not-in-alarm"
@@ -47,7 +48,7 @@ PANIC_SCALE_OUT = "panic-scale-out"
 PANIC_HOLDING = "panic-holding"
 PANIC_OVER = "panic-over"
 REASONS = (
-    SUSPENDED, BELOW_MIN, ABOVE_MAX, NO_METRICS, NOTHING_IN_SERVICE, SCALE_OUT, SCALE_IN,
+    SUSPENDED, BELOW_MIN, ABOVE_MAX, NO_METRICS, NOTHING_IN_SERVICE, SCALE_OUT, FOLLOW_THROUGH, SCALE_IN,
     CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, SMALL_STEP,
     PANIC_ENTERED, PANIC_SCALE_OUT, PANIC_HOLDING, PANIC_OVER,
 )  # fmt: skip
@@ -209,6 +210,28 @@ def next_panic(
     return None
 
 
+def following_through(state: FleetState, policy: ScalingPolicy, now: datetime) -> bool:
+    """A scale-out happened within the follow-through window and no scale-in since.
+
+    Closed-loop clients wait instead of asking, so a short fleet hides part of its demand; the
+    capacity a scale-out adds brings some of it back, and the hosts may then settle between the
+    target and the scale-out alarm's line, where the alarm stays quiet. The alarm's margin above
+    the target keeps a fleet at rest from chasing noise; a fleet that is still growing is not at
+    rest, so for a while after a scale-out the decision's own reading may continue it.
+    """
+    since = state.last_scale_out_at
+    return since is not None and (now - since).total_seconds() < policy.scale_out_follow_through_seconds
+
+
+def scale_out_at(state: FleetState, decision: Decision, now: datetime) -> datetime | None:
+    """``last_scale_out_at`` after ``decision``: set by a scale-out, cleared by a scale-in."""
+    if decision.direction is Direction.OUT:
+        return now
+    if decision.direction is Direction.IN:
+        return None
+    return state.last_scale_out_at
+
+
 def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
     """Return the desired capacity for ``snapshot`` under ``policy`` at ``now``."""
     state = snapshot.state
@@ -296,10 +319,15 @@ def _decide_on(
     if current < upward < min(current + min_step, policy.max_size):
         return keep(SMALL_STEP, f"{detail}; a step under {min_step} is noise at this size", recommendation)
     if upward > current:
-        if Direction.OUT not in snapshot.active:
+        if Direction.OUT in snapshot.active:
+            reason = SCALE_OUT
+        elif following_through(state, policy, now):
+            reason = FOLLOW_THROUGH
+            detail += f"; within {policy.scale_out_follow_through_seconds:g} s of the last scale-out"
+        else:
             return keep(OUT_NOT_ARMED, detail, recommendation)
         desired = min(upward, scale_out_limit(current, policy))
-        return Decision(desired, current, SCALE_OUT, detail, max(recommendation, desired))
+        return Decision(desired, current, reason, detail, max(recommendation, desired))
     if recommendation < current:
         if Direction.IN not in snapshot.active:
             return keep(IN_NOT_ARMED, detail, recommendation)

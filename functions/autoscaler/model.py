@@ -104,6 +104,8 @@ class FleetState:
     desired: int | None = None
     suspended: bool = False
     last_scaling_at: datetime | None = None
+    # The latest scale-out, unless a scale-in came after it (decide's follow-through).
+    last_scale_out_at: datetime | None = None
     recommendations: tuple[Recommendation, ...] = ()
     last_reason: str | None = None
     last_message: str | None = None
@@ -191,6 +193,8 @@ class ScalingPolicy:
     # instance): irrelevant at 1-10 instances, it keeps noise from nudging a large fleet.
     min_step_fraction: float
     scale_in_stabilization_seconds: float
+    # After a scale-out, a decision may scale out again without an alarm in ALARM for this long.
+    scale_out_follow_through_seconds: float
     # Panic mode: see Settings.
     panic_threshold: float
     panic_window_seconds: int

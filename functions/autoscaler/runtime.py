@@ -93,6 +93,7 @@ def policy_from_settings(settings: Settings) -> ScalingPolicy:
         tolerance=settings.tolerance,
         min_step_fraction=settings.min_step_fraction,
         scale_in_stabilization_seconds=settings.scale_in_stabilization_seconds,
+        scale_out_follow_through_seconds=settings.scale_out_follow_through_seconds,
         panic_threshold=settings.panic_threshold,
         panic_window_seconds=settings.panic_window_seconds,
         panic_stable_seconds=settings.panic_stable_seconds,

@@ -294,3 +294,28 @@ def test_a_duplicate_delivered_while_the_first_runs_is_acknowledged(fleet):
     assert seen == [{"results": [{"status": "ignored", "reason": "in-progress-elsewhere", "alarm": "fleet-cpu-high"}]}]
     assert first["reason"] == "scale-out"
     assert fleet.lifecycle_counts().get("service:running") == 2
+
+
+def test_a_scale_out_is_followed_through_after_its_alarm_went_quiet(fleet):
+    """Closed-loop clients show more demand once capacity is added; the hosts then read between
+    the target and the alarm's line. Within the follow-through window the reconcile goes on, from
+    the state table's record of the scale-out; after a scale-in it does not."""
+    _settle(fleet)
+    _measured(fleet, 100.0)
+    fleet.knobs.alarms["fleet-cpu-high"] = "ALARM"
+    first = entrypoints.handle_alarm_event(
+        alarm_event("fleet-cpu-high", fleet.clock.now()), fleet.runtime, Direction.OUT
+    )
+    assert first["results"][0]["desired"] == 2
+    stored = fleet.store.load()
+    assert stored.last_scale_out_at is not None and stored.last_scale_out_at == stored.last_scaling_at
+    fleet.knobs.alarms["fleet-cpu-high"] = "OK"
+    _measured(fleet, 85.0)  # two hosts at 85 %: 170 % of CPU is 3 hosts at the 80 % target
+    again = entrypoints.reconcile(fleet.runtime)
+    assert (again["reason"], again["desired"]) == ("scale-out-follow-through", 3), again
+
+    fleet.clock.advance(200)  # past the window: the same reading waits for an alarm
+    fleet.settle()
+    later = entrypoints.reconcile(fleet.runtime)
+    assert later["reason"] in {"scale-out-alarm-not-in-alarm", "within-tolerance", "capacity-on-the-way"}, later
+    assert later["desired"] == 3

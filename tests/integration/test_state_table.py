@@ -64,3 +64,17 @@ def test_panic_mode_survives_between_invocations_and_its_end_is_stored(fleet):
     store.save_decision(replace(store.load(), panic=None))
     assert store.load().panic is None
     assert store.load().desired == 4
+
+
+def test_the_last_scale_out_is_stored_and_cleared(fleet):
+    """decide's follow-through window reads it in a later invocation; a scale-in clears it."""
+    from dataclasses import replace
+
+    from autoscaler.model import FleetState
+
+    store = fleet.store
+    now = fleet.clock.now()
+    store.save_decision(FleetState(desired=3, last_scale_out_at=now, last_decision_at=now))
+    assert store.load().last_scale_out_at == now
+    store.save_decision(replace(store.load(), last_scale_out_at=None))
+    assert store.load().last_scale_out_at is None

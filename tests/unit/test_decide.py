@@ -16,7 +16,7 @@ from autoscaler.decide import (
     scale_out_limit,
     stabilized_recommendation,
 )
-from autoscaler.model import Direction, FleetState, ScalingPolicy, Snapshot
+from autoscaler.model import Decision, Direction, FleetState, ScalingPolicy, Snapshot
 from autoscaler.signals import SignalData
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
@@ -449,3 +449,53 @@ def test_small_scale_in_on_a_large_fleet_is_ignored():
     snap = snapshot(40, cpu=76.0, requests=80.0, desired=40, active={Direction.IN})
     decision = decide(snap, policy(max_size=100), NOW)
     assert (decision.desired, decision.reason) == (40, "step-below-minimum")
+
+
+# --- following a scale-out through --------------------------------------------------------------
+
+
+def _after_scale_out(seconds_ago: float | None, **fleet: object) -> Snapshot:
+    snap = snapshot(**fleet)  # type: ignore[arg-type]
+    at = None if seconds_ago is None else NOW - timedelta(seconds=seconds_ago)
+    return replace(snap, state=replace(snap.state, last_scale_out_at=at))
+
+
+def test_a_growing_fleet_follows_its_scale_out_through_without_an_alarm():
+    # The spike: three hosts settle at 85 %, above the 80 % target but on the CPU-high line, so
+    # the alarm stays quiet; 84 s after the scale-out to 3 the decision goes on to 4.
+    snap = _after_scale_out(84, in_service=3, cpu=85.3, desired=3)
+    decision = decide(snap, policy(), NOW)
+    assert (decision.desired, decision.reason) == (4, d.FOLLOW_THROUGH), decision.message
+    assert "within 180 s of the last scale-out" in decision.message
+
+
+def test_follow_through_ends_with_its_window():
+    snap = _after_scale_out(180, in_service=3, cpu=85.3, desired=3)
+    assert decide(snap, policy(), NOW).reason == d.OUT_NOT_ARMED
+    assert decide(snap, policy(scale_out_follow_through_seconds=181), NOW).reason == d.FOLLOW_THROUGH
+
+
+def test_follow_through_is_off_at_zero():
+    snap = _after_scale_out(1, in_service=3, cpu=85.3, desired=3)
+    assert decide(snap, policy(scale_out_follow_through_seconds=0), NOW).reason == d.OUT_NOT_ARMED
+
+
+def test_follow_through_never_scales_in_and_keeps_the_tolerance_band():
+    assert decide(_after_scale_out(10, in_service=3, cpu=20.0, desired=3), policy(), NOW).desired == 3
+    assert decide(_after_scale_out(10, in_service=3, cpu=82.0, desired=3), policy(), NOW).reason == d.AT_TARGET
+
+
+def test_follow_through_does_not_make_a_guard_count():
+    # The load balancer's late count may push capacity up only while an alarm says so.
+    snap = _after_scale_out(10, in_service=2, cpu=60.0, alb_requests=600.0, desired=2)
+    assert decide(snap, policy(), NOW).desired == 2
+
+
+@pytest.mark.parametrize(
+    ("previous", "desired", "expected"),
+    [(2, 3, NOW), (3, 2, None), (3, 3, NOW - timedelta(seconds=30))],
+    ids=["scale-out-sets", "scale-in-clears", "no-change-keeps"],
+)
+def test_scale_out_at(previous, desired, expected):
+    state = FleetState(last_scale_out_at=NOW - timedelta(seconds=30))
+    assert d.scale_out_at(state, Decision(desired, previous, "x", ""), NOW) == expected

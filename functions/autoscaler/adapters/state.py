@@ -76,6 +76,7 @@ class StateStore:
             desired=_int(item.get("desired")),
             suspended=item.get("suspended", {}).get("BOOL", False),
             last_scaling_at=_time(item.get("last_scaling_at")),
+            last_scale_out_at=_time(item.get("last_scale_out_at")),
             recommendations=recommendations,
             last_reason=item.get("last_reason", {}).get("S"),
             last_message=item.get("last_message", {}).get("S"),
@@ -99,6 +100,8 @@ class StateStore:
         }
         if state.last_scaling_at is not None:
             names["last_scaling_at"] = {"S": state.last_scaling_at.isoformat()}
+        # Empty when a scale-in came after the last scale-out: SET is all _update does.
+        names["last_scale_out_at"] = {"S": state.last_scale_out_at.isoformat() if state.last_scale_out_at else ""}
         if state.last_decision_at is not None:
             names["last_decision_at"] = {"S": state.last_decision_at.isoformat()}
         # Empty strings when not panicking: the item keeps one shape, and SET is all _update does.
