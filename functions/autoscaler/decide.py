@@ -167,16 +167,23 @@ class PanicReading:
 
 
 def panic_reading(
-    snapshot: Snapshot, policy: ScalingPolicy, now: datetime, window: float | None = None
+    snapshot: Snapshot,
+    policy: ScalingPolicy,
+    now: datetime,
+    window: float | None = None,
+    backlog: bool = True,
+    peak: bool = False,
 ) -> PanicReading | None:
-    """The largest need among the panic signals over the panic window, backlog included."""
+    """The largest need among the panic signals over the panic window (its mean, or with ``peak``
+    its highest period), backlog included unless ``backlog`` is False."""
     in_service = snapshot.in_service_ids
 
     def recent(spec: SignalSpec) -> float | None:
         short = replace(spec, scale_out_window_seconds=int(window or policy.panic_window_seconds))
-        return demand(short, snapshot.signals.get(spec.name, SignalData()), in_service, now).recent
+        reading = demand(short, snapshot.signals.get(spec.name, SignalData()), in_service, now)
+        return reading.peak if peak else reading.recent
 
-    queued = sum(recent(spec) or 0.0 for spec in policy.signals if spec.backlog)  # host-seconds of work
+    queued = sum(recent(spec) or 0.0 for spec in policy.signals if spec.backlog and backlog)  # host-seconds
     best: PanicReading | None = None
     for spec in policy.signals:
         if not spec.panic or spec.host_capacity is None:
@@ -298,11 +305,22 @@ def _decide_on(
         # Booting instances count: ``current`` holds them, and the need is the fleet's total. The
         # panic reading knows the demand beyond the capacity: no doubling of a saturated fleet.
         sized = reading
-        if state.panic is not None and reading is not None:
+        if state.panic is None:
+            # Entering: a burst that began inside the panic window left its older period short,
+            # and the mean of the two under-sizes the step; a short step is paid for with a
+            # launch minutes later (burst-10x: 1 -> 3 and 3 -> 4 ended 336 s after the step,
+            # where 1 -> 4 at once is in time). The highest period is the burst's rate.
+            sized = panic_reading(snapshot, policy, now, peak=True) or reading
+        elif reading is not None:
             # Already panicking: a further step must hold over the long window too, so one high
-            # draw of 20 s of arrivals does not add instances the burst does not need.
-            settled = panic_reading(snapshot, policy, now, window=settled_panic_window(policy))
-            sized = min(reading, settled, key=lambda r: r.wanted) if settled is not None else reading
+            # draw of 20 s of arrivals does not add instances the burst does not need. And it
+            # sizes for the arrivals alone: the step that entered panic sized for the backlog, and
+            # the queue that grows while those instances boot is theirs to drain. Adding it again
+            # bought instances that came after the queue was gone and stayed: the low alarms are
+            # quiet at the burst's rate (burst-20x ended at 7 where 5 serve it).
+            short = panic_reading(snapshot, policy, now, backlog=False)
+            settled = panic_reading(snapshot, policy, now, window=settled_panic_window(policy), backlog=False)
+            sized = min((r for r in (short, settled) if r is not None), key=lambda r: r.wanted, default=reading)
         wanted = clamp(max(current, measured, sized.wanted if sized is not None else current), policy)
         recommendation = max(recommendation, wanted)
         since = f"panicking since {panic.since.isoformat()}"

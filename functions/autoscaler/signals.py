@@ -81,6 +81,7 @@ class Demand:
     recent: float | None  # the latest complete periods, as many as the scale-out window holds
     settled: float | None  # every complete period of the long window
     silent: int = 0  # instances in service without a single datapoint in the long window
+    peak: float | None = None  # the highest period among ``recent``'s
 
 
 @dataclass(frozen=True)
@@ -177,17 +178,17 @@ def demand(spec: SignalSpec, data: SignalData, in_service: Sequence[str], now: d
         latest = _latest_complete(data.fleet, now, spec.query.period)
         if latest is not None and spec.query.fleet_average:
             latest *= len(in_service)
-        return Demand(latest, latest)
+        return Demand(latest, latest, peak=latest)
     series = {i: data.per_instance.get(i, ()) for i in in_service}
     start = now - timedelta(seconds=spec.window_seconds)
     silent = sum(1 for points in series.values() if not any(t >= start for t, _ in points))
     complete, partial = _period_sums(series, start, now)
     recent_periods = max(1, spec.scale_out_window_seconds // spec.query.period)
-    if complete:
-        return Demand(_mean(complete[-recent_periods:]), _mean(complete), silent)
     # No complete period yet (every one still misses a late datapoint): the partial sums are
     # the best, lower, estimate there is.
-    return Demand(_mean(partial[-recent_periods:]), _mean(partial), silent)
+    periods = complete or partial
+    recent = periods[-recent_periods:]
+    return Demand(_mean(recent), _mean(periods), silent, max(recent, default=None))
 
 
 def _period_sums(

@@ -240,3 +240,17 @@ def test_a_burst_enters_panic_and_sizes_the_fleet_in_one_step(tmp_path: Path):
     assert burst["shed"] > 0 and burst["timeouts"] == 0 and burst["errors"] == burst["shed"]
     assert report["totals"]["shed"] == burst["shed"]
     assert code == 0 and report["passed"]
+
+
+def test_a_closed_loop_spike_is_followed_through_to_its_need(tmp_path: Path):
+    """Spike sweep run 1: eight closed-loop clients hide their demand; two hosts read 92 % (under
+    the saturation line), so the second step went to 3, whose hosts settled at the CPU-high line.
+    The fourth came by the alarm 319 s after the step (bound 300); the decision that follows the
+    scale-out through brings it without the alarm."""
+    code, report = run(tmp_path, ROOT / "scenarios" / "spike.yaml", "--template", str(TEMPLATE), "--sweep-run", "1")
+    log = [json.loads(line) for line in (tmp_path / "out" / "functions.log").read_text().splitlines()]
+    reasons = [line["reason"] for line in log if line.get("message") == "decision"]
+    assert "scale-out-follow-through" in reasons
+    spike = report["stages"][1]
+    assert spike["instances_at_end"] == 4 and spike["seconds_to_expected"] <= 300
+    assert report["totals"]["flaps"] == 0 and code == 0 and report["passed"]

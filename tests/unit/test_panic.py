@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from autoscaler import decide as d
 from autoscaler.model import Direction, Panic
+from autoscaler.signals import SignalData
 
-from tests.unit.builders import DECIDED_AT, per_instance, policy, recommendations, snapshot
+from tests.unit.builders import DECIDED_AT, per_instance, policy, recommendations, series, snapshot
 
 OUT, IN = {Direction.OUT}, {Direction.IN}
 POLICY = policy()  # the template's: CPU target 80, threshold 2, stable 60 s, drain 30 s
@@ -144,3 +145,43 @@ def test_entering_panic_sizes_on_the_panic_window_alone():
     snap = replace(snap, signals={**snap.signals, "offered_load": per_instance(ids, 100.0, 160.0)})
     decision = d.decide(snap, POLICY, DECIDED_AT)
     assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 8)
+
+
+def test_a_further_panic_step_leaves_the_backlog_to_the_instances_on_their_way():
+    """burst-20x, sweep run 3: panicking, 2 hosts in service and 4 booting for 7 requests/s (need
+    5). The arrivals read 452 % (6 hosts at the 80 % target) and the queues hold 33 host-seconds.
+    Adding their drain again asked for 8; the fleet ended the burst at 7 (need + 2), the extra
+    instances arriving after the queue was gone, with no alarm to take them back."""
+    panic = Panic(DECIDED_AT - timedelta(seconds=120), DECIDED_AT - timedelta(seconds=10))
+    snap = snapshot(2, cpu=100.0, offered=225.9, backlog=16.5, booting_count=4, desired=6, active=OUT,
+                    panic=panic)  # fmt: skip
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_HOLDING, 6), decision.message
+
+
+def test_entering_panic_sizes_for_the_backlog_too():
+    # The same fleet before panic: the step that enters it sizes arrivals plus the drain (8).
+    snap = snapshot(2, cpu=100.0, offered=225.9, backlog=16.5, desired=2, active=OUT)
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 8), decision.message
+
+
+def test_entering_panic_sizes_on_the_bursts_own_period_not_the_windows_mean():
+    """A burst that began inside the panic window leaves its older period short: 120 % then 400 %
+    on one host. The mean (260 %) asks for 4 and the fifth would be a launch minutes later
+    (burst-10x: 1 -> 3, then 3 -> 4 ended 336 s after the step); the burst's rate asks for 5."""
+    snap = snapshot(1, cpu=100.0, desired=1)
+    ids = [i.instance_id for i in snap.instances if i.in_service]
+    burst = SignalData(per_instance={i: series(120.0, 400.0, recent_seconds=10) for i in ids})
+    snap = replace(snap, signals={**snap.signals, "offered_load": burst})
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 5), decision.message
+
+
+def test_demand_peak_is_the_highest_recent_period():
+    from autoscaler.signals import demand
+
+    spec = next(s for s in POLICY.signals if s.panic)
+    data = SignalData(per_instance={"i-1": series(120.0, 400.0, recent_seconds=10)})
+    reading = demand(replace(spec, scale_out_window_seconds=20), data, ["i-1"], DECIDED_AT)
+    assert (reading.recent, reading.peak) == (260.0, 400.0)
