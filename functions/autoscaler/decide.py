@@ -230,6 +230,14 @@ def following_through(state: FleetState, policy: ScalingPolicy, now: datetime) -
     return since is not None and (now - since).total_seconds() < policy.scale_out_follow_through_seconds
 
 
+def just_scaled_in(state: FleetState, policy: ScalingPolicy, now: datetime) -> bool:
+    """The last change of capacity was a scale-in, within the scale-in stabilization window."""
+    at = state.last_scaling_at
+    if at is None or state.last_scale_out_at == at:
+        return False
+    return (now - at).total_seconds() < policy.scale_in_stabilization_seconds
+
+
 def scale_out_at(state: FleetState, decision: Decision, now: datetime) -> datetime | None:
     """``last_scale_out_at`` after ``decision``: set by a scale-out, cleared by a scale-in."""
     if decision.direction is Direction.OUT:
@@ -284,6 +292,11 @@ def _decide_on(
     known = reading is not None and reading.below_capacity(in_service)
     eligible = [s for s in per_signal if not s.scale_out_only or Direction.OUT in snapshot.active]
     upward = max((s.up for s in eligible if not (known and s.saturated)), default=current)
+    if just_scaled_in(state, policy, now):
+        # A scale-in leaves the hosts nearer the scale-out line, where two noisy 10 s datapoints
+        # and one high 30 s reading would scale straight back out (a flap on the diurnal day, at
+        # two hosts and ~2.6 requests/s): for the stabilization window the long one must agree.
+        upward = min(upward, max((s.level for s in eligible if not (known and s.saturated)), default=current))
     # What panic mode may add to its own reading: the other signals that are not censored.
     measured = max((s.up for s in eligible if not s.saturated and not s.panic), default=current)
     if not known and saturated(per_signal):

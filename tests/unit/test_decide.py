@@ -499,3 +499,42 @@ def test_follow_through_does_not_make_a_guard_count():
 def test_scale_out_at(previous, desired, expected):
     state = FleetState(last_scale_out_at=NOW - timedelta(seconds=30))
     assert d.scale_out_at(state, Decision(desired, previous, "x", ""), NOW) == expected
+
+
+def _after_scale_in(seconds_ago: float, per_host: float, recent: float) -> Snapshot:
+    """Two hosts, ``seconds_ago`` after a scale-in from 3, every signal reading ``per_host`` per
+    host over the long window and ``recent`` over the last 30 s (CPU in %, requests per minute
+    at the same share of their target)."""
+    snap = snapshot(2, desired=2, active=OUT)
+    ids = [i.instance_id for i in snap.instances if i.in_service]
+    scale = 95.0 / 80.0
+    signals = {
+        **snap.signals,
+        "cpu": per_instance(ids, per_host, recent),
+        "requests": per_instance(ids, per_host * scale, recent * scale),
+        "offered_load": per_instance(ids, per_host, recent),
+    }
+    state = replace(snap.state, last_scaling_at=NOW - timedelta(seconds=seconds_ago))
+    return replace(snap, signals=signals, state=state)
+
+
+def test_right_after_a_scale_in_a_scale_out_must_hold_over_the_long_window():
+    """diurnal, sweep run 2: 3 -> 2 at 121 % of CPU; 48 s later two noisy 10 s datapoints over
+    85 % woke the scale-out, and a 30 s reading of 98 requests a host (the minute: 82) scaled
+    straight back out: a flap."""
+    decision = decide(_after_scale_in(48, 69.0, 83.0), policy(), NOW)
+    assert decision.desired == 2, decision.message
+
+
+def test_after_the_stabilization_window_the_short_window_scales_out_again():
+    assert decide(_after_scale_in(90, 69.0, 83.0), policy(), NOW).desired == 3
+
+
+def test_right_after_a_scale_in_a_sustained_rise_still_scales_out():
+    assert decide(_after_scale_in(30, 88.0, 92.0), policy(), NOW).desired == 3
+
+
+def test_a_scale_out_is_not_a_scale_in_for_the_long_window_rule():
+    snap = _after_scale_in(30, 69.0, 83.0)
+    snap = replace(snap, state=replace(snap.state, last_scale_out_at=snap.state.last_scaling_at))
+    assert decide(snap, policy(), NOW).desired == 3
