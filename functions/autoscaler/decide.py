@@ -6,6 +6,10 @@ per instance, rounded up; neutral inside the tolerance band; the maximum across 
 per-decision scale-out limit; and scale-in only to the highest recommendation seen during the
 stabilization window. Booting instances count as capacity on the way.
 
+A scale-out acts while a scale-out alarm is in ALARM, or within the follow-through window after
+the last scale-out (closed-loop clients show hidden demand only once capacity is added). Within
+the stabilization window after a scale-in, a scale-out must hold over the long window too.
+
 Missing datapoints are read conservatively, as the HPA does for pods without metrics: an
 instance in service without a datapoint adds nothing to a scale-out and its full target to a
 scale-in.
@@ -14,8 +18,10 @@ Panic mode follows the Knative Pod Autoscaler's: when the demand that does not s
 hosts' offered load), read over a short window, asks for at least ``panic_threshold`` x the
 instances in service, the fleet is sized at once for that demand plus its backlog drained
 within ``backlog_drain_seconds`` (no per-decision limit, no alarm gate), and never scaled in;
-panic ends ``panic_stable_seconds`` after the last reading that called for it. The recorded
-recommendation carries the panic size, so the scale-in stabilization window still applies after.
+panic ends ``panic_stable_seconds`` after the last reading that called for it. The step that
+enters sizes on the panic window's highest period; a further one on the arrivals alone, held over
+the long window. The recorded recommendation carries the panic size, so the scale-in
+stabilization window still applies after.
 """
 
 from __future__ import annotations
