@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from autoscaler.refresh import Preferences
+
 STATUS_STYLES = {
     "InProgress": "yellow",
     "Paused": "yellow",
@@ -64,7 +66,7 @@ def refresh_line(report: Mapping[str, Any]) -> str:
 def preferences_line(preferences: Mapping[str, Any]) -> str:
     parts = [
         f"min healthy {preferences['min_healthy_percent']} %",
-        f"max surge {_surge(preferences)}",
+        f"max surge {Preferences.from_json(preferences).surge_text}",
         f"warm-up {preferences['warmup_seconds']} s",
         "skip matching" if preferences.get("skip_matching", True) else "replace every instance once",
         "auto rollback" if preferences.get("auto_rollback", True) else "no auto rollback",
@@ -112,8 +114,3 @@ def refresh_fields(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
         ("Progress", progress_line(report["progress"])),
     ]
     return fields
-
-
-def _surge(preferences: Mapping[str, Any]) -> str:
-    percent = preferences.get("max_surge_percent")
-    return f"{percent} %" if percent is not None else str(preferences["max_surge"])

@@ -74,6 +74,14 @@ class Preferences:
             return self.max_surge
         return math.ceil(self.max_surge_percent * desired / 100)
 
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Preferences:
+        """The inverse of ``asdict`` (as ``Refresh.to_json`` writes them: tuples as lists)."""
+        prefs = dict(body)
+        prefs["checkpoints"] = tuple(prefs.get("checkpoints", ()))
+        prefs["alarm_names"] = tuple(prefs.get("alarm_names", ()))
+        return cls(**prefs)
+
     @property
     def surge_text(self) -> str:
         return f"{self.max_surge_percent} %" if self.max_surge_percent is not None else str(self.max_surge)
@@ -164,9 +172,6 @@ class Refresh:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Refresh:
-        prefs = dict(body.get("preferences") or {})
-        prefs["checkpoints"] = tuple(prefs.get("checkpoints", ()))
-        prefs["alarm_names"] = tuple(prefs.get("alarm_names", ()))
         paused = body.get("paused_until")
         return cls(
             refresh_id=str(body["refresh_id"]),
@@ -176,7 +181,7 @@ class Refresh:
             started_at=datetime.fromisoformat(body["started_at"]),
             updated_at=datetime.fromisoformat(body["updated_at"]),
             cause=str(body.get("cause", "")),
-            preferences=Preferences(**prefs),
+            preferences=Preferences.from_json(body.get("preferences") or {}),
             rejected_version=body.get("rejected_version"),
             checkpoints_passed=int(body.get("checkpoints_passed", 0)),
             paused_until=datetime.fromisoformat(paused) if paused else None,

@@ -324,6 +324,8 @@ def test_refresh_lines():
     assert fields["Preferences"] == (
         "min healthy 100 %, max surge 1, warm-up 60 s, skip matching, auto rollback, alarms fleet-5xx"
     )
+    quarter = {**first["preferences"], "max_surge": 0, "max_surge_percent": 25}
+    assert texts.preferences_line(quarter).startswith("min healthy 100 %, max surge 25 %, warm-up 60 s")
     failed = dict(texts.refresh_fields(pinned | {"refresh": {**pinned["refresh"], "failed_replacements": ["i-9"]}}))
     assert failed["Rejected"] == "version 3 (rolled back; a deploy of it starts no refresh)"
     assert failed["Failed"] == "i-9"
