@@ -23,11 +23,21 @@ while
 
 so booting, warming and draining hosts neither dilute nor inflate the fleet's figures.
 
-CloudWatch is reached through botocore (AL2023: ``dnf install python3-botocore``), imported
+**Host demand reports** (docs/contracts.md): CloudWatch makes a datapoint visible to alarms and
+to the control plane only after a publication delay, and the alarm adds its evaluation. So when
+a period's ``OfferedLoad`` (as published, 3 decimals) is at or above the panic line
+(``--panic-threshold`` x ``--cpu-target``, the template's PanicThreshold and CpuTarget), the host
+also publishes that same period's figures, with the same timestamp, as one JSON message to the
+SNS topic ``--demand-topic-arn``, which invokes the scale-out function directly. It does so every
+period at or over the line (the function looks for consecutive periods), under the same gate as
+the metrics, and before ``PutMetricData`` (the report is the urgent one); a failed report is
+logged and the metrics still go out. Without a topic no report is ever sent.
+
+CloudWatch and SNS are reached through botocore (AL2023: ``dnf install python3-botocore``), imported
 lazily so that the serving side of the package stays standard-library only; spawning the aws CLI
-every 10 s would cost more CPU than the metric is worth. IMDS, CloudWatch, the stats probe, the
-CPU reader and the clock are all injectable, so the decision and the arithmetic are unit-tested
-without AWS.
+every 10 s would cost more CPU than the metric is worth. IMDS, CloudWatch, SNS, the stats probe,
+the CPU reader and the clock are all injectable, so the decisions and the arithmetic are
+unit-tested without AWS.
 """
 
 from __future__ import annotations
@@ -35,7 +45,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -62,6 +74,8 @@ OFFERED_LOAD_METRIC = "OfferedLoad"
 BACKLOG_METRIC = "BacklogSeconds"
 SHED_METRIC = "ShedRequests"
 DEFAULT_PERIOD = 10.0
+# The marker of a host demand report (docs/contracts.md, "Host demand reports").
+DEMAND_REPORT_MARKER = "AutoscalerHostDemand"
 
 
 # -- CPU --------------------------------------------------------------------------------------
@@ -232,6 +246,35 @@ class MetricSink(Protocol):
     def __call__(self, reading: Reading, timestamp: datetime) -> None: ...
 
 
+class AlertSink(Protocol):
+    def __call__(self, reading: Reading, timestamp: datetime, period_seconds: float) -> None: ...
+
+
+def metric_values(
+    reading: Reading, metric: str = DEFAULT_METRIC, request_metric: str = DEFAULT_REQUEST_METRIC
+) -> list[tuple[str, float, str]]:
+    """(metric name, value as published, unit) of one period, in publishing order: the one place
+    that names and rounds the figures, for PutMetricData and the demand report alike."""
+    return [
+        (name, round(value, 3), unit)
+        for name, value, unit in (
+            (metric, reading.cpu_percent, "Percent"),
+            (request_metric, reading.requests_per_minute, "None"),
+            (OFFERED_LOAD_METRIC, reading.offered_load_percent, "Percent"),
+            (BACKLOG_METRIC, reading.backlog_seconds, "Seconds"),
+            (SHED_METRIC, reading.shed_requests, "Count"),
+        )
+    ]
+
+
+def _botocore_client(service: str, region: str | None, config: Any = None) -> Any:
+    try:
+        import botocore.session  # optional dependency, host side only
+    except ImportError as exc:  # pragma: no cover - depends on the host
+        raise RuntimeError("botocore is required: dnf install -y python3-botocore") from exc
+    return botocore.session.get_session().create_client(service, region_name=region, config=config)
+
+
 class CloudWatchSink:
     """``PutMetricData`` through botocore (or boto3), imported only when first used."""
 
@@ -255,12 +298,7 @@ class CloudWatchSink:
 
     def _get_client(self) -> Any:
         if self._client is None:
-            try:
-                import botocore.session  # optional dependency, host side only
-            except ImportError as exc:  # pragma: no cover - depends on the host
-                raise RuntimeError("botocore is required: dnf install -y python3-botocore") from exc
-            session = botocore.session.get_session()
-            self._client = session.create_client("cloudwatch", region_name=self.region)
+            self._client = _botocore_client("cloudwatch", self.region)
         return self._client
 
     def __call__(self, reading: Reading, timestamp: datetime) -> None:
@@ -271,20 +309,100 @@ class CloudWatchSink:
                 "MetricName": name,
                 "Dimensions": dimensions,
                 "Timestamp": timestamp,
-                "Value": round(value, 3),
+                "Value": value,
                 "Unit": unit,
                 "StorageResolution": 1,
             }
-            for name, value, unit in (
-                (self.metric, reading.cpu_percent, "Percent"),
-                (self.request_metric, reading.requests_per_minute, "None"),
-                (OFFERED_LOAD_METRIC, reading.offered_load_percent, "Percent"),
-                (BACKLOG_METRIC, reading.backlog_seconds, "Seconds"),
-                (SHED_METRIC, reading.shed_requests, "Count"),
-            )
+            for name, value, unit in metric_values(reading, self.metric, self.request_metric)
             for dimensions in (fleet, host)
         ]
         self._get_client().put_metric_data(Namespace=self.namespace, MetricData=data)
+
+
+# -- host demand reports ----------------------------------------------------------------------
+
+
+def iso_timestamp(timestamp: datetime) -> str:
+    """UTC, ISO 8601, milliseconds, ``Z``: ``2026-01-01T00:10:07.123Z``."""
+    utc = timestamp.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def demand_report(
+    fleet: str,
+    instance_id: str,
+    reading: Reading,
+    timestamp: datetime,
+    period_seconds: float,
+    namespace: str = DEFAULT_NAMESPACE,
+    metric: str = DEFAULT_METRIC,
+    request_metric: str = DEFAULT_REQUEST_METRIC,
+) -> dict[str, Any]:
+    """The report of one period (docs/contracts.md, "Host demand reports")."""
+    return {
+        DEMAND_REPORT_MARKER: 1,
+        "Fleet": fleet,
+        "InstanceId": instance_id,
+        "Timestamp": iso_timestamp(timestamp),
+        "PeriodSeconds": round(float(period_seconds), 3),
+        "Namespace": namespace,
+        "Metrics": {name: value for name, value, _unit in metric_values(reading, metric, request_metric)},
+    }
+
+
+class DemandAlertSink:
+    """SNS ``Publish`` of a host demand report through botocore, imported only when first used."""
+
+    def __init__(
+        self,
+        topic_arn: str,
+        fleet: str,
+        instance_id: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        metric: str = DEFAULT_METRIC,
+        request_metric: str = DEFAULT_REQUEST_METRIC,
+        region: str | None = None,
+        client: Any = None,
+    ) -> None:
+        self.topic_arn = topic_arn
+        self.fleet = fleet
+        self.instance_id = instance_id
+        self.namespace = namespace
+        self.metric = metric
+        self.request_metric = request_metric
+        self.region = region
+        self._client = client
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from botocore.config import Config
+
+            # A report is worth something only within the control plane's panic window (20 s by
+            # default) and it goes out before the period's PutMetricData: fail fast rather than
+            # hold the metrics behind botocore's default 60 s timeouts and retries.
+            config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2})
+            self._client = _botocore_client("sns", self.region, config)
+        return self._client
+
+    def message(self, reading: Reading, timestamp: datetime, period_seconds: float) -> str:
+        report = demand_report(
+            self.fleet, self.instance_id, reading, timestamp, period_seconds,
+            self.namespace, self.metric, self.request_metric,
+        )  # fmt: skip
+        return json.dumps(report, separators=(",", ":"))
+
+    def __call__(self, reading: Reading, timestamp: datetime, period_seconds: float) -> None:
+        self._get_client().publish(
+            TopicArn=self.topic_arn,
+            Message=self.message(reading, timestamp, period_seconds),
+            MessageAttributes={"Fleet": {"DataType": "String", "StringValue": self.fleet}},
+        )
+
+
+def alert_line(panic_threshold: float, cpu_target: float) -> float:
+    """The panic line in percent of a host (PanicThreshold x CpuTarget), to the 3 decimals the
+    figures are published with: 2 x 80 = 160."""
+    return round(panic_threshold * cpu_target, 3)
 
 
 # -- the loop ---------------------------------------------------------------------------------
@@ -301,7 +419,11 @@ def _utcnow() -> datetime:
 
 @dataclass
 class Publisher:
-    """One ``tick()`` per period: sample, decide, publish. Every collaborator is injected."""
+    """One ``tick()`` per period: sample, decide, publish. Every collaborator is injected.
+
+    ``alert`` (None: no reports) gets the period's reading when its ``OfferedLoad``, as
+    published, is at or above ``alert_line`` (percent; docs/contracts.md, "Host demand reports").
+    """
 
     sink: MetricSink
     lifecycle: Callable[[], str | None]
@@ -309,6 +431,8 @@ class Publisher:
     read_cpu: Callable[[], CpuTimes] = read_proc_stat
     now: Callable[[], datetime] = _utcnow
     monotonic: Callable[[], float] = time.monotonic
+    alert: AlertSink | None = None
+    alert_line: float = math.inf
     _last: tuple[CpuTimes, WorkerStats | None, float] | None = None
 
     def tick(self) -> Reading | None:
@@ -333,8 +457,12 @@ class Publisher:
         if rates is None:
             return None
         reading = Reading(value, *rates)
+        # Whole milliseconds, the report's resolution: both carry exactly the same instant.
+        now = self.now()
+        timestamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        self._report(reading, timestamp, elapsed)
         try:
-            self.sink(reading, self.now())
+            self.sink(reading, timestamp)
         except Exception as exc:  # network, throttling, credentials: log and try next period
             LOG.warning("PutMetricData failed: %s", exc)
             return None
@@ -344,6 +472,18 @@ class Publisher:
             reading.backlog_seconds, reading.shed_requests,
         )  # fmt: skip
         return reading
+
+    def _report(self, reading: Reading, timestamp: datetime, elapsed: float) -> None:
+        """The host demand report, for a period at or over the panic line; never raises."""
+        offered = round(reading.offered_load_percent, 3)
+        if self.alert is None or offered < self.alert_line:
+            return
+        try:
+            self.alert(reading, timestamp, elapsed)
+        except Exception as exc:  # as for PutMetricData: log, the metrics still go out
+            LOG.warning("host demand report failed (offered %.1f%%): %s", offered, exc)
+            return
+        LOG.info("host demand report: offered %.1f%% >= panic line %.1f%%", offered, self.alert_line)
 
 
 def run_forever(
@@ -368,11 +508,53 @@ def run_forever(
         done += 1
 
 
+# An SNS topic ARN (SNS API reference, "CreateTopic": names of up to 256 letters, digits,
+# hyphens and underscores; a FIFO topic's ends in .fifo).
+_TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+
+
+def topic_arn(text: str) -> str:
+    """``--demand-topic-arn``: an SNS topic ARN, or empty (no reports)."""
+    text = text.strip()
+    if text and not _TOPIC_ARN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not an SNS topic ARN: {text!r}")
+    return text
+
+
+def _number(text: str) -> float | None:
+    if not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def panic_threshold(text: str) -> float | None:
+    """``--panic-threshold``: above 1 (the template's PanicThreshold), or empty (not given)."""
+    value = _number(text)
+    if value is not None and value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 1 (a multiple of the CPU target): {text!r}")
+    return value
+
+
+def cpu_target(text: str) -> float | None:
+    """``--cpu-target``: a percentage in (0, 100] (the template's CpuTarget), or empty (not given)."""
+    value = _number(text)
+    if value is not None and not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage above 0 and at most 100: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m worker.metrics_publisher",
-        description="Publish host CPU %% and demand to CloudWatch while this host is in service and healthy.",
+        description="Publish host CPU %% and demand to CloudWatch while this host is in service and healthy; "
+        "with --demand-topic-arn, also report each period at or over the panic line to that SNS topic.",
     )
     parser.add_argument("--fleet", default=env("FLEET_NAME"), help="fleet name [FLEET_NAME]")
     parser.add_argument(
@@ -388,37 +570,88 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(env("CPU_METRIC_PERIOD_SECONDS", str(DEFAULT_PERIOD))),
         help="[CPU_METRIC_PERIOD_SECONDS]",
     )
+    parser.add_argument(
+        "--demand-topic-arn",
+        type=topic_arn,
+        default=env("DEMAND_TOPIC_ARN", ""),
+        help="SNS topic for host demand reports; empty: none [DEMAND_TOPIC_ARN]",
+    )
+    # The panic line is their product; both come from the template's parameters, so that the
+    # line is written down in one place only (PanicThreshold, CpuTarget).
+    parser.add_argument(
+        "--panic-threshold",
+        type=panic_threshold,
+        default=env("PANIC_THRESHOLD", ""),
+        help="the template's PanicThreshold (> 1) [PANIC_THRESHOLD]",
+    )
+    parser.add_argument(
+        "--cpu-target",
+        type=cpu_target,
+        default=env("CPU_TARGET", ""),
+        help="the template's CpuTarget, percent [CPU_TARGET]",
+    )
     parser.add_argument("--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION")), help="[AWS_REGION]")
     parser.add_argument(
         "--stats-url", default=env("WORKER_STATS_URL", "http://127.0.0.1:30001/stats"), help="[WORKER_STATS_URL]"
     )
     parser.add_argument("--imds-url", default=env("IMDS_URL", IMDS_URL), help="[IMDS_URL]")
     parser.add_argument("--log-level", default=env("PUBLISHER_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the configuration and exit: 0 when it is valid, 2 with the reason otherwise",
+    )
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (and environment); a bad value stops with argparse's usage error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.demand_topic_arn and (args.panic_threshold is None or args.cpu_target is None):
+        parser.error(
+            "--demand-topic-arn needs --panic-threshold and --cpu-target (PANIC_THRESHOLD, CPU_TARGET): "
+            "the panic line is their product"
+        )
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if not args.fleet:
         LOG.error("--fleet (or FLEET_NAME) is required")
         return 2
+    if args.check_config:
+        return 0
     imds = Imds(args.imds_url)
     region = args.region or imds.get("latest/meta-data/placement/region")
     instance_id = imds.instance_id()
     if not instance_id:
         LOG.error("cannot read this instance's id from IMDS (%s)", args.imds_url)
         return 3  # systemd restarts the publisher (Restart=always)
+    alert, line = None, math.inf
+    if args.demand_topic_arn:
+        alert = DemandAlertSink(
+            args.demand_topic_arn, args.fleet, instance_id, args.namespace, args.metric, args.request_metric, region
+        )
+        line = alert_line(args.panic_threshold, args.cpu_target)
     publisher = Publisher(
         sink=CloudWatchSink(args.fleet, instance_id, args.namespace, args.metric, args.request_metric, region),
         lifecycle=imds.lifecycle,
         stats=lambda: read_stats(args.stats_url),
+        alert=alert,
+        alert_line=line,
     )
     LOG.info(
         "publishing %s/%s, %s, %s, %s and %s Fleet=%s InstanceId=%s every %.0f s",
         args.namespace, args.metric, args.request_metric, OFFERED_LOAD_METRIC, BACKLOG_METRIC, SHED_METRIC,
         args.fleet, instance_id, args.period,
     )  # fmt: skip
+    if alert is None:
+        LOG.info("host demand reports off (no --demand-topic-arn)")
+    else:
+        LOG.info("host demand reports to %s for every period with OfferedLoad >= %.3f%%", alert.topic_arn, line)
     try:
         run_forever(publisher, args.period)
     except KeyboardInterrupt:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -279,3 +280,330 @@ def test_read_stats_of_a_worker_that_does_not_answer(fake_imds: FakeImds) -> Non
 def test_main_requires_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FLEET_NAME", raising=False)
     assert mp.main([]) == 2
+
+
+# -- host demand reports ----------------------------------------------------------------------
+
+# 2 x 80: the template's PanicThreshold and CpuTarget defaults.
+LINE = mp.alert_line(2.0, 80.0)
+# One process at the nominal 0.5 s, 10 s periods: each arrival is 5 % of the host offered.
+PER_ARRIVAL = 5.0
+
+
+class Recorder:
+    """The CloudWatch sink and the alert sink of one publisher, in the order they were called."""
+
+    def __init__(self, fail_alert: bool = False, fail_put: bool = False) -> None:
+        self.calls: list[tuple[str, Reading, datetime, float | None]] = []
+        self.fail_alert = fail_alert
+        self.fail_put = fail_put
+
+    def put(self, reading: Reading, timestamp: datetime) -> None:
+        self.calls.append(("put", reading, timestamp, None))
+        if self.fail_put:
+            raise RuntimeError("throttled")
+
+    def alert(self, reading: Reading, timestamp: datetime, period_seconds: float) -> None:
+        self.calls.append(("alert", reading, timestamp, period_seconds))
+        if self.fail_alert:
+            raise RuntimeError("sns unreachable")
+
+    def kinds(self) -> list[str]:
+        return [call[0] for call in self.calls]
+
+
+def alerting_publisher(
+    arrivals: list[int],
+    recorder: Recorder,
+    lifecycle: str | None = "service",
+    healthy: bool = True,
+    alert: bool = True,
+    line: float = LINE,
+) -> Publisher:
+    """A publisher whose periods (10 s each) see ``arrivals`` /work requests, one process."""
+    counts = [0]
+    for n in arrivals:
+        counts.append(counts[-1] + n)
+    ticks = len(counts)
+    return Publisher(
+        sink=recorder.put,
+        lifecycle=lambda: lifecycle,
+        stats=Sequence([WorkerStats(healthy, n, processes=1) for n in counts]),
+        read_cpu=FakeCpu([CpuTimes(50 * i, 100 * i) for i in range(ticks)]),
+        now=lambda: NOW,
+        monotonic=Sequence([10.0 * i for i in range(ticks)]),
+        alert=recorder.alert if alert else None,
+        alert_line=line,
+    )
+
+
+def run_ticks(publisher: Publisher, periods: int) -> list[Reading | None]:
+    publisher.tick()  # the baseline
+    return [publisher.tick() for _ in range(periods)]
+
+
+def test_the_panic_line_is_the_threshold_times_the_target() -> None:
+    assert LINE == 160.0
+    assert mp.alert_line(1.1, 70.0) == 77.0  # not 77.00000000000001: the line of a published figure
+    assert mp.alert_line(1.5, 33.3333) == 50.0
+
+
+def test_a_report_for_every_period_at_or_over_the_line_and_none_below() -> None:
+    """31 arrivals: 155 % (below 160); 32: exactly the line; 40: over it; then calm again."""
+    recorder = Recorder()
+    publisher = alerting_publisher([31, 32, 40, 40, 2], recorder)
+    readings = run_ticks(publisher, 5)
+    offered = [r.offered_load_percent for r in readings if r is not None]
+    assert offered == pytest.approx([155.0, 160.0, 200.0, 200.0, 10.0])
+    alerts = [(r.offered_load_percent, period) for kind, r, _ts, period in recorder.calls if kind == "alert"]
+    assert alerts == [(pytest.approx(160.0), 10.0), (pytest.approx(200.0), 10.0), (pytest.approx(200.0), 10.0)]
+    # Every period still goes to CloudWatch, the report first.
+    assert recorder.kinds() == ["put", "alert", "put", "alert", "put", "alert", "put", "put"]
+
+
+@pytest.mark.parametrize(
+    ("lifecycle", "healthy"), [("warming", True), ("pool", True), ("draining", True), (None, True), ("service", False)]
+)
+def test_no_report_from_a_host_that_may_not_publish(lifecycle: str | None, healthy: bool) -> None:
+    recorder = Recorder()
+    assert run_ticks(alerting_publisher([60, 60], recorder, lifecycle, healthy), 2) == [None, None]
+    assert recorder.calls == []
+
+
+def test_no_report_without_a_topic() -> None:
+    recorder = Recorder()
+    readings = run_ticks(alerting_publisher([60, 60], recorder, alert=False), 2)
+    assert all(r is not None and r.offered_load_percent == pytest.approx(300.0) for r in readings)
+    assert recorder.kinds() == ["put", "put"]
+
+
+def test_a_failed_report_does_not_stop_the_metrics(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder(fail_alert=True)
+    publisher = alerting_publisher([60, 60], recorder)
+    with caplog.at_level("WARNING", logger="worker.metrics_publisher"):
+        readings = run_ticks(publisher, 2)
+    assert all(r is not None for r in readings)  # published to CloudWatch both times
+    assert recorder.kinds() == ["alert", "put", "alert", "put"]
+    assert "host demand report failed" in caplog.text and "sns unreachable" in caplog.text
+
+
+def test_the_report_goes_out_when_cloudwatch_fails() -> None:
+    recorder = Recorder(fail_put=True)
+    assert run_ticks(alerting_publisher([60], recorder), 1) == [None]
+    assert recorder.kinds() == ["alert", "put"]
+
+
+class FakeSns:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def publish(self, **kwargs: Any) -> dict[str, str]:
+        self.calls.append(kwargs)
+        return {"MessageId": "m-1"}
+
+
+CONTRACT_KEYS = {"AutoscalerHostDemand", "Fleet", "InstanceId", "Timestamp", "PeriodSeconds", "Namespace", "Metrics"}
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:autoscaler-DemandTopic-0123ABCD"
+
+
+def test_the_report_message_is_the_contract_with_the_timestamp_of_the_put() -> None:
+    """Through the real sinks: one compact JSON object, exactly the contract's fields, the figures
+    as PutMetricData carries them, and the very instant of that period's PutMetricData."""
+    sns, cloudwatch = FakeSns(), FakeCloudWatch()
+    now = datetime(2026, 1, 1, 0, 10, 7, 123456, tzinfo=UTC)
+    stats = [
+        WorkerStats(True, work_requests=100, shed=5, rejected=1, queued=3, processes=2, mean_service_seconds=0.5),
+        WorkerStats(True, work_requests=200, shed=30, rejected=1, queued=50, processes=2, mean_service_seconds=0.5),
+    ]
+    publisher = Publisher(
+        sink=CloudWatchSink("blue", "i-0abc", "Autoscaler", "HostCpu", "HostRequests", client=cloudwatch),
+        lifecycle=lambda: "service",
+        stats=Sequence(stats),
+        read_cpu=FakeCpu([CpuTimes(0, 300), CpuTimes(299, 600)]),
+        now=lambda: now,
+        monotonic=Sequence([0.0, 9.987654]),
+        alert=mp.DemandAlertSink(TOPIC, "blue", "i-0abc", "Autoscaler", "HostCpu", "HostRequests", client=sns),
+        alert_line=LINE,
+    )
+    publisher.tick()
+    assert publisher.tick() is not None
+    (call,) = sns.calls
+    assert set(call) == {"TopicArn", "Message", "MessageAttributes"}  # no Subject
+    assert call["TopicArn"] == TOPIC
+    assert call["MessageAttributes"] == {"Fleet": {"DataType": "String", "StringValue": "blue"}}
+    message = call["Message"]
+    report = json.loads(message)
+    assert message == json.dumps(report, separators=(",", ":"))  # compact, one object
+    assert set(report) == CONTRACT_KEYS
+    assert report["AutoscalerHostDemand"] == 1
+    assert (report["Fleet"], report["InstanceId"], report["Namespace"]) == ("blue", "i-0abc", "Autoscaler")
+    assert report["Timestamp"] == "2026-01-01T00:10:07.123Z"
+    assert report["PeriodSeconds"] == 9.988
+    # The configured metric names first, in publishing order; 100 arrivals x 0.5 s over 9.99 s
+    # on 2 processes; 50 queued x 0.5 s / 2; 25 shed.
+    assert list(report["Metrics"]) == ["HostCpu", "HostRequests", "OfferedLoad", "BacklogSeconds", "ShedRequests"]
+    assert report["Metrics"] == {
+        "HostCpu": 99.667,
+        "HostRequests": 600.742,
+        "OfferedLoad": 250.309,
+        "BacklogSeconds": 12.5,
+        "ShedRequests": 25.0,
+    }
+    # The same figures and the same instant as the PutMetricData of that period.
+    (put,) = cloudwatch.calls
+    host_data = [d for d in put["MetricData"] if len(d["Dimensions"]) == 2]
+    assert {d["MetricName"]: d["Value"] for d in host_data} == report["Metrics"]
+    assert {d["Timestamp"] for d in put["MetricData"]} == {datetime(2026, 1, 1, 0, 10, 7, 123000, tzinfo=UTC)}
+    assert put["Namespace"] == report["Namespace"]
+
+
+def test_report_timestamps_are_utc_milliseconds() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    assert mp.iso_timestamp(datetime(2026, 1, 1, 2, 0, 0, 999999, tzinfo=plus_two)) == "2026-01-01T00:00:00.999Z"
+    assert mp.iso_timestamp(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00.000Z"
+
+
+@pytest.mark.integration
+def test_demand_alert_sink_against_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SNS Publish through botocore to a topic with an SQS subscriber: the envelope carries the
+    report as its Message and the Fleet attribute."""
+    moto = pytest.importorskip("moto")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with moto.mock_aws():
+        import boto3
+
+        sns = boto3.client("sns", region_name="eu-west-1")
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        topic = sns.create_topic(Name="demand")["TopicArn"]
+        queue = sqs.create_queue(QueueName="reports")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        sink = mp.DemandAlertSink(topic, "blue", "i-0abc", region="eu-west-1")
+        sink(Reading(100.0, 300.0, 250.0, 12.5, 0.0), datetime(2026, 1, 1, 0, 10, 7, 123000, tzinfo=UTC), 10.0)
+        (received,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        envelope = json.loads(received["Body"])
+        assert envelope["TopicArn"] == topic
+        assert envelope["MessageAttributes"] == {"Fleet": {"Type": "String", "Value": "blue"}}
+        assert json.loads(envelope["Message"]) == {
+            "AutoscalerHostDemand": 1,
+            "Fleet": "blue",
+            "InstanceId": "i-0abc",
+            "Timestamp": "2026-01-01T00:10:07.123Z",
+            "PeriodSeconds": 10.0,
+            "Namespace": "Autoscaler",
+            "Metrics": {
+                "CPUUtilization": 100.0,
+                "RequestsPerMinute": 300.0,
+                "OfferedLoad": 250.0,
+                "BacklogSeconds": 12.5,
+                "ShedRequests": 0.0,
+            },
+        }
+
+
+# -- the command line -------------------------------------------------------------------------
+
+PUBLISHER_VARIABLES = ("FLEET_NAME", "DEMAND_TOPIC_ARN", "PANIC_THRESHOLD", "CPU_TARGET")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in PUBLISHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_reports_are_off_without_a_topic(clean_env: pytest.MonkeyPatch) -> None:
+    args = mp.parse_args(["--fleet", "blue"])
+    assert (args.demand_topic_arn, args.panic_threshold, args.cpu_target) == ("", None, None)
+    clean_env.setenv("DEMAND_TOPIC_ARN", "")  # what the unit says when HostDemandReports is Disabled
+    clean_env.setenv("PANIC_THRESHOLD", "2")
+    clean_env.setenv("CPU_TARGET", "80")
+    args = mp.parse_args(["--fleet", "blue"])
+    assert (args.demand_topic_arn, args.panic_threshold, args.cpu_target) == ("", 2.0, 80.0)
+
+
+def test_the_topic_and_the_line_come_from_the_environment(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DEMAND_TOPIC_ARN", TOPIC)
+    clean_env.setenv("PANIC_THRESHOLD", "2.5")
+    clean_env.setenv("CPU_TARGET", "70")
+    args = mp.parse_args(["--fleet", "blue"])
+    assert (args.demand_topic_arn, args.panic_threshold, args.cpu_target) == (TOPIC, 2.5, 70.0)
+    args = mp.parse_args(["--fleet", "blue", "--cpu-target", "100"])  # the flag wins
+    assert args.cpu_target == 100.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--panic-threshold", "two"], {}, "argument --panic-threshold: not a number: 'two'"),
+        (["--panic-threshold", "1"], {}, "argument --panic-threshold: must be above 1"),
+        (["--panic-threshold", "0.5"], {}, "argument --panic-threshold: must be above 1"),
+        (["--panic-threshold", "inf"], {}, "argument --panic-threshold: not a finite number"),
+        (["--cpu-target", "0"], {}, "argument --cpu-target: must be a percentage above 0 and at most 100"),
+        (["--cpu-target", "100.5"], {}, "argument --cpu-target: must be a percentage above 0 and at most 100"),
+        (["--cpu-target", "nan"], {}, "argument --cpu-target: not a finite number"),
+        (["--cpu-target", "80%"], {}, "argument --cpu-target: not a number: '80%'"),
+        (["--demand-topic-arn", "demand"], {}, "argument --demand-topic-arn: not an SNS topic ARN: 'demand'"),
+        (
+            ["--demand-topic-arn", "arn:aws:sqs:eu-west-1:123456789012:demand"],
+            {},
+            "argument --demand-topic-arn: not an SNS topic ARN",
+        ),
+        ([], {"PANIC_THRESHOLD": "x"}, "argument --panic-threshold: not a number: 'x'"),
+        ([], {"CPU_TARGET": "-5"}, "argument --cpu-target: must be a percentage above 0 and at most 100"),
+        (
+            ["--demand-topic-arn", TOPIC, "--cpu-target", "80"],
+            {},
+            "--demand-topic-arn needs --panic-threshold and --cpu-target",
+        ),
+        ([], {"DEMAND_TOPIC_ARN": TOPIC, "PANIC_THRESHOLD": "2"}, "--demand-topic-arn needs --panic-threshold"),
+    ],
+)
+def test_bad_values_stop_at_start_with_a_clear_error(
+    clean_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        mp.main(["--fleet", "blue", *argv])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_config_validates_and_exits(clean_env: pytest.MonkeyPatch, fake_imds: FakeImds) -> None:
+    """--check-config (the boot script runs it with the unit's environment) reads nothing else."""
+    ok = ["--fleet", "blue", "--demand-topic-arn", TOPIC, "--panic-threshold", "2", "--cpu-target", "80"]
+    assert mp.main([*ok, "--imds-url", fake_imds.url, "--check-config"]) == 0
+    assert fake_imds.reads(FakeImds.TAGS + "AutoscalerLifecycle") == []
+    assert mp.main(["--check-config"]) == 2  # no fleet
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--demand-topic-arn", TOPIC, "--panic-threshold", "2", "--cpu-target", "80"], 160.0),
+        (["--demand-topic-arn", "", "--panic-threshold", "2", "--cpu-target", "80"], None),
+        ([], None),
+    ],
+)
+def test_main_wires_the_report_sink_and_the_line(
+    clean_env: pytest.MonkeyPatch, fake_imds: FakeImds, argv: list[str], line: float | None
+) -> None:
+    started: list[Publisher] = []
+    clean_env.setattr(mp, "run_forever", lambda publisher, period: started.append(publisher))
+    assert mp.main(["--fleet", "blue", "--region", "eu-west-1", "--imds-url", fake_imds.url, *argv]) == 0
+    (publisher,) = started
+    if line is None:
+        assert publisher.alert is None
+        return
+    assert isinstance(publisher.alert, mp.DemandAlertSink)
+    assert publisher.alert_line == line
+    assert (publisher.alert.topic_arn, publisher.alert.fleet) == (TOPIC, "blue")
+    assert publisher.alert.instance_id == FakeImds.INSTANCE_ID
+    assert publisher.alert.region == "eu-west-1"
