@@ -42,12 +42,19 @@ TEMPLATE = REPO / "template.yaml"
 BOOTSTRAP = REPO / "worker" / "bootstrap.sh"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
+_PARAMETERS = load_template(TEMPLATE)["Parameters"]
+
+# What the stub's Fn::Sub resolves, as a deployed stack with the template's defaults would (the
+# panic line's two factors are the template's own defaults).
 RENDER_VALUES = {
     "AWS::Region": "eu-west-1",
     "FleetName": "test-fleet",
     "WorkerLayerVersionArn": "arn:aws:lambda:eu-west-1:123456789012:layer:fleet-worker:7",
     "CpuMetricNamespace": "Autoscaler",
     "WorkerQueueBudgetSeconds": "10",
+    "DemandTopicArn": "arn:aws:sns:eu-west-1:123456789012:autoscaler-DemandTopic-0123ABCD",
+    "PanicThreshold": str(_PARAMETERS["PanicThreshold"]["Default"]),
+    "CpuTarget": str(_PARAMETERS["CpuTarget"]["Default"]),
 }
 
 
@@ -200,6 +207,12 @@ def bootstrap_args(values: dict[str, str] | None = None) -> list[str]:
         v["WorkerQueueBudgetSeconds"],
         "--metric-namespace",
         v["CpuMetricNamespace"],
+        "--demand-topic-arn",
+        v["DemandTopicArn"],
+        "--panic-threshold",
+        v["PanicThreshold"],
+        "--cpu-target",
+        v["CpuTarget"],
     ]
 
 

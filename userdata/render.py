@@ -16,7 +16,16 @@ from typing import Any
 
 from fleet_template.cfn import Template
 
-PLACEHOLDERS = ("AWS::Region", "FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace", "WorkerQueueBudgetSeconds")
+PLACEHOLDERS = (
+    "AWS::Region",
+    "FleetName",
+    "WorkerLayerVersionArn",
+    "CpuMetricNamespace",
+    "WorkerQueueBudgetSeconds",
+    "DemandTopicArn",
+    "PanicThreshold",
+    "CpuTarget",
+)
 
 _PATTERN = re.compile(r"\$\{([^}]*)\}")
 

@@ -6,12 +6,15 @@
 # and runs it as root:
 #
 #   BOOTSTRAP_LAYER_ZIP=<the verified layer zip> bash bootstrap.sh \
-#     --region <region> --fleet-name <fleet> --layer-arn <layer version ARN> --metric-namespace <ns>
+#     --region <region> --fleet-name <fleet> --layer-arn <layer version ARN> --metric-namespace <ns> \
+#     --queue-budget <s> --demand-topic-arn <topic ARN, or '' for none> \
+#     --panic-threshold <PanicThreshold> --cpu-target <CpuTarget>
 #
 # What it does (first boot): dnf install nginx python3 python3-botocore (and unzip awscli-2,
 # which the stub made sure of); create the system user fleet-worker; unzip the layer (the worker/
 # package files sit at its root) to /opt/fleet-worker/worker/; write hardened systemd units for
-# the worker (127.0.0.1:30001) and the CPU metric publisher; configure nginx :30000 ->
+# the worker (127.0.0.1:30001) and the metric publisher (which also sends the host demand
+# reports when given a topic); configure nginx :30000 ->
 # 127.0.0.1:30001; start everything; once /ping answers through nginx, tag the instance
 # AutoscalerReady=true.
 #
@@ -27,8 +30,10 @@
 set -euo pipefail
 
 usage() {
+  [ $# -eq 0 ] || echo "bootstrap.sh: $*" >&2
   echo "usage: BOOTSTRAP_LAYER_ZIP=<zip> bootstrap.sh --region R --fleet-name F --layer-arn A" \
-    "--queue-budget SECONDS --metric-namespace N" >&2
+    "--queue-budget SECONDS --metric-namespace N --demand-topic-arn ARN|'' --panic-threshold X" \
+    "--cpu-target PERCENT" >&2
   exit 2
 }
 
@@ -37,6 +42,10 @@ fleet_name=
 layer_arn=
 metric_namespace=
 queue_budget=
+demand_topic_arn=
+demand_topic_given=0
+panic_threshold=
+cpu_target=
 
 parse_args() {
   while [ $# -gt 0 ]; do
@@ -47,16 +56,48 @@ parse_args() {
       --layer-arn) layer_arn=$2 ;;
       --metric-namespace) metric_namespace=$2 ;;
       --queue-budget) queue_budget=$2 ;;
+      --demand-topic-arn) demand_topic_arn=$2 demand_topic_given=1 ;;
+      --panic-threshold) panic_threshold=$2 ;;
+      --cpu-target) cpu_target=$2 ;;
       *) usage ;;
     esac
     shift 2
   done
   if [ -z "$region" ] || [ -z "$fleet_name" ] || [ -z "$layer_arn" ] || [ -z "$metric_namespace" ] \
-    || [ -z "$queue_budget" ]; then
+    || [ -z "$queue_budget" ] || [ "$demand_topic_given" != 1 ] || [ -z "$panic_threshold" ] \
+    || [ -z "$cpu_target" ]; then
     usage
   fi
+  # These become systemd Environment= values: plain characters only (no space, quote, % or \,
+  # which systemd would split, unquote or expand). The publisher checks the numbers' ranges
+  # itself (check_publisher_config).
+  if [[ ! $demand_topic_arn =~ ^(arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]+)?$ ]]; then
+    usage "--demand-topic-arn: not an SNS topic ARN: '$demand_topic_arn'"
+  fi
+  local name value
+  for name in panic_threshold cpu_target; do
+    value=${!name}
+    [[ $value =~ ^-?[0-9]+(\.[0-9]+)?$ ]] || usage "--${name//_/-}: not a number: '$value'"
+  done
   # The worker validates the number itself (it refuses to start on a bad one).
   worker_env+=("WORKER_QUEUE_BUDGET=$queue_budget")
+  publisher_env=(
+    PYTHONPATH=/opt/fleet-worker
+    PYTHONDONTWRITEBYTECODE=1
+    PYTHONUNBUFFERED=1
+    "FLEET_NAME=$fleet_name"
+    "CPU_METRIC_NAMESPACE=$metric_namespace"
+    CPU_METRIC_NAME=CPUUtilization
+    CPU_METRIC_PERIOD_SECONDS=10
+    REQUEST_METRIC_NAME=RequestsPerMinute
+    "AWS_REGION=$region"
+    "WORKER_STATS_URL=http://127.0.0.1:$worker_port/stats"
+    # Host demand reports (docs/contracts.md): an empty topic sends none; the panic line is
+    # PANIC_THRESHOLD x CPU_TARGET, the template's PanicThreshold and CpuTarget.
+    "DEMAND_TOPIC_ARN=$demand_topic_arn"
+    "PANIC_THRESHOLD=$panic_threshold"
+    "CPU_TARGET=$cpu_target"
+  )
 }
 
 root=${BOOTSTRAP_ROOT:-}
@@ -84,6 +125,9 @@ worker_env=(
   PYTHONUNBUFFERED=1
   WORKER_PROCESSES=0
 )
+# The metric publisher's environment (its unit's Environment= lines, and what
+# check_publisher_config runs it with): set by parse_args from the arguments.
+publisher_env=()
 
 log() { printf '%s fleet-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 
@@ -164,7 +208,15 @@ WantedBy=multi-user.target
 EOF
 }
 
+# The publisher's own checks of its configuration, run with its unit's environment (the unit's
+# /opt/fleet-worker is $app_dir here): a bad value fails the boot with the publisher's message
+# instead of leaving a unit that systemd restarts every 5 s.
+check_publisher_config() {
+  env -i "${publisher_env[@]}" PYTHONPATH="$app_dir" "$python" -m worker.metrics_publisher --check-config
+}
+
 write_units() {
+  check_publisher_config
   log "writing systemd units into $unit_dir"
   mkdir -p "$unit_dir"
   {
@@ -198,16 +250,9 @@ Wants=$worker_unit network-online.target
 
 [Service]
 Type=simple
-Environment=PYTHONPATH=/opt/fleet-worker
-Environment=PYTHONDONTWRITEBYTECODE=1
-Environment=PYTHONUNBUFFERED=1
-Environment=FLEET_NAME=$fleet_name
-Environment=CPU_METRIC_NAMESPACE=$metric_namespace
-Environment=CPU_METRIC_NAME=CPUUtilization
-Environment=CPU_METRIC_PERIOD_SECONDS=10
-Environment=REQUEST_METRIC_NAME=RequestsPerMinute
-Environment=AWS_REGION=$region
-Environment=WORKER_STATS_URL=http://127.0.0.1:$worker_port/stats
+EOF
+    printf 'Environment=%s\n' "${publisher_env[@]}"
+    cat <<EOF
 ExecStart=$python -m worker.metrics_publisher
 Restart=always
 RestartSec=5

@@ -253,7 +253,7 @@ def test_alarm_signals_match_the_contract(raw_template: dict[str, Any], params: 
 def test_topics_use_a_customer_managed_key_cloudwatch_may_use(translated: dict[str, Any]) -> None:
     keys = _resources(translated, "AWS::KMS::Key")
     topics = _resources(translated, "AWS::SNS::Topic")
-    assert set(topics) == {"ScaleOutTopic", "ScaleInTopic"}
+    assert set(topics) == {"ScaleOutTopic", "ScaleInTopic", "DemandTopic"}
     for name, topic in topics.items():
         key = topic["Properties"]["KmsMasterKeyId"]
         assert _ref(key) in keys, f"{name} must use this stack's KMS key, not alias/aws/sns"
@@ -269,9 +269,19 @@ def test_topics_use_a_customer_managed_key_cloudwatch_may_use(translated: dict[s
         assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= actions
 
 
+def _topic_policy(translated: dict[str, Any], topic: str) -> dict[str, Any]:
+    (policy,) = [
+        p["Properties"]
+        for p in _resources(translated, "AWS::SNS::TopicPolicy").values()
+        if {"Ref": topic} in p["Properties"]["Topics"]
+    ]
+    return policy
+
+
 def test_topic_policy_lets_only_this_accounts_alarms_publish(translated: dict[str, Any]) -> None:
-    (policy,) = _resources(translated, "AWS::SNS::TopicPolicy").values()
-    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    policy = _topic_policy(translated, "ScaleOutTopic")
+    assert policy["Topics"] == [{"Ref": "ScaleOutTopic"}, {"Ref": "ScaleInTopic"}]
+    allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
     assert len(allows) == 1
     (allow,) = allows
     assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
@@ -287,6 +297,110 @@ def test_state_table_contract(translated: dict[str, Any]) -> None:
     assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+# ---------------------------------------------------------------------------------- host demand reports
+
+
+def test_host_demand_reports_switch(raw_template: dict[str, Any]) -> None:
+    spec = raw_template["Parameters"]["HostDemandReports"]
+    assert (spec["Type"], spec["AllowedValues"], spec["Default"]) == ("String", ["Enabled", "Disabled"], "Enabled")
+    for words in ("panic line", "publication delay", "in service", "panic window", "Disabled"):
+        assert words in spec["Description"], words
+    groups = raw_template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    (panic,) = [g for g in groups if g["Label"]["default"].startswith("Panic mode")]
+    assert {"PanicThreshold", "HostDemandReports"} <= set(panic["Parameters"])
+    assert raw_template["Conditions"]["HostDemandReportsEnabled"] == {
+        "Fn::Equals": [{"Ref": "HostDemandReports"}, "Enabled"]
+    }
+
+
+def test_demand_topic_is_encrypted_and_feeds_the_scale_out_function(translated: dict[str, Any]) -> None:
+    topic = _resources(translated, "AWS::SNS::Topic")["DemandTopic"]
+    assert "Condition" not in topic  # always there; the switch is the hosts'
+    assert topic["Properties"] == {
+        "DisplayName": "Autoscaler host demand reports",
+        "KmsMasterKeyId": {"Ref": "AlarmKey"},
+    }
+    assert _subscribed_functions(translated, "DemandTopic") == {"ScaleOutFunction"}
+    assert _subscribed_functions(translated, "ScaleOutTopic") == {"ScaleOutFunction"}  # the alarms' path stays
+    # The event source HostDemand, beside the alarms' ScaleOutAlarms.
+    subscription = _resources(translated, "AWS::SNS::Subscription")["ScaleOutFunctionHostDemand"]
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "DemandTopic"}
+
+
+def _denied(policy: dict[str, Any], action: str, context: dict[str, Any]) -> bool:
+    """Whether a Deny statement of a topic policy matches (Bool, ArnNotEquals: what it uses; a
+    missing key makes ArnNotEquals true, as IAM evaluates it)."""
+    for statement in policy["PolicyDocument"]["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Effect"] != "Deny" or not any(_matches(a, action) for a in actions):
+            continue
+        matched = True
+        for operator, conditions in statement.get("Condition", {}).items():
+            for key, expected in conditions.items():
+                if operator == "Bool":
+                    matched &= context.get(key) == expected
+                elif operator == "ArnNotEquals":
+                    matched &= context.get(key) != expected
+                else:
+                    raise AssertionError(f"operator {operator} not modelled")
+        if matched:
+            return True
+    return False
+
+
+def test_demand_topic_policy_lets_only_the_workers_publish_over_tls(
+    raw_template: dict[str, Any], params: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    policy = _topic_policy(translated, "DemandTopic")
+    assert policy["Topics"] == [{"Ref": "DemandTopic"}]
+    resolved = resolve(policy, params, raw_template)
+    statements = resolved["PolicyDocument"]["Statement"]
+    # Only Deny statements, only on sns:Publish: the account still manages the topic through IAM.
+    assert {s["Effect"] for s in statements} == {"Deny"}
+    assert {s["Action"] for s in statements} == {"sns:Publish"}
+    assert {s["Resource"] for s in statements} == {"<DemandTopic>"}
+    worker, other = "<WorkerRole.Arn>", "arn:aws:iam::123456789012:role/someone-else"
+    assert not _denied(resolved, "sns:Publish", {"aws:PrincipalArn": worker, "aws:SecureTransport": "true"})
+    assert _denied(resolved, "sns:Publish", {"aws:PrincipalArn": other, "aws:SecureTransport": "true"})
+    assert _denied(resolved, "sns:Publish", {"aws:SecureTransport": "true"})  # a service principal
+    assert _denied(resolved, "sns:Publish", {"aws:PrincipalArn": worker, "aws:SecureTransport": "false"})
+    root = {"aws:PrincipalArn": "arn:aws:iam::123456789012:root", "aws:SecureTransport": "true"}
+    for action in ("sns:SetTopicAttributes", "sns:DeleteTopic", "sns:Subscribe", "sns:GetTopicAttributes"):
+        assert not _denied(resolved, action, root), action
+
+
+def _worker_statements(raw_template: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    policy = resolve(raw_template["Resources"]["WorkerRole"]["Properties"]["Policies"][0], params, raw_template)
+    return list(policy["PolicyDocument"]["Statement"])
+
+
+def test_workers_may_publish_only_to_the_demand_topic_and_only_when_enabled(
+    raw_template: dict[str, Any], params: dict[str, Any]
+) -> None:
+    statements = _worker_statements(raw_template, params)
+    assert any(_allows(s, "sns:Publish", "<DemandTopic>", {}) for s in statements)
+    for topic in ("<ScaleOutTopic>", "<ScaleInTopic>", "arn:aws:sns:eu-west-1:123456789012:other"):
+        assert not any(_allows(s, "sns:Publish", topic, {}) for s in statements), topic
+    sns_actions = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) if "sns:" in a
+    }
+    assert sns_actions == {"sns:Publish"}
+    # The topic's key, for SNS only: what a publisher to an encrypted topic needs.
+    via_sns = {"kms:ViaService": "sns.eu-west-1.amazonaws.com"}
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert any(_allows(s, action, "<AlarmKey.Arn>", via_sns) for s in statements), action
+        assert not any(
+            _allows(s, action, "<AlarmKey.Arn>", {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}) for s in statements
+        )
+    assert not any(_allows(s, "kms:Encrypt", "<AlarmKey.Arn>", via_sns) for s in statements)
+
+    disabled = parameter_values(raw_template, {**PARAMETERS, "HostDemandReports": "Disabled"})
+    statements = _worker_statements(raw_template, disabled)
+    assert not any(_allows(s, "sns:Publish", "<DemandTopic>", {}) for s in statements)
+    assert not any(_allows(s, "kms:Decrypt", "<AlarmKey.Arn>", via_sns) for s in statements)
+    assert {s["Sid"] for s in statements} >= {"PublishFleetCpu", "DownloadWorkerLayer", "TagItselfReady"}
 
 
 # ---------------------------------------------------------------------------------- instances
@@ -421,17 +535,33 @@ def test_fleet_custom_resource_is_deleted_first(raw_template: dict[str, Any]) ->
 # ---------------------------------------------------------------------------------- user-data
 
 
-def test_userdata_placeholders_are_provided(raw_template: dict[str, Any]) -> None:
+USERDATA_PARAMETERS = {"WorkerQueueBudgetSeconds", "PanicThreshold", "CpuTarget"}
+
+
+def test_userdata_placeholders_are_provided(raw_template: dict[str, Any], params: dict[str, Any]) -> None:
     text, variables = user_data(raw_template)
-    # The queue budget is a parameter: Fn::Sub reads it without a variable of its own.
-    assert placeholders(text) == set(variables) | {"AWS::Region", "WorkerQueueBudgetSeconds"}
-    assert set(variables) == {"FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace"}
-    assert "WorkerQueueBudgetSeconds" in raw_template["Parameters"]
+    # The queue budget, the panic threshold and the CPU target are parameters: Fn::Sub reads them
+    # without a variable of their own.
+    assert placeholders(text) == set(variables) | {"AWS::Region"} | USERDATA_PARAMETERS
+    assert set(variables) == {"FleetName", "WorkerLayerVersionArn", "CpuMetricNamespace", "DemandTopicArn"}
+    assert set(raw_template["Parameters"]) >= USERDATA_PARAMETERS
     assert variables["WorkerLayerVersionArn"] == {"Ref": "WorkerLayer"}
     assert variables["CpuMetricNamespace"] == "Autoscaler"
+    # The topic when the hosts report, else empty (the boot script's "no reports").
+    assert resolve(variables["DemandTopicArn"], params, raw_template) == "<DemandTopic>"
+    disabled = parameter_values(raw_template, {**PARAMETERS, "HostDemandReports": "Disabled"})
+    assert resolve(variables["DemandTopicArn"], disabled, raw_template) == ""
     # Rendered as Fn::Sub renders it: every ${...} resolves (render raises on one that does not).
-    values = {name: f"<{name}>" for name in [*variables, "AWS::Region", "WorkerQueueBudgetSeconds"]}
-    assert "${" not in render(text, values)
+    values = {name: f"<{name}>" for name in [*variables, "AWS::Region", *USERDATA_PARAMETERS]}
+    rendered = render(text, values)
+    assert "${" not in rendered
+    # The boot script gets the three, quoted.
+    for flag, value in (
+        ("--demand-topic-arn", "<DemandTopicArn>"),
+        ("--panic-threshold", "<PanicThreshold>"),
+        ("--cpu-target", "<CpuTarget>"),
+    ):
+        assert f"{flag} '{value}'" in rendered, flag
 
 
 def test_userdata_is_a_stub_that_runs_the_boot_script_from_the_layer(raw_template: dict[str, Any]) -> None:
@@ -446,6 +576,9 @@ def test_userdata_is_a_stub_that_runs_the_boot_script_from_the_layer(raw_templat
             "WorkerLayerVersionArn": "arn:aws:lambda:eu-west-1:123456789012:layer:autoscaler-worker:3",
             "CpuMetricNamespace": "Autoscaler",
             "WorkerQueueBudgetSeconds": "10",
+            "DemandTopicArn": "",
+            "PanicThreshold": "2",
+            "CpuTarget": "80",
         },
     )
     assert "layer_arn='arn:aws:lambda:eu-west-1:123456789012:layer:autoscaler-worker:3'" in rendered
@@ -469,6 +602,7 @@ def test_outputs(raw_template: dict[str, Any]) -> None:
         "DashboardUrl",
         "ScaleOutTopicArn",
         "ScaleInTopicArn",
+        "DemandTopicArn",
         "StateTableName",
         "FleetName",
         "TargetGroupArn",

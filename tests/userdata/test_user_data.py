@@ -72,23 +72,27 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**sandbox_env(tmp_path / "root", 30000, 30001), "TMPDIR": str(tmp_path / "tmpdir")}
 
 
-def test_stub_uses_the_five_placeholders_and_stays_small() -> None:
+def test_stub_uses_its_placeholders_and_stays_small() -> None:
     text = _stub_text()
     assert placeholders(text) == set(PLACEHOLDERS)
     rendered = user_data_script()
     assert "${" not in rendered
     assert f"layer_arn='{ARN}'" in rendered
     # The longest values the template allows: a layer version ARN is at most 140 characters
-    # (Lambda API reference), FleetName at most 40 (its AllowedPattern). EC2 allows 16 KB.
+    # (Lambda API reference), FleetName at most 40 (its AllowedPattern), a topic name 256 (SNS API
+    # reference, "CreateTopic"), PanicThreshold and CpuTarget short numbers. EC2 allows 16 KB.
     longest = {
         "AWS::Region": "ap-southeast-5",
         "FleetName": "f" * 40,
         "WorkerLayerVersionArn": "arn:aws:lambda:ap-southeast-5:123456789012:layer:" + "x" * 80 + ":99999",
         "CpuMetricNamespace": "Autoscaler",
         "WorkerQueueBudgetSeconds": "3600",
+        "DemandTopicArn": "arn:aws:sns:ap-southeast-5:123456789012:" + "t" * 256,
+        "PanicThreshold": "1.125",
+        "CpuTarget": "87.5",
     }
     assert len(longest["WorkerLayerVersionArn"]) <= 140
-    assert len(user_data_script(longest).encode()) < 2048
+    assert len(user_data_script(longest).encode()) < 2560
 
 
 def test_docs_state_the_stub_size() -> None:
@@ -126,6 +130,12 @@ def test_stub_verifies_the_layer_and_runs_its_bootstrap(tmp_path: Path) -> None:
     unit = (tmp_path / "root/etc/systemd/system/fleet-metrics.service").read_text()
     assert f"Environment=FLEET_NAME={RENDER_VALUES['FleetName']}" in unit
     assert f"Environment=AWS_REGION={RENDER_VALUES['AWS::Region']}" in unit
+    for name, value in (
+        ("DEMAND_TOPIC_ARN", RENDER_VALUES["DemandTopicArn"]),
+        ("PANIC_THRESHOLD", RENDER_VALUES["PanicThreshold"]),
+        ("CPU_TARGET", RENDER_VALUES["CpuTarget"]),
+    ):
+        assert f"Environment={name}={value}\n" in unit, name
     assert _log(fakes, "dnf") == []  # aws, curl and unzip are there: nothing to install
     assert _log(fakes, "sleep") == []
     assert list((tmp_path / "tmpdir").iterdir()) == []  # the download is cleaned up
