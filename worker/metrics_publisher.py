@@ -33,9 +33,9 @@ period at or over the line (the function looks for consecutive periods), under t
 the metrics, and before ``PutMetricData`` (the report is the urgent one); a failed report is
 logged and the metrics still go out. Without a topic no report is ever sent.
 
-CloudWatch and SNS are reached through botocore (AL2023: ``dnf install python3-botocore``), imported
-lazily so that the serving side of the package stays standard-library only; spawning the aws CLI
-every 10 s would cost more CPU than the metric is worth. IMDS, CloudWatch, SNS, the stats probe,
+CloudWatch and SNS are reached through botocore (AL2023: ``dnf install python3-botocore``),
+imported lazily so that the serving side of the package stays standard-library only; spawning the
+aws CLI every 10 s would cost more CPU than the metric is worth. IMDS, CloudWatch, SNS, the stats probe,
 the CPU reader and the clock are all injectable, so the decisions and the arithmetic are
 unit-tested without AWS.
 """
