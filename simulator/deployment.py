@@ -136,6 +136,15 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class HostReports:
+    """The hosts' demand reports (worker/metrics_publisher.py), as the launch template's user-data
+    configures them: the topic they publish to and the offered load (%) from which they do."""
+
+    topic_arn: str
+    line: float
+
+
+@dataclass(frozen=True)
 class Deployment:
     alarms: tuple[AlarmSpec, ...]
     composites: tuple[CompositeSpec, ...]
@@ -144,6 +153,7 @@ class Deployment:
     instance_type: str
     parameters: dict[str, Any]
     queue_budget: float = QUEUE_BUDGET_SECONDS  # the workers' --queue-budget (s)
+    host_reports: HostReports | None = None  # None: the hosts send none
 
     def function(self, role: str) -> FunctionSpec | None:
         for fn in self.functions:
@@ -316,9 +326,12 @@ def build_deployment(template: Template) -> Deployment:
         if "idle_timeout.timeout_seconds" in attributes:
             health = replace(health, idle_timeout=float(attributes["idle_timeout.timeout_seconds"]))
     instance_type = "c7g.medium"
+    host_reports = None
     for raw in template.resources("AWS::EC2::LaunchTemplate").values():
         props = template.resolve(raw.get("Properties") or {})
-        instance_type = str((props.get("LaunchTemplateData") or {}).get("InstanceType", instance_type))
+        data = props.get("LaunchTemplateData") or {}
+        instance_type = str(data.get("InstanceType", instance_type))
+        host_reports = host_reports_of(str(data.get("UserData") or ""))
     return Deployment(
         alarms=alarms,
         composites=tuple(composites),
@@ -327,7 +340,30 @@ def build_deployment(template: Template) -> Deployment:
         instance_type=instance_type,
         parameters=dict(template.parameters),
         queue_budget=queue_budget_of(template.parameters),
+        host_reports=host_reports,
     )
+
+
+def _flag(user_data: str, name: str) -> str | None:
+    match = re.search(rf"--{name}\s+(['\"]?)([^'\"\s]*)\1", user_data)
+    return match.group(2) if match else None
+
+
+def host_reports_of(user_data: str) -> HostReports | None:
+    """What the user-data passes the hosts' boot script: a topic (none or empty: no reports) and
+    the line, PanicThreshold x CpuTarget, which the host multiplies itself."""
+    topic = _flag(user_data, "demand-topic-arn")
+    if not topic:
+        return None
+    try:
+        line = float(_flag(user_data, "panic-threshold") or "nan") * float(_flag(user_data, "cpu-target") or "nan")
+    except ValueError:
+        line = math.nan
+    if not line > 0:
+        raise TemplateError(
+            "the user-data passes --demand-topic-arn without a usable --panic-threshold and --cpu-target"
+        )
+    return HostReports(topic, line)
 
 
 def queue_budget_of(parameters: Mapping[str, Any]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import re
@@ -24,7 +25,7 @@ from simulator.aws import Provisioned, install_hooks, provision
 from simulator.balancer import Balancer
 from simulator.deployment import AlarmSpec, Deployment, FunctionSpec, build_deployment, load_template
 from simulator.ec2 import Ec2Model, Machine, VersionProfile
-from simulator.lambdas import LambdaModel, VirtualClock, direct_alarm_event, sns_alarm_event
+from simulator.lambdas import LambdaModel, VirtualClock, direct_alarm_event, host_demand_event, sns_alarm_event
 from simulator.lifecycle import CustomResource, Response, handler_module
 from simulator.params import ModelParams, Span, vcpus_for
 from simulator.policies import Strategy, strategy_for, template_overrides
@@ -238,8 +239,11 @@ class _Run:
         self.deploys: list[Deploy] = []
         names = HostMetricNames(settings.cpu_metric_namespace, settings.cpu_metric_name,
                                 settings.request_metric_name, settings.fleet_name)  # fmt: skip
+        reports = deployment.host_reports
         self.publishers = HostPublishers(self.env, self.engine, self.ec2_model, self.store, p,
-                                         self._rng("metrics"), names)  # fmt: skip
+                                         self._rng("metrics"), names,
+                                         self._host_report if reports is not None else None,
+                                         reports.line if reports is not None else math.inf)  # fmt: skip
         self.alb_metrics = LoadBalancerMetrics(
             self.env, self.engine, self.balancer, self.store, p, self._rng("alb-metrics"),
             settings.target_group_dimension, settings.load_balancer_dimension,
@@ -456,6 +460,18 @@ class _Run:
                     continue
                 for _ in range(copies):
                     self.lambdas.invoke_async(fn.arn, event, self.params.sns_delay_seconds.sample(rng))
+
+    def _host_report(self, instance_id: str, t: float, values: dict[str, float]) -> None:
+        """A host's demand report: SNS delivers it to every function subscribed to the topic."""
+        reports = self.deployment.host_reports
+        assert reports is not None
+        settings = self.settings
+        rng = self._rng(f"report:{instance_id}:{t}")
+        event = host_demand_event(reports.topic_arn, settings.fleet_name, instance_id, self.wall(t),
+                                  settings.cpu_metric_namespace, values)  # fmt: skip
+        for fn in self.deployment.functions:
+            if reports.topic_arn in fn.topics:
+                self.lambdas.invoke_async(fn.arn, event, self.params.sns_delay_seconds.sample(rng))
 
     def _schedule(self, arn: str, period: float) -> Generator[Any, Any, None]:
         yield self.env.timeout(self.phases.schedule % period)

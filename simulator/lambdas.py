@@ -213,6 +213,36 @@ def sns_alarm_event(
             "EvaluateLowSampleCountPercentile": "",
         }
     message_id = str(uuid.UUID(int=random.Random(f"{name}{when.isoformat()}{topic_arn}").getrandbits(128)))
+    return sns_event(topic_arn, message_id, json.dumps(message), when, f'{new}: "{name}" in EU (Ireland)')
+
+
+def host_demand_event(
+    topic_arn: str, fleet: str, instance_id: str, when: datetime, namespace: str, metrics: dict[str, float]
+) -> dict[str, Any]:
+    """The SNS event of a host's demand report (docs/contracts.md), as its publisher sends it."""
+    message = {
+        "AutoscalerHostDemand": 1,
+        "Fleet": fleet,
+        "InstanceId": instance_id,
+        "Timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
+        "PeriodSeconds": 10.0,
+        "Namespace": namespace,
+        "Metrics": {name: round(value, 3) for name, value in metrics.items()},
+    }
+    message_id = str(uuid.UUID(int=random.Random(f"{instance_id}{when.isoformat()}{topic_arn}").getrandbits(128)))
+    return sns_event(topic_arn, message_id, json.dumps(message, separators=(",", ":")), when, None,
+                     {"Fleet": {"Type": "String", "Value": fleet}})  # fmt: skip
+
+
+def sns_event(
+    topic_arn: str,
+    message_id: str,
+    message: str,
+    when: datetime,
+    subject: str | None,
+    attributes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Lambda event of one SNS notification (one record: SNS never batches for Lambda)."""
     return {
         "Records": [
             {
@@ -223,14 +253,14 @@ def sns_alarm_event(
                     "Type": "Notification",
                     "MessageId": message_id,
                     "TopicArn": topic_arn,
-                    "Subject": f'{new}: "{name}" in EU (Ireland)',
-                    "Message": json.dumps(message),
+                    "Subject": subject,
+                    "Message": message,
                     "Timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                     "SignatureVersion": "1",
                     "Signature": "EXAMPLE",
                     "SigningCertUrl": "https://sns.invalid/cert.pem",
                     "UnsubscribeUrl": "https://sns.invalid/unsubscribe",
-                    "MessageAttributes": {},
+                    "MessageAttributes": attributes or {},
                 },
             }
         ]

@@ -147,7 +147,7 @@ def _target_tracking(deployment: Deployment, settings: Settings) -> Strategy:
     )
     return Strategy(
         "target-tracking",
-        replace(deployment, alarms=alarms, composites=()),
+        replace(deployment, alarms=alarms, composites=(), host_reports=None),
         policy=policy,
         environment={"SCALE_OUT_ALARM_NAMES": high, "SCALE_IN_ALARM_NAMES": low},
         ec2_monitoring_period=60,
@@ -169,7 +169,7 @@ def _prototype(deployment: Deployment, settings: Settings) -> Strategy:
 
     return Strategy(
         "prototype",
-        replace(deployment, alarms=(), composites=()),
+        replace(deployment, alarms=(), composites=(), host_reports=None),
         decider=decider,
         # Its alarms are created per instance; the names are not known to the settings.
         environment={"SCALE_OUT_ALARM_NAMES": "", "SCALE_IN_ALARM_NAMES": ""},
@@ -242,7 +242,7 @@ def _ideal(deployment: Deployment, settings: Settings) -> Strategy:
 
     return Strategy(
         "ideal",
-        replace(deployment, alarms=(), composites=()),
+        replace(deployment, alarms=(), composites=(), host_reports=None),
         # No signal: it reads no metric (a GetMetricData call would only cost it time).
         policy=replace(policy_from_settings(settings), signals=()),
         decider=decider,

@@ -6,7 +6,8 @@
   worker's mean service time; not capped), the backlog (queued work, in seconds of the host) and
   the requests shed (503) in the period, each with the fleet dimension and with the fleet and
   instance dimensions, only while the host is in service and its worker answers. The call's
-  datapoints become visible after its own publication delay.
+  datapoints become visible after its own publication delay. A period whose offered load is at
+  or over the panic line also goes, at once, to the demand topic (``report``).
 - The load balancer: per minute, RequestCount (per target group) and RequestCountPerTarget,
   only when requests flowed, late.
 - EC2's own CPUUtilization per instance (for the baselines): per-minute samples, stamped with
@@ -77,6 +78,8 @@ class HostPublishers:
         params: ModelParams,
         rng: random.Random,
         names: HostMetricNames,
+        report: Callable[[str, float, dict[str, float]], None] | None = None,
+        report_line: float = math.inf,
     ) -> None:
         self.env = env
         self.engine = engine
@@ -85,6 +88,9 @@ class HostPublishers:
         self.params = params
         self.rng = rng
         self.names = names
+        # (instance, time, the period's values by metric name): a host demand report to send.
+        self.report = report
+        self.report_line = report_line
         self.vcpus = ec2.vcpus
         self.published: list[tuple[float, float]] = []  # (time, CPU) of every fleet datapoint, for the chart
 
@@ -117,6 +123,8 @@ class HostPublishers:
             busy, arrivals, shed = new_busy, new_arrivals, new_shed
             if machine.lifecycle != "service" or not machine.worker_up:
                 continue
+            if self.report is not None and values[names.offered_load] >= self.report_line:
+                self.report(instance_id, now, values)  # before PutMetricData, as the host does
             visible = now + self.params.cpu_metric_delay_seconds.sample(self.rng)  # one call, one delay
             for name, value in values.items():
                 for key in keys[name]:

@@ -47,6 +47,7 @@ from autoscaler.refresh import (
     rollout_of,
 )
 from autoscaler.runtime import Runtime
+from autoscaler.signals import HostReport, with_reports
 
 LEASE_POLL_SECONDS = 1.0
 DELETE_POLL_SECONDS = 5.0
@@ -72,6 +73,8 @@ class Trigger:
     lease_wait_seconds: float | None = None  # how long to wait for the lease (default LEASE_WAIT_SECONDS)
     ignore_suspend: bool = False
     details: dict[str, object] = field(default_factory=dict)
+    # Datapoints hosts reported themselves (their demand reports), counted beside CloudWatch's.
+    reports: tuple[HostReport, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,7 +251,13 @@ class Controller:
         manual = trigger.override_desired is not None
         policy = self.runtime.scaling_policy()
         in_service = [i.instance_id for i in instances if i.in_service]
+        # Only a host the fleet serves with may speak for its demand.
+        reports = [r for r in trigger.reports if r.instance_id in in_service]
+        if trigger.reports and not reports:
+            return Outcome("skipped", "report-not-in-service")
         data = {} if manual or not in_service else self._signals.read(policy.signals, in_service, now)
+        if reports:
+            data = with_reports(data, policy.signals, reports)
         active = set(trigger.directions)
         states: dict[str, str] | None = None
         if trigger.read_alarms:

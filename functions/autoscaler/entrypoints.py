@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from autoscaler.controller import Controller, Trigger, started_message
-from autoscaler.errors import RefreshError
+from autoscaler.errors import LeaseBusyError, RefreshError
 from autoscaler.model import Direction, FleetState, Instance
 from autoscaler.observability import logger
 from autoscaler.refresh import (
@@ -22,15 +22,16 @@ from autoscaler.refresh import (
 from autoscaler.runtime import Runtime
 
 if TYPE_CHECKING:
-    from autoscaler.intake import AlarmNotice
+    from autoscaler.intake import AlarmNotice, HostDemandNotice
 
 IRRELEVANT_TRANSITION = "irrelevant-transition"
 
 
 def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, context: Any = None) -> dict[str, Any]:
-    """Scale-out / scale-in entry: acknowledge bad input with a reason, act once per transition."""
+    """Scale-out / scale-in entry: acknowledge bad input with a reason, act once per transition
+    and on each host report that may be trusted."""
     # pydantic models are built at import (~0.1 s): only the alarm functions pay for them.
-    from autoscaler.intake import Rejected, parse_event
+    from autoscaler.intake import HostDemandNotice, Rejected, parse_event
 
     results = []
     controller = Controller(runtime)  # no AWS call until used; one for every item of the event
@@ -41,6 +42,9 @@ def handle_alarm_event(event: Any, runtime: Runtime, direction: Direction, conte
                 extra={"reason": item.reason, "detail": item.detail, "message_id": item.message_id},
             )
             results.append({"status": "ignored", "reason": item.reason, "detail": item.detail})
+            continue
+        if isinstance(item, HostDemandNotice):
+            results.append(_act_on_report(item, runtime, direction, controller))
             continue
         logger.set_correlation_id(f"{item.alarm_name}@{item.state_change_time.isoformat()}")
         reason = _irrelevance(item, runtime, direction)
@@ -65,6 +69,54 @@ def _irrelevance(notice: AlarmNotice, runtime: Runtime, direction: Direction) ->
     if notice.new_state != "ALARM":
         return f"{IRRELEVANT_TRANSITION} {notice.old_state}->{notice.new_state}"
     return None
+
+
+def report_irrelevance(notice: HostDemandNotice, runtime: Runtime, direction: Direction) -> str | None:
+    """Why a host report must not act, or None. Whether its instance is in service is the
+    controller's to check: it reads the instances under the lease."""
+    settings = runtime.settings
+    if direction is not Direction.OUT:
+        return "host-report-to-scale-in"
+    if notice.fleet != settings.fleet_name:
+        return "report-of-another-fleet"
+    # Older than the panic window, its period no longer counts in a panic reading (a redelivery,
+    # or Lambda's retry a minute later); as far ahead, the host's clock is wrong.
+    age = (runtime.clock.now() - notice.report.at).total_seconds()
+    if age > settings.panic_window_seconds:
+        return f"stale-report ({age:.0f} s old)"
+    if -age > settings.panic_window_seconds:
+        return f"report-from-the-future ({-age:.0f} s ahead)"
+    return None
+
+
+def _act_on_report(
+    notice: HostDemandNotice, runtime: Runtime, direction: Direction, controller: Controller
+) -> dict[str, Any]:
+    """A reconcile that also counts the report's datapoints, which CloudWatch may not show yet.
+
+    No idempotency record: a run is level-triggered, so a duplicate delivery only decides again
+    on the same fleet; a retried one is stale by then.
+    """
+    report = notice.report
+    logger.set_correlation_id(f"{report.instance_id}@{report.at.isoformat()}")
+    reason = report_irrelevance(notice, runtime, direction)
+    if reason:
+        logger.info("ignored host report", extra={"reason": reason, "instance": report.instance_id})
+        return {"status": "ignored", "reason": reason, "instance": report.instance_id}
+    trigger = Trigger(
+        cause=f"host-report:{report.instance_id}",
+        read_alarms=True,
+        reports=(report,),
+        # The host reports again next period: waiting longer than that gains nothing.
+        lease_wait_seconds=float(runtime.settings.cpu_metric_period_seconds),
+        details={"report_at": report.at.isoformat(), "report": dict(report.metrics)},
+    )
+    try:
+        outcome = controller.run(trigger)
+    except LeaseBusyError:
+        logger.info("host report while another run decides", extra={"instance": report.instance_id})
+        return {"status": "ignored", "reason": "lease-busy", "instance": report.instance_id}
+    return {"instance": report.instance_id, **outcome.to_json()}
 
 
 def _process_once(notice: AlarmNotice, runtime: Runtime, direction: Direction, context: Any) -> dict[str, Any]:

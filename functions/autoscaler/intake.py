@@ -1,9 +1,12 @@
-"""Turn an invocation event into alarm notices, or into specific, logged reasons to ignore it.
+"""Turn an invocation event into alarm notices and host reports, or into specific, logged reasons
+to ignore it.
 
-Two shapes arrive:
+Three shapes arrive:
 - SNS: ``Records[].Sns.Message`` is a JSON *string* holding the alarm (``AlarmName``,
   ``NewStateValue``, ``StateChangeTime`` "2017-01-12T16:30:42.236+0000", ``Trigger``...), as in
   the public sample aws/aws-lambda-go ``events/testdata/cloudwatch-alarm-sns-payload-single-metric.json``;
+- SNS: a host's demand report (``AutoscalerHostDemand``, docs/contracts.md), published by a
+  worker host whose offered load reached the panic line;
 - a direct alarm action (``source: aws.cloudwatch``, ``alarmData.state.value``...): CloudWatch
   user guide, "Invoke a Lambda function from an alarm".
 Bad input is acknowledged with a reason, never raised: a raise would make Lambda retry a
@@ -16,9 +19,11 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from autoscaler.signals import HostReport
 
 AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
@@ -77,6 +82,37 @@ class AlarmMessage(BaseModel):
         return parse_alarm_time(value) if isinstance(value, str) else value
 
 
+HOST_DEMAND_KEY = "AutoscalerHostDemand"
+# EC2 instance IDs: "i-" and 8 (older) or 17 hexadecimal characters.
+INSTANCE_ID_PATTERN = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$"
+MetricValue = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class HostDemandMessage(BaseModel):
+    """A host's demand report carried in ``Sns.Message`` (worker/metrics_publisher.py)."""
+
+    model_config = ConfigDict(extra="ignore")
+    AutoscalerHostDemand: Literal[1]
+    Fleet: str = Field(min_length=1)
+    InstanceId: str = Field(pattern=INSTANCE_ID_PATTERN)
+    Timestamp: datetime
+    PeriodSeconds: float = Field(gt=0, le=300)
+    Namespace: str = Field(min_length=1)
+    Metrics: dict[str, MetricValue] = Field(min_length=1)
+
+    @field_validator("Timestamp", mode="before")
+    @classmethod
+    def _report_time(cls, value: object) -> object:
+        return parse_alarm_time(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class HostDemandNotice:
+    fleet: str
+    report: HostReport
+    message_id: str | None
+
+
 @dataclass(frozen=True)
 class AlarmNotice:
     alarm_name: str
@@ -100,7 +136,10 @@ class Rejected:
     alarm_name: str | None = None
 
 
-def parse_event(event: object) -> list[AlarmNotice | Rejected]:
+Item = AlarmNotice | HostDemandNotice | Rejected
+
+
+def parse_event(event: object) -> list[Item]:
     if not isinstance(event, dict):
         return [Rejected("unrecognised-event", f"event is a {type(event).__name__}, not an object")]
     if "Records" in event:
@@ -110,7 +149,7 @@ def parse_event(event: object) -> list[AlarmNotice | Rejected]:
     return [Rejected("unrecognised-event", f"neither SNS nor an alarm action; keys: {sorted(event)[:8]}")]
 
 
-def _parse_sns(event: dict[str, Any]) -> list[AlarmNotice | Rejected]:
+def _parse_sns(event: dict[str, Any]) -> list[Item]:
     from aws_lambda_powertools.utilities.parser.envelopes import SnsEnvelope
     from aws_lambda_powertools.utilities.parser.models import SnsModel
 
@@ -134,9 +173,12 @@ def _parse_sns(event: dict[str, Any]) -> list[AlarmNotice | Rejected]:
         envelope = SnsModel.model_validate(event)
     except ValidationError as exc:
         return [Rejected("malformed-sns-event", _first_error(exc))]
-    results: list[AlarmNotice | Rejected] = []
+    results: list[Item] = []
     for record in envelope.Records:
         raw = str(record.Sns.Message)
+        if HOST_DEMAND_KEY in raw:
+            results.append(_host_demand(raw, record.Sns.MessageId))
+            continue
         try:
             results.append(_notice(AlarmMessage.model_validate_json(raw), record.Sns.MessageId))
         except ValidationError as exc:
@@ -153,6 +195,17 @@ def _notice(message: AlarmMessage, message_id: str | None) -> AlarmNotice:
         reason=message.NewStateReason,
         message_id=message_id,
     )
+
+
+def _host_demand(raw: str, message_id: str) -> HostDemandNotice | Rejected:
+    try:
+        message = HostDemandMessage.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            return Rejected("malformed-json", f"Sns.Message is not JSON: {_first_error(exc)}", message_id)
+        return Rejected("bad-host-report", _first_error(exc), message_id)
+    report = HostReport(message.InstanceId, message.Timestamp, message.Namespace, dict(message.Metrics))
+    return HostDemandNotice(message.Fleet, report, message_id)
 
 
 def _parse_direct(event: dict[str, Any]) -> AlarmNotice | Rejected:

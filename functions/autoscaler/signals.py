@@ -12,9 +12,9 @@ served, its share of every period was zero, and that is exactly what it contribu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -72,6 +72,18 @@ class SignalData:
 
     per_instance: Mapping[str, Sequence[Point]] = field(default_factory=dict)
     fleet: Sequence[Point] = ()
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """One period of one host's metrics, sent by the host itself through SNS when its offered load
+    reached the panic line (docs/contracts.md, "Host demand reports"): the same datapoints its
+    PutMetricData call carried, before CloudWatch shows them."""
+
+    instance_id: str
+    at: datetime  # the timestamp the host gave the period's PutMetricData
+    namespace: str
+    metrics: Mapping[str, float]  # metric name -> value, as published
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,44 @@ TARGET_VARIABLES = tuple(dict.fromkeys(row.target_variable for row in SIGNALS))
 def signal_table(settings: Settings) -> tuple[SignalSpec, ...]:
     """The table's rows with the settings filled in: what ``decide`` sizes with."""
     return tuple(row.spec(settings) for row in SIGNALS)
+
+
+def with_reports(
+    data: Mapping[str, SignalData], specs: Sequence[SignalSpec], reports: Iterable[HostReport]
+) -> dict[str, SignalData]:
+    """``data`` with the reported datapoints added where CloudWatch has none yet.
+
+    A report lands in the period CloudWatch would put its datapoint in (the period start at or
+    before its timestamp), for every per-instance signal it carries a metric of. A datapoint
+    CloudWatch already returned for that period wins: it is the same value, or an aggregate.
+    """
+    merged = dict(data)
+    for spec in specs:
+        q = spec.query
+        if not q.per_instance:
+            continue
+        points = {i: list(p) for i, p in merged.get(spec.name, SignalData()).per_instance.items()}
+        added = False
+        for report in reports:
+            value = report.metrics.get(q.metric)
+            if value is None or report.namespace != q.namespace:
+                continue
+            start = _period_start(report.at, q.period)
+            series = points.setdefault(report.instance_id, [])
+            if all(t != start for t, _ in series):
+                series.append((start, value))
+                added = True
+        if added:
+            fleet = merged.get(spec.name, SignalData()).fleet
+            merged[spec.name] = SignalData({i: tuple(sorted(p)) for i, p in points.items()}, fleet)
+    return merged
+
+
+def _period_start(at: datetime, period: int) -> datetime:
+    # GetMetricData's periods start at multiples of the period (UTC epoch).
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    seconds = (at - epoch).total_seconds()
+    return epoch + timedelta(seconds=seconds - seconds % period)
 
 
 def demand(spec: SignalSpec, data: SignalData, in_service: Sequence[str], now: datetime) -> Demand:

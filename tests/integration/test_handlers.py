@@ -19,7 +19,15 @@ from autoscaler.observability import logger
 
 from fleet_template.cfn import load_template
 from tests.support.aws import PENDING_SECONDS
-from tests.support.events import alarm_time, cfn_event, load_event, sns_alarm_event, sns_batch, sns_event
+from tests.support.events import (
+    alarm_time,
+    cfn_event,
+    host_demand_event,
+    load_event,
+    sns_alarm_event,
+    sns_batch,
+    sns_event,
+)
 from tests.support.lambda_env import (
     LOG_LEVEL_VARIABLES,
     ROOT,
@@ -277,10 +285,12 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
                 "fleet-cpu-high", new_state="OK", old_state="ALARM", time=alarm_time(now - timedelta(seconds=30))
             ),
             sns_alarm_event("fleet-cpu-high", time=alarm_time(now)),
+            host_demand_event(name, "i-0123456789abcdef0", now - timedelta(seconds=60)),  # stale
         )
         results = invoke("ScaleOutFunction", scale_out.handler, batch)["results"]
         assert [r["reason"] for r in results][:2] == ["malformed-json", "irrelevant-transition ALARM->OK"]
         assert results[2]["status"] == "acted", results
+        assert results[3]["reason"].startswith("stale-report"), results
         # The same transition delivered again while its first delivery is still deciding.
         fleet.clock.advance(60)
         _alarm_in_moto("fleet-cpu-high")
@@ -291,12 +301,18 @@ def test_every_handler_path_logs_at_debug(fleet, deploy, monkeypatch):
         def decide_while_a_copy_arrives(*args: Any) -> Any:
             if not nested:
                 nested.append(invoke("ScaleOutFunction", scale_out.handler, again)["results"])
+                # A host's report meanwhile: it waits a period for the lease, then gives up.
+                report = host_demand_event(name, "i-0123456789abcdef0", fleet.clock.now())
+                nested.append(invoke("ScaleOutFunction", scale_out.handler, report)["results"])
             return real_decide(*args)
 
         monkeypatch.setattr(decide_module, "decide", decide_while_a_copy_arrives)
         invoke("ScaleOutFunction", scale_out.handler, again)
         monkeypatch.setattr(decide_module, "decide", real_decide)
-        assert nested == [[{"status": "ignored", "reason": "in-progress-elsewhere", "alarm": "fleet-cpu-high"}]]
+        assert nested == [
+            [{"status": "ignored", "reason": "in-progress-elsewhere", "alarm": "fleet-cpu-high"}],
+            [{"status": "ignored", "reason": "lease-busy", "instance": "i-0123456789abcdef0"}],
+        ]
         invoke("ScaleInFunction", scale_in.handler, sns_alarm_event("fleet-scale-in", time=alarm_time(now)))
         # A deploy with a new launch-template version: the Update starts a refresh.
         fleet.ec2.create_launch_template_version(

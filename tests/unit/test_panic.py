@@ -32,9 +32,10 @@ def test_a_burst_enters_panic_and_is_sized_at_once_without_waiting_for_an_alarm(
     assert decision.recommendation == 4
 
 
-@pytest.mark.parametrize(("backlog", "desired"), [(0.0, 4), (6.0, 4), (30.0, 5), (90.0, 7)])
+@pytest.mark.parametrize(("backlog", "desired"), [(0.0, 4), (6.0, 4), (30.0, 4), (60.0, 5), (90.0, 6)])
 def test_panic_adds_the_backlog_drained_within_the_drain_time(backlog, desired):
-    # 250 % + backlog / 30 s x 100 %: 6 s -> 270 (4), 30 s -> 350 (5), 90 s -> 550 (7).
+    # The arrivals at the target, 250 / 80 -> 4; arrivals and backlog / 30 s x 100 % drained
+    # flat out: 6 s -> 270 (3), 30 s -> 350 (4), 60 s -> 450 (5), 90 s -> 550 (6).
     snap = snapshot(1, cpu=100.0, offered=250.0, backlog=backlog)
     assert d.decide(snap, POLICY, DECIDED_AT).desired == desired
 
@@ -160,10 +161,23 @@ def test_a_further_panic_step_leaves_the_backlog_to_the_instances_on_their_way()
 
 
 def test_entering_panic_sizes_for_the_backlog_too():
-    # The same fleet before panic: the step that enters it sizes arrivals plus the drain (8).
+    # The same fleet before panic: 2 x 225.9 % arrive (6 at the target); with 2 x 16.5 s queued,
+    # drained in 30 s flat out, 451.8 + 110 = 561.8 % (6 hosts' worth).
     snap = snapshot(2, cpu=100.0, offered=225.9, backlog=16.5, desired=2, active=OUT)
     decision = d.decide(snap, POLICY, DECIDED_AT)
-    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 8), decision.message
+    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 6), decision.message
+    # A longer queue needs more than the arrivals: 451.8 + 2 x 40 s / 30 s x 100 = 718.5 % -> 8.
+    snap = snapshot(2, cpu=100.0, offered=225.9, backlog=40.0, desired=2, active=OUT)
+    assert d.decide(snap, POLICY, DECIDED_AT).desired == 8
+
+
+def test_the_backlog_drains_on_the_headroom_above_the_target_not_on_another_instance():
+    """The flash crowd: 6 requests/s on one host offer 300 %, 3.75 hosts at the target; its queue,
+    bounded by the hosts' 10 s budget, is a third of a host over 30 s. Sized at the target too,
+    that third made 5 where 4 serve the crowd (and 6 on a high 10 s count, 3 of 50 runs); 4
+    hosts flat out clear 300 + 33 % with room to spare."""
+    decision = d.decide(snapshot(1, cpu=100.0, offered=300.0, backlog=10.0), POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 4), decision.message
 
 
 def test_entering_panic_sizes_on_the_bursts_own_period_not_the_windows_mean():
