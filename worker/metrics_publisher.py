@@ -275,8 +275,9 @@ def _botocore_client(service: str, region: str | None, config: Any = None) -> An
     return botocore.session.get_session().create_client(service, region_name=region, config=config)
 
 
-class CloudWatchSink:
-    """``PutMetricData`` through botocore (or boto3), imported only when first used."""
+class _HostSink:
+    """What a sink says of this host: its fleet and instance, the namespace and metric names it
+    publishes under; the botocore client, made when first used (injectable for tests)."""
 
     def __init__(
         self,
@@ -295,6 +296,10 @@ class CloudWatchSink:
         self.request_metric = request_metric
         self.region = region
         self._client = client
+
+
+class CloudWatchSink(_HostSink):
+    """``PutMetricData`` through botocore (or boto3), imported only when first used."""
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -350,28 +355,12 @@ def demand_report(
     }
 
 
-class DemandAlertSink:
+class DemandAlertSink(_HostSink):
     """SNS ``Publish`` of a host demand report through botocore, imported only when first used."""
 
-    def __init__(
-        self,
-        topic_arn: str,
-        fleet: str,
-        instance_id: str,
-        namespace: str = DEFAULT_NAMESPACE,
-        metric: str = DEFAULT_METRIC,
-        request_metric: str = DEFAULT_REQUEST_METRIC,
-        region: str | None = None,
-        client: Any = None,
-    ) -> None:
+    def __init__(self, topic_arn: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.topic_arn = topic_arn
-        self.fleet = fleet
-        self.instance_id = instance_id
-        self.namespace = namespace
-        self.metric = metric
-        self.request_metric = request_metric
-        self.region = region
-        self._client = client
 
     def _get_client(self) -> Any:
         if self._client is None:

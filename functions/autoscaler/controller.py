@@ -47,7 +47,7 @@ from autoscaler.refresh import (
     rollout_of,
 )
 from autoscaler.runtime import Runtime
-from autoscaler.signals import HostReport, with_reports
+from autoscaler.signals import HostReport, recent_reports, report_horizon, with_reports
 
 LEASE_POLL_SECONDS = 1.0
 DELETE_POLL_SECONDS = 5.0
@@ -252,11 +252,12 @@ class Controller:
         policy = self.runtime.scaling_policy()
         in_service = [i.instance_id for i in instances if i.in_service]
         # Only a host the fleet serves with may speak for its demand.
-        reports = [r for r in trigger.reports if r.instance_id in in_service]
-        if trigger.reports and not reports:
+        if trigger.reports and not any(r.instance_id in in_service for r in trigger.reports):
             return Outcome("skipped", "report-not-in-service")
+        reports = recent_reports((r for r in (*state.reports, *trigger.reports) if r.instance_id in in_service),
+                                 now, report_horizon(policy.signals))  # fmt: skip
         data = {} if manual or not in_service else self._signals.read(policy.signals, in_service, now)
-        if reports:
+        if reports and data:
             data = with_reports(data, policy.signals, reports)
         active = set(trigger.directions)
         states: dict[str, str] | None = None
@@ -295,6 +296,7 @@ class Controller:
             last_scale_out_at=scale_out_at(state, decision, now),
             panic=decision.panic,
             refresh=step.refresh,
+            reports=reports,
         )
         # Remember the decision before acting: if we crash mid-action, the next run converges to it.
         self._store.save_decision(new_state)

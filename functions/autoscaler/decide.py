@@ -71,6 +71,7 @@ class SignalRecommendation:
     scale_out_only: bool
     saturated: bool | None = None  # at its ceiling (None: the signal has no ceiling)
     panic: bool = False  # a panic signal: in panic mode, panic_reading stands for it
+    silent: int | None = None  # instances in service without a datapoint (None: a fleet-wide signal)
 
     def describe(self) -> str:
         up = "-" if self.up_demand is None else f"{self.up_demand:.1f}"
@@ -143,9 +144,26 @@ def signal_recommendations(
         level = current if down_demand is None else recommend(down_demand, spec.target, n, current,
                                                               policy.tolerance)  # fmt: skip
         saturated = None if spec.ceiling is None or up_demand is None else up_demand >= SATURATED * spec.ceiling * n
+        silent = reading.silent if spec.query.per_instance else None
         out.append(SignalRecommendation(spec.name, spec.target, up_demand, down_demand, up, level,
-                                        spec.scale_out_only, saturated, spec.panic))  # fmt: skip
+                                        spec.scale_out_only, saturated, spec.panic, silent))  # fmt: skip
     return out
+
+
+def guards_count(per_signal: Sequence[SignalRecommendation], snapshot: Snapshot) -> bool:
+    """A guard (the load balancer's count) counts while a scale-out alarm is in ALARM and some
+    instance in service is silent in the hosts' own signals.
+
+    The load balancer counts the same requests the hosts count, a minute coarse and minutes
+    late: with every host reporting it adds nothing but its lag, and its late minute of a burst
+    that had ended scaled a fleet straight back out after its scale-in (flash crowd: 5 -> 2, then
+    2 -> 5 on 386 requests a minute while the hosts read 8 %; sawtooth: 4 -> 2 -> 3). It is the
+    hosts' publishers that it stands in for: a host without datapoints counts 0 in a scale-out.
+    """
+    if Direction.OUT not in snapshot.active:
+        return False
+    hosts = [s for s in per_signal if s.silent is not None and not s.scale_out_only]
+    return not hosts or any(s.silent for s in hosts)
 
 
 def saturated(per_signal: Sequence[SignalRecommendation]) -> bool:
@@ -199,21 +217,18 @@ def panic_reading(
             continue
         # Draining ``queued`` host-seconds within the drain time takes that many hosts' worth.
         total = offered + queued * spec.host_capacity / policy.backlog_drain_seconds
-        # The arrivals at the target; while the backlog drains the hosts may run flat out, which
-        # is what the headroom between the target and their capacity is for. Sizing the backlog at
-        # the target too bought an instance the arrivals did not need: the flash crowd's 3.75
-        # hosts at the target, plus a third of a host of queue (the hosts' budget bounds it),
-        # became 5, and 6 on a high 10 s count (3 of 50 runs), where 4 serve it.
-        wanted = max(math.ceil(offered / spec.target - 1e-9), math.ceil(total / spec.host_capacity - 1e-9))
-        candidate = PanicReading(total, spec.target, spec.host_capacity, wanted)
+        candidate = PanicReading(total, spec.target, spec.host_capacity, math.ceil(total / spec.target - 1e-9))
         if best is None or candidate.wanted > best.wanted:
             best = candidate
     return best
 
 
-def settled_panic_window(policy: ScalingPolicy) -> float:
-    """The long window of the panic signals, which a further step while panicking must hold over."""
-    return max((s.window_seconds for s in policy.signals if s.panic), default=policy.panic_window_seconds)
+def settled_panic_window(policy: ScalingPolicy, panic: Panic, now: datetime) -> float:
+    """What a further step while panicking must hold over: the panic so far and the panic window
+    before it, up to the panic signals' long window."""
+    longest = max((s.window_seconds for s in policy.signals if s.panic), default=policy.panic_window_seconds)
+    so_far = (now - panic.since).total_seconds() + policy.panic_window_seconds
+    return min(longest, max(policy.panic_window_seconds, so_far))
 
 
 def next_panic(
@@ -302,7 +317,7 @@ def _decide_on(
     # At or above the capacity, the offered load of closed-loop clients is capped too (they
     # wait instead of asking), so the saturation rule stands unless panic mode sizes.
     known = reading is not None and reading.below_capacity(in_service)
-    eligible = [s for s in per_signal if not s.scale_out_only or Direction.OUT in snapshot.active]
+    eligible = [s for s in per_signal if not s.scale_out_only or guards_count(per_signal, snapshot)]
     upward = max((s.up for s in eligible if not (known and s.saturated)), default=current)
     if just_scaled_in(state, policy, now):
         # A scale-in leaves the hosts nearer the scale-out line, where two noisy 10 s datapoints
@@ -321,6 +336,9 @@ def _decide_on(
     recommendation = clamp(max(holding), policy) if holding else current
     detail = "; ".join(s.describe() for s in per_signal)
     detail += f"; in service {in_service}, booting {snapshot.booting}, desired {current}"
+    if Direction.OUT in snapshot.active and any(s.scale_out_only and s.up > current for s in per_signal) \
+            and not guards_count(per_signal, snapshot):  # fmt: skip
+        detail += "; every host in service reports: the guards' later counts not counted"
 
     panic = next_panic(state.panic, reading, in_service, policy, now)
     if reading is not None:
@@ -344,7 +362,8 @@ def _decide_on(
             # bought instances that came after the queue was gone and stayed: the low alarms are
             # quiet at the burst's rate (burst-20x ended at 7 where 5 serve it).
             short = panic_reading(snapshot, policy, now, backlog=False)
-            settled = panic_reading(snapshot, policy, now, window=settled_panic_window(policy), backlog=False)
+            window = settled_panic_window(policy, state.panic, now)
+            settled = panic_reading(snapshot, policy, now, window=window, backlog=False)
             sized = min((r for r in (short, settled) if r is not None), key=lambda r: r.wanted, default=reading)
         wanted = clamp(max(current, measured, sized.wanted if sized is not None else current), policy)
         recommendation = max(recommendation, wanted)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from autoscaler.signals import SignalData, SignalSpec
+from autoscaler.signals import HostReport, SignalData, SignalSpec
 
 if TYPE_CHECKING:
     from autoscaler.decide import SignalRecommendation
@@ -115,6 +115,9 @@ class FleetState:
     panic: Panic | None = None
     # The latest instance refresh (refresh.py): the active one, or the last one that ended.
     refresh: Refresh | None = None
+    # The hosts' recent demand reports: each run counts them beside CloudWatch's datapoints, so
+    # consecutive reports, and reports of several hosts, add up before CloudWatch shows them.
+    reports: tuple[HostReport, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,29 @@ class HostReport:
     namespace: str
     metrics: Mapping[str, float]  # metric name -> value, as published
 
+    def to_json(self) -> list[object]:
+        return [self.instance_id, self.at.isoformat(), self.namespace, dict(self.metrics)]
+
+    @classmethod
+    def from_json(cls, raw: list[object]) -> HostReport:
+        instance_id, at, namespace, metrics = raw
+        if not isinstance(metrics, dict):
+            raise ValueError(f"a stored report's metrics are not an object: {metrics!r}")
+        return cls(str(instance_id), datetime.fromisoformat(str(at)), str(namespace),
+                   {str(k): float(v) for k, v in metrics.items()})  # fmt: skip
+
+
+# Reports kept in the state table at most (the newest): a bound on the item's size (400 KB).
+MAX_KEPT_REPORTS = 500
+
+
+def recent_reports(reports: Iterable[HostReport], now: datetime, seconds: float) -> tuple[HostReport, ...]:
+    """The reports of the last ``seconds``, one per host and timestamp, oldest first, at most
+    ``MAX_KEPT_REPORTS``."""
+    horizon = now - timedelta(seconds=seconds)
+    unique = {(r.instance_id, r.at): r for r in reports if r.at > horizon}
+    return tuple(sorted(unique.values(), key=lambda r: r.at))[-MAX_KEPT_REPORTS:]
+
 
 @dataclass(frozen=True)
 class Demand:
@@ -182,6 +205,11 @@ TARGET_VARIABLES = tuple(dict.fromkeys(row.target_variable for row in SIGNALS))
 def signal_table(settings: Settings) -> tuple[SignalSpec, ...]:
     """The table's rows with the settings filled in: what ``decide`` sizes with."""
     return tuple(row.spec(settings) for row in SIGNALS)
+
+
+def report_horizon(specs: Sequence[SignalSpec]) -> float:
+    """How long a report can count: the longest window of a per-instance signal."""
+    return float(max((s.window_seconds for s in specs if s.query.per_instance), default=0))
 
 
 def with_reports(

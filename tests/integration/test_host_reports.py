@@ -10,20 +10,10 @@ import pytest
 from autoscaler import entrypoints
 from autoscaler.model import Direction
 
+from tests.support.aws import at_rest
 from tests.support.events import host_demand_event
 
 pytestmark = pytest.mark.integration
-
-
-def _settled(fleet):
-    fleet = fleet.with_settings(max_size=10)
-    entrypoints.create_fleet(fleet.runtime)
-    fleet.mark_ready()
-    fleet.clock.advance(30)
-    entrypoints.reconcile(fleet.runtime)
-    fleet.settle()
-    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
-    return fleet
 
 
 def _serving(fleet) -> str:
@@ -54,7 +44,7 @@ def _burst_begins(fleet, offered: float = 250.0):
 
 
 def test_a_report_enters_panic_before_cloudwatch_shows_the_burst(fleet):
-    fleet = _settled(fleet)
+    fleet = at_rest(fleet)
     _burst_begins(fleet)
     host = _serving(fleet)
     # What CloudWatch shows: the panic window's two periods read (25 + 250) / 2 + 5 % of backlog,
@@ -76,7 +66,7 @@ def test_a_report_enters_panic_before_cloudwatch_shows_the_burst(fleet):
 
 
 def test_a_report_below_the_panic_line_does_not_start_panic(fleet):
-    fleet = _settled(fleet)
+    fleet = at_rest(fleet)
     _burst_begins(fleet, offered=100.0)
     # (100 + 100) / 2 + 10 % of backlog: under 2 x 80 %, though above the target.
     result = entrypoints.handle_alarm_event(report(fleet, _serving(fleet), offered=100.0), fleet.runtime,
@@ -87,7 +77,7 @@ def test_a_report_below_the_panic_line_does_not_start_panic(fleet):
 
 
 def test_reports_that_may_not_be_trusted_act_on_nothing(fleet):
-    fleet = _settled(fleet)
+    fleet = at_rest(fleet)
     _burst_begins(fleet)
     host = _serving(fleet)
     (pooled,) = [i["InstanceId"] for i in fleet.instances(("stopped",))]
@@ -107,7 +97,7 @@ def test_reports_that_may_not_be_trusted_act_on_nothing(fleet):
 
 
 def test_a_report_while_another_run_holds_the_lease_is_dropped_not_retried(fleet):
-    fleet = _settled(fleet)
+    fleet = at_rest(fleet)
     _burst_begins(fleet)
     fleet = fleet.with_settings(cpu_metric_period_seconds=10)
     assert fleet.store.acquire_lease("another-run", fleet.clock.now(), 120)
@@ -115,3 +105,28 @@ def test_a_report_while_another_run_holds_the_lease_is_dropped_not_retried(fleet
     (outcome,) = result["results"]
     assert outcome["reason"] == "lease-busy"
     assert fleet.store.load().desired == 1
+
+
+def test_reports_are_remembered_so_consecutive_periods_add_up_before_cloudwatch_shows_them(fleet):
+    fleet = at_rest(fleet)
+    fleet.knobs.cpu, fleet.knobs.requests, fleet.knobs.offered, fleet.knobs.backlog = 30.0, 36.0, 25.0, 0.0
+    fleet.clock.advance(60)
+    fleet.metrics.catch_up()
+    fleet.knobs.cpu = fleet.knobs.requests = fleet.knobs.offered = fleet.knobs.backlog = None  # CloudWatch lags
+    fleet.clock.advance(15)  # the report (1 s old) is of the period after the last calm one
+    host = _serving(fleet)
+    # The first burst period shares the panic window with a calm one: (25 + 250) / 2 + 5 %.
+    first = entrypoints.handle_alarm_event(report(fleet, host), fleet.runtime, Direction.OUT)["results"][0]
+    assert first["desired"] == 1 and "panic" not in first["reason"], first
+    assert [r.instance_id for r in fleet.store.load().reports] == [host]
+
+    fleet.clock.advance(10)
+    # The next one: the window holds the two reported periods, CloudWatch neither.
+    second = entrypoints.handle_alarm_event(report(fleet, host), fleet.runtime, Direction.OUT)["results"][0]
+    assert (second["reason"], second["desired"]) == ("panic-entered", 4), second["message"]
+    assert len(fleet.store.load().reports) == 2
+
+    # They count in every run while they are in the long window (60 s), then are forgotten.
+    fleet.clock.advance(70)
+    entrypoints.reconcile(fleet.runtime)
+    assert fleet.store.load().reports == ()

@@ -7,22 +7,13 @@ from __future__ import annotations
 import pytest
 from autoscaler import entrypoints
 
+from tests.support.aws import at_rest
+
 pytestmark = pytest.mark.integration
 
 
-def _settled(fleet):
-    fleet = fleet.with_settings(max_size=10)
-    entrypoints.create_fleet(fleet.runtime)
-    fleet.mark_ready()
-    fleet.clock.advance(30)
-    entrypoints.reconcile(fleet.runtime)
-    fleet.settle()
-    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
-    return fleet
-
-
 def test_a_burst_enters_panic_sizes_the_fleet_at_once_and_panic_ends_when_calm(fleet):
-    fleet = _settled(fleet)
+    fleet = at_rest(fleet)
     # 5 requests/s of 0.5 s at one 1-vCPU host: 250 % offered, CPU pinned, a queue building.
     fleet.knobs.cpu, fleet.knobs.requests = 100.0, 118.0
     fleet.knobs.offered, fleet.knobs.backlog = 250.0, 3.0

@@ -11,20 +11,11 @@ import pytest
 from fleet_template.cfn import TemplateError
 from simulator.deployment import HostReports, build_deployment, host_reports_of, load_template
 from simulator.harness import _placeholders
+from tests.simulator.test_bursts import STEP
 
 pytestmark = pytest.mark.simulation
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
-STEP = """
-name: step
-seed: 21
-warmup: 300
-parameters: {WarmPoolSize: 3}
-stages:
-  - {duration: 240, rate: 0.5}
-  - {duration: 300, rate: 5.0}
-  - {duration: 300, rate: 0.5}
-"""
 
 
 def _deployment(**overrides: str):

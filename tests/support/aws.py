@@ -254,3 +254,17 @@ def build_fleet(
     fake_instances.install(ec2)
     runtime = Runtime(settings=settings, clients=clients, clock=clock)
     return Fleet(runtime, clock, knobs, settings, subnets, zones, target_group, fake_instances, metrics)
+
+
+def at_rest(fleet: Fleet, max_size: int = 10) -> Fleet:
+    """The fleet created and settled: one instance in service, one stopped in the warm pool."""
+    from autoscaler import entrypoints
+
+    fleet = fleet.with_settings(max_size=max_size)
+    entrypoints.create_fleet(fleet.runtime)
+    fleet.mark_ready()
+    fleet.clock.advance(30)
+    entrypoints.reconcile(fleet.runtime)
+    fleet.settle()
+    assert fleet.lifecycle_counts() == {"service:running": 1, "pool:stopped": 1}
+    return fleet

@@ -86,6 +86,10 @@ CASES = [
     ("alb-guard-scales-out", {"in_service": 1, "alb_requests": 300.0, "active": OUT}, {}, 4, d.SCALE_OUT),
     ("alb-guard-never-holds-scale-in", {"in_service": 2, "cpu": 35.0, "requests": 40.0, "alb_requests": 500.0,
      "active": IN}, {}, 1, d.SCALE_IN),
+    # ...and counts only for hosts that do not report: with all reporting, it is their requests,
+    # late (flash crowd: 2 -> 5 on the crowd's minute after the crowd, the hosts at 8 %).
+    ("alb-guard-not-counted-while-every-host-reports", {"in_service": 2, "cpu": 10.0, "requests": 9.0,
+     "alb_requests": 386.0, "active": OUT}, {}, 2, d.IN_NOT_ARMED),
     # --- saturated: every signal with a ceiling at it, the demand beyond is unknown: double
     ("saturated-doubles", {"in_service": 2, "cpu": 100.0, "requests": 118.0, "active": OUT}, {}, 4, d.SCALE_OUT),
     ("backlog-is-not-saturation", {"in_service": 4, "cpu": 100.0, "requests": 75.0, "active": OUT}, {}, 5,
@@ -538,3 +542,16 @@ def test_a_scale_out_is_not_a_scale_in_for_the_long_window_rule():
     snap = _after_scale_in(30, 69.0, 83.0)
     snap = replace(snap, state=replace(snap.state, last_scale_out_at=snap.state.last_scaling_at))
     assert decide(snap, policy(), NOW).desired == 3
+
+
+def test_the_guard_counts_when_a_host_in_service_is_silent():
+    """A host whose publisher is silent counts 0 in a scale-out: there the load balancer's count
+    is the only word on the requests it serves."""
+    snap = snapshot(2, cpu=10.0, requests=9.0, alb_requests=386.0, active=OUT)
+    silent = snap.instances[0].instance_id
+    quiet = {name: replace(data, per_instance={i: p for i, p in data.per_instance.items() if i != silent})
+             for name, data in snap.signals.items()}  # fmt: skip
+    decision = d.decide(replace(snap, signals=quiet), policy(), DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.SCALE_OUT, 5), decision.message  # ceil(386 / 95)
+    held = d.decide(snap, policy(), DECIDED_AT)
+    assert "the guards' later counts not counted" in held.message

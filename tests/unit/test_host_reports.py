@@ -92,3 +92,24 @@ def test_cloudwatch_wins_where_it_has_the_period_and_other_metrics_are_left_alon
     assert merged["offered_load"].per_instance[HOST] == ((period, 240.0),)  # CloudWatch's
     assert merged["cpu"].per_instance[HOST] == ((period, 100.0),)
     assert merged["alb"] == data["alb"] and "other" not in merged
+
+
+def test_a_report_survives_the_state_item_and_a_damaged_one_is_refused():
+    import pytest
+
+    report = HostReport(HOST, AT, "Autoscaler", {"OfferedLoad": 250.0, "BacklogSeconds": 3.0})
+    assert HostReport.from_json(json.loads(json.dumps(report.to_json()))) == report
+    with pytest.raises(ValueError, match="not an object"):
+        HostReport.from_json([HOST, AT.isoformat(), "Autoscaler", [250.0]])
+
+
+def test_recent_reports_keep_one_per_host_and_period_within_the_horizon():
+    from autoscaler.signals import MAX_KEPT_REPORTS, recent_reports
+
+    def at(seconds: float) -> HostReport:
+        return HostReport(HOST, AT - timedelta(seconds=seconds), "Autoscaler", {"OfferedLoad": seconds})
+
+    kept = recent_reports([at(70), at(50), at(10), at(10)], AT, 60)
+    assert [r.metrics["OfferedLoad"] for r in kept] == [50.0, 10.0]
+    many = recent_reports([at(i / 100) for i in range(MAX_KEPT_REPORTS + 10)], AT, 60)
+    assert len(many) == MAX_KEPT_REPORTS and many[-1] == at(0)

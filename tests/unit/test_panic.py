@@ -32,10 +32,9 @@ def test_a_burst_enters_panic_and_is_sized_at_once_without_waiting_for_an_alarm(
     assert decision.recommendation == 4
 
 
-@pytest.mark.parametrize(("backlog", "desired"), [(0.0, 4), (6.0, 4), (30.0, 4), (60.0, 5), (90.0, 6)])
+@pytest.mark.parametrize(("backlog", "desired"), [(0.0, 4), (6.0, 4), (30.0, 5), (90.0, 7)])
 def test_panic_adds_the_backlog_drained_within_the_drain_time(backlog, desired):
-    # The arrivals at the target, 250 / 80 -> 4; arrivals and backlog / 30 s x 100 % drained
-    # flat out: 6 s -> 270 (3), 30 s -> 350 (4), 60 s -> 450 (5), 90 s -> 550 (6).
+    # 250 % + backlog / 30 s x 100 %: 6 s -> 270 (4), 30 s -> 350 (5), 90 s -> 550 (7).
     snap = snapshot(1, cpu=100.0, offered=250.0, backlog=backlog)
     assert d.decide(snap, POLICY, DECIDED_AT).desired == desired
 
@@ -161,23 +160,10 @@ def test_a_further_panic_step_leaves_the_backlog_to_the_instances_on_their_way()
 
 
 def test_entering_panic_sizes_for_the_backlog_too():
-    # The same fleet before panic: 2 x 225.9 % arrive (6 at the target); with 2 x 16.5 s queued,
-    # drained in 30 s flat out, 451.8 + 110 = 561.8 % (6 hosts' worth).
+    # The same fleet before panic: the step that enters it sizes arrivals plus the drain (8).
     snap = snapshot(2, cpu=100.0, offered=225.9, backlog=16.5, desired=2, active=OUT)
     decision = d.decide(snap, POLICY, DECIDED_AT)
-    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 6), decision.message
-    # A longer queue needs more than the arrivals: 451.8 + 2 x 40 s / 30 s x 100 = 718.5 % -> 8.
-    snap = snapshot(2, cpu=100.0, offered=225.9, backlog=40.0, desired=2, active=OUT)
-    assert d.decide(snap, POLICY, DECIDED_AT).desired == 8
-
-
-def test_the_backlog_drains_on_the_headroom_above_the_target_not_on_another_instance():
-    """The flash crowd: 6 requests/s on one host offer 300 %, 3.75 hosts at the target; its queue,
-    bounded by the hosts' 10 s budget, is a third of a host over 30 s. Sized at the target too,
-    that third made 5 where 4 serve the crowd (and 6 on a high 10 s count, 3 of 50 runs); 4
-    hosts flat out clear 300 + 33 % with room to spare."""
-    decision = d.decide(snapshot(1, cpu=100.0, offered=300.0, backlog=10.0), POLICY, DECIDED_AT)
-    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 4), decision.message
+    assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 8), decision.message
 
 
 def test_entering_panic_sizes_on_the_bursts_own_period_not_the_windows_mean():
@@ -199,3 +185,22 @@ def test_demand_peak_is_the_highest_recent_period():
     data = SignalData(per_instance={"i-1": series(120.0, 400.0, recent_seconds=10)})
     reading = demand(replace(spec, scale_out_window_seconds=20), data, ["i-1"], DECIDED_AT)
     assert (reading.recent, reading.peak) == (260.0, 400.0)
+
+
+def test_a_further_step_holds_over_the_panic_so_far_not_over_the_calm_before_it():
+    """An entry one short (one 10 s count low, burst-10x: 1 -> 3 where 4 are needed) is corrected
+    once the burst's own periods say so. Held over the long window (60 s), the calm before the
+    burst kept it at 3 until that window had passed: the fourth came 125-205 s into the burst, a
+    launch after that, and the step reached its count 315-387 s in."""
+    panic = Panic(DECIDED_AT - timedelta(seconds=20), DECIDED_AT - timedelta(seconds=10))
+    snap = snapshot(1, cpu=100.0, booting_count=2, desired=3, panic=panic)
+    ids = [i.instance_id for i in snap.instances if i.in_service]
+    # Calm (25 %) until 30 s ago, then 320 % a period: the panic so far and the window before it
+    # (40 s) read (25 + 3 x 320) / 4 = 246 % -> 4; the 60 s window read 172 % -> 3.
+    burst = SignalData(per_instance={i: series(25.0, 320.0, recent_seconds=30) for i in ids})
+    snap = replace(snap, signals={**snap.signals, "offered_load": burst})
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_SCALE_OUT, 4), decision.message
+    # At the panic's start the same periods say nothing more: the window is the panic window.
+    assert d.settled_panic_window(POLICY, replace(panic, since=DECIDED_AT), DECIDED_AT) == 20
+    assert d.settled_panic_window(POLICY, replace(panic, since=DECIDED_AT - timedelta(seconds=300)), DECIDED_AT) == 60

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from autoscaler.errors import StateConflictError
 from autoscaler.model import FleetState, Panic, Recommendation
 from autoscaler.refresh import Refresh
+from autoscaler.signals import HostReport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -83,6 +84,7 @@ class StateStore:
             last_decision_at=_time(item.get("last_decision_at")),
             panic=_panic(item),
             refresh=_refresh(item),
+            reports=tuple(HostReport.from_json(r) for r in json.loads(item.get("reports", {}).get("S") or "[]")),
             alarms_cleared_at={
                 name.removeprefix(CLEARED_PREFIX): datetime.fromisoformat(value["S"])
                 for name, value in item.items()
@@ -108,6 +110,7 @@ class StateStore:
         names["panic_since"] = {"S": state.panic.since.isoformat() if state.panic else ""}
         names["panic_seen_at"] = {"S": state.panic.seen_at.isoformat() if state.panic else ""}
         names["refresh"] = {"S": state.refresh.dumps() if state.refresh else ""}
+        names["reports"] = {"S": json.dumps([r.to_json() for r in state.reports], separators=(",", ":"))}
         self._update(names)
 
     def save_refresh(self, refresh: Refresh) -> None:
