@@ -348,21 +348,24 @@ def _decide_on(
         # Booting instances count: ``current`` holds them, and the need is the fleet's total. The
         # panic reading knows the demand beyond the capacity: no doubling of a saturated fleet.
         sized = reading
-        if state.panic is None:
+        if state.panic is None and snapshot.booting == 0:
             # Entering: a burst that began inside the panic window left its older period short,
             # and the mean of the two under-sizes the step; a short step is paid for with a
             # launch minutes later (burst-10x: 1 -> 3 and 3 -> 4 ended 336 s after the step,
             # where 1 -> 4 at once is in time). The highest period is the burst's rate.
             sized = panic_reading(snapshot, policy, now, peak=True) or reading
         elif reading is not None:
-            # Already panicking: a further step must hold over the long window too, so one high
-            # draw of 20 s of arrivals does not add instances the burst does not need. And it
+            # Already panicking, or panicking again while capacity is on its way (a panic that
+            # ended before its instances were in service, whose noisy reading then started
+            # another: sized as an entry, backlog and all, it bought a fifth instance where 4 serve
+            # burst-10x). A further step must hold over the long window too, so one high draw of
+            # 20 s of arrivals does not add instances the burst does not need. And it
             # sizes for the arrivals alone: the step that entered panic sized for the backlog, and
             # the queue that grows while those instances boot is theirs to drain. Adding it again
             # bought instances that came after the queue was gone and stayed: the low alarms are
             # quiet at the burst's rate (burst-20x ended at 7 where 5 serve it).
             short = panic_reading(snapshot, policy, now, backlog=False)
-            window = settled_panic_window(policy, state.panic, now)
+            window = settled_panic_window(policy, state.panic or panic, now)
             settled = panic_reading(snapshot, policy, now, window=window, backlog=False)
             sized = min((r for r in (short, settled) if r is not None), key=lambda r: r.wanted, default=reading)
         wanted = clamp(max(current, measured, sized.wanted if sized is not None else current), policy)

@@ -227,7 +227,9 @@ def test_a_burst_enters_panic_and_sizes_the_fleet_in_one_step(tmp_path: Path):
     code, report = run(tmp_path, ROOT / "scenarios" / "burst-10x.yaml", "--template", str(TEMPLATE))
     log = [json.loads(line) for line in (tmp_path / "out" / "functions.log").read_text().splitlines()]
     decisions = [line for line in log if line.get("message") == "decision"]
-    entered = [d for d in decisions if d["reason"] == "panic-entered"]
+    # Panic may end while instances are still booting and start again on a noisy reading; the
+    # fleet is sized once, by the step that entered it first.
+    entered = [d for d in decisions if d["reason"] == "panic-entered" and d["desired"] > d["previous"]]
     assert len(entered) == 1
     assert entered[0]["previous"] == 1 and entered[0]["desired"] >= 3  # sized for the burst at once
     assert "panic demand" in entered[0]["explanation"]

@@ -204,3 +204,20 @@ def test_a_further_step_holds_over_the_panic_so_far_not_over_the_calm_before_it(
     # At the panic's start the same periods say nothing more: the window is the panic window.
     assert d.settled_panic_window(POLICY, replace(panic, since=DECIDED_AT), DECIDED_AT) == 20
     assert d.settled_panic_window(POLICY, replace(panic, since=DECIDED_AT - timedelta(seconds=300)), DECIDED_AT) == 60
+
+
+def test_panicking_again_while_capacity_boots_sizes_like_a_further_step():
+    """burst-10x in the twin: panic entered 1 -> 4, ended while two of the four were still
+    booting (the two in service read 1.6 x their target), and a noisy reading started it again.
+    Sized as an entry (the highest period plus the backlog), that asked for a fifth instance; the
+    arrivals alone are what the four on their way serve."""
+    snap = snapshot(2, cpu=100.0, booting_count=2, desired=4, backlog=10.0)
+    ids = [i.instance_id for i in snap.instances if i.in_service]
+    # 2 x 160 % a period, then one period at 2 x 176 %: as an entry, 352 + 2 x 10 s / 30 s x 100
+    # = 419 % -> 6; the arrivals over the panic window (the panic starts now, so both windows are
+    # it), (320 + 352) / 2 = 336 % -> 5.
+    burst = SignalData(per_instance={i: series(160.0, 176.0, recent_seconds=10) for i in ids})
+    snap = replace(snap, signals={**snap.signals, "offered_load": burst})
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert decision.reason == d.PANIC_ENTERED, decision.message
+    assert decision.desired == 5, decision.message  # ceil(336 / 80), not the entry's ceil(419 / 80) = 6
