@@ -252,9 +252,10 @@ class Controller:
         policy = self.runtime.scaling_policy()
         in_service = [i.instance_id for i in instances if i.in_service]
         # Only a host the fleet serves with may speak for its demand.
-        if trigger.reports and not any(r.instance_id in in_service for r in trigger.reports):
+        serving = set(in_service)
+        if trigger.reports and not any(r.instance_id in serving for r in trigger.reports):
             return Outcome("skipped", "report-not-in-service")
-        reports = recent_reports((r for r in (*state.reports, *trigger.reports) if r.instance_id in in_service),
+        reports = recent_reports((r for r in (*state.reports, *trigger.reports) if r.instance_id in serving),
                                  now, report_horizon(policy.signals))  # fmt: skip
         data = {} if manual or not in_service else self._signals.read(policy.signals, in_service, now)
         if reports and data:

@@ -321,7 +321,8 @@ def _decide_on(
     # At or above the capacity, the offered load of closed-loop clients is capped too (they
     # wait instead of asking), so the saturation rule stands unless panic mode sizes.
     known = reading is not None and reading.below_capacity(in_service)
-    eligible = [s for s in per_signal if not s.scale_out_only or guards_count(per_signal, snapshot)]
+    guards = guards_count(per_signal, snapshot)
+    eligible = [s for s in per_signal if not s.scale_out_only or guards]
     upward = max((s.up for s in eligible if not (known and s.saturated)), default=current)
     if just_scaled_in(state, policy, now):
         # A scale-in leaves the hosts nearer the scale-out line, where two noisy 10 s datapoints
@@ -340,8 +341,7 @@ def _decide_on(
     recommendation = clamp(max(holding), policy) if holding else current
     detail = "; ".join(s.describe() for s in per_signal)
     detail += f"; in service {in_service}, booting {snapshot.booting}, desired {current}"
-    if Direction.OUT in snapshot.active and any(s.scale_out_only and s.up > current for s in per_signal) \
-            and not guards_count(per_signal, snapshot):  # fmt: skip
+    if not guards and Direction.OUT in snapshot.active and any(s.scale_out_only and s.up > current for s in per_signal):
         detail += "; every host in service reports: the guards' later counts not counted"
 
     panic = next_panic(state.panic, reading, in_service, policy, now)

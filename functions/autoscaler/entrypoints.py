@@ -101,7 +101,8 @@ def _act_on_report(
     logger.set_correlation_id(f"{report.instance_id}@{report.at.isoformat()}")
     reason = report_irrelevance(notice, runtime, direction)
     if reason:
-        logger.info("ignored host report", extra={"reason": reason, "instance": report.instance_id})
+        extra = {"reason": reason, "instance": report.instance_id, "message_id": notice.message_id}
+        logger.info("ignored host report", extra=extra)
         return {"status": "ignored", "reason": reason, "instance": report.instance_id}
     trigger = Trigger(
         cause=f"host-report:{report.instance_id}",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from autoscaler.signals import HostReport
 
@@ -38,6 +38,10 @@ def parse_alarm_time(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {value!r}")
     return parsed
+
+
+# A timestamp as CloudWatch and the hosts write it: a string parsed by parse_alarm_time.
+Timestamp = Annotated[datetime, BeforeValidator(lambda v: parse_alarm_time(v) if isinstance(v, str) else v)]
 
 
 class Dimension(BaseModel):
@@ -72,14 +76,9 @@ class AlarmMessage(BaseModel):
     NewStateValue: AlarmState
     OldStateValue: AlarmState | None = None
     NewStateReason: str = ""
-    StateChangeTime: datetime
+    StateChangeTime: Timestamp
     Region: str | None = None
     Trigger: AlarmTrigger | None = None
-
-    @field_validator("StateChangeTime", mode="before")
-    @classmethod
-    def _alarm_time(cls, value: object) -> object:
-        return parse_alarm_time(value) if isinstance(value, str) else value
 
 
 HOST_DEMAND_KEY = "AutoscalerHostDemand"
@@ -95,15 +94,10 @@ class HostDemandMessage(BaseModel):
     AutoscalerHostDemand: Literal[1]
     Fleet: str = Field(min_length=1)
     InstanceId: str = Field(pattern=INSTANCE_ID_PATTERN)
-    Timestamp: datetime
+    Timestamp: Timestamp
     PeriodSeconds: float = Field(gt=0, le=300)
     Namespace: str = Field(min_length=1)
     Metrics: dict[str, MetricValue] = Field(min_length=1)
-
-    @field_validator("Timestamp", mode="before")
-    @classmethod
-    def _report_time(cls, value: object) -> object:
-        return parse_alarm_time(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -201,9 +195,7 @@ def _host_demand(raw: str, message_id: str) -> HostDemandNotice | Rejected:
     try:
         message = HostDemandMessage.model_validate_json(raw)
     except ValidationError as exc:
-        if any(error.get("type") == "json_invalid" for error in exc.errors()):
-            return Rejected("malformed-json", f"Sns.Message is not JSON: {_first_error(exc)}", message_id)
-        return Rejected("bad-host-report", _first_error(exc), message_id)
+        return _not_json(exc, message_id) or Rejected("bad-host-report", _first_error(exc), message_id)
     report = HostReport(message.InstanceId, message.Timestamp, message.Namespace, dict(message.Metrics))
     return HostDemandNotice(message.Fleet, report, message_id)
 
@@ -239,10 +231,17 @@ def _parse_direct(event: dict[str, Any]) -> AlarmNotice | Rejected:
         return Rejected("missing-fields", f"direct alarm event has a bad timestamp: {exc}")
 
 
-def _diagnose(raw: str, exc: ValidationError, message_id: str) -> Rejected:
+def _not_json(exc: ValidationError, message_id: str) -> Rejected | None:
+    # pydantic's parser refuses invalid JSON, and JSON nested too deeply, with its own limit.
     if any(error.get("type") == "json_invalid" for error in exc.errors()):
-        # pydantic's parser refuses invalid JSON, and JSON nested too deeply, with its own limit.
         return Rejected("malformed-json", f"Sns.Message is not JSON: {_first_error(exc)}", message_id)
+    return None
+
+
+def _diagnose(raw: str, exc: ValidationError, message_id: str) -> Rejected:
+    not_json = _not_json(exc, message_id)
+    if not_json is not None:
+        return not_json
     try:
         body = json.loads(raw)
     except RecursionError:

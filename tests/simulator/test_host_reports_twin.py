@@ -67,3 +67,21 @@ def test_a_report_starts_panic_before_the_alarms_and_without_reports_it_waits_fo
     # Same seed, same arrivals: the reports act sooner than CloudWatch's delay and the alarm allow.
     assert first_out["t"] < first_out_without["t"]
     assert first_out["t"] - burst["start"] < 45.0
+
+
+def test_the_twins_report_is_the_one_the_hosts_publisher_builds():
+    """The twin cannot import worker/ (it ships to the hosts): its copy of the message is checked
+    against the publisher's, field by field, for the same period."""
+    from datetime import UTC, datetime
+
+    from simulator.lambdas import host_demand_event
+    from worker.metrics_publisher import Reading, demand_report
+
+    at = datetime(2026, 1, 1, 0, 10, 7, 123000, tzinfo=UTC)
+    reading = Reading(99.9994, 312.0, 251.23456, 12.5, 3.0)
+    names = ("CPUUtilization", "RequestsPerMinute", "OfferedLoad", "BacklogSeconds", "ShedRequests")
+    event = host_demand_event("arn:aws:sns:eu-west-1:123456789012:t", "fleet", "i-0123456789abcdef0", at,
+                              "Autoscaler", dict(zip(names, reading.__dict__.values(), strict=True)))  # fmt: skip
+    (record,) = event["Records"]
+    assert json.loads(record["Sns"]["Message"]) == demand_report("fleet", "i-0123456789abcdef0", reading, at, 10.0)
+    assert record["Sns"]["MessageAttributes"] == {"Fleet": {"Type": "String", "Value": "fleet"}}

@@ -112,18 +112,11 @@ def sns_event(message: dict[str, Any] | str) -> dict[str, Any]:
 def host_demand_event(
     fleet: str, instance_id: str, at: datetime, namespace: str = "Autoscaler", **changes: object
 ) -> dict[str, Any]:
-    """A host's demand report as its publisher sends it through SNS (docs/contracts.md): a period
-    of 250 % offered load with 3 s queued, unless ``changes`` say otherwise."""
-    body: dict[str, object] = {
-        "AutoscalerHostDemand": 1,
-        "Fleet": fleet,
-        "InstanceId": instance_id,
-        "Timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
-        "PeriodSeconds": 10.0,
-        "Namespace": namespace,
-        "Metrics": {"CPUUtilization": 100.0, "RequestsPerMinute": 300.0, "OfferedLoad": 250.0,
-                    "BacklogSeconds": 3.0, "ShedRequests": 0.0},
-    }  # fmt: skip
+    """A host's demand report as its publisher builds it (worker/metrics_publisher.py), in an SNS
+    event: a period of 250 % offered load with 3 s queued, unless ``changes`` say otherwise."""
+    from worker.metrics_publisher import Reading, demand_report
+
+    body = demand_report(fleet, instance_id, Reading(100.0, 300.0, 250.0, 3.0, 0.0), at, 10.0, namespace)
     body.update(changes)
     return sns_event(body)
 
