@@ -25,7 +25,14 @@ from simulator.aws import Provisioned, install_hooks, provision
 from simulator.balancer import Balancer
 from simulator.deployment import AlarmSpec, Deployment, FunctionSpec, build_deployment, load_template
 from simulator.ec2 import Ec2Model, Machine, VersionProfile
-from simulator.lambdas import LambdaModel, VirtualClock, direct_alarm_event, host_demand_event, sns_alarm_event
+from simulator.lambdas import (
+    LambdaModel,
+    LoggerKeys,
+    VirtualClock,
+    direct_alarm_event,
+    host_demand_event,
+    sns_alarm_event,
+)
 from simulator.lifecycle import CustomResource, Response, handler_module
 from simulator.params import ModelParams, Span, vcpus_for
 from simulator.policies import Strategy, strategy_for, template_overrides
@@ -192,7 +199,9 @@ class _Run:
         self.alarms = AlarmEngine.create(
             deployment.alarms, deployment.composites, self.store, int(p.alarm_evaluation_range_extra)
         )
-        self.lambdas = LambdaModel(self.env, p, self._rng("lambda"))
+        from autoscaler.observability import logger
+
+        self.lambdas = LambdaModel(self.env, p, self._rng("lambda"), LoggerKeys(logger))
         install_hooks(prov.clients, self)
 
         entry_points = _entry_points()

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 from greenlet import greenlet
@@ -40,6 +40,31 @@ class Invocation(greenlet):
     """The greenlet of one invocation; ``killed`` once Lambda stopped it."""
 
     killed = False
+
+
+class ExecutionState(Protocol):
+    """What one execution environment keeps to itself but the twin's invocations share, as
+    they run in one process: taken when an invocation pauses, put back when it resumes."""
+
+    def capture(self) -> object: ...
+
+    def restore(self, state: object | None) -> None:
+        """``None``: a new invocation's, before it set anything."""
+
+
+class LoggerKeys:
+    """A powertools logger's appended keys (service, correlation id), per invocation."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def capture(self) -> object:
+        return dict(self.logger.get_current_keys())
+
+    def restore(self, state: object | None) -> None:
+        self.logger.clear_state()
+        if isinstance(state, dict):
+            self.logger.append_keys(**state)
 
 
 class VirtualClock:
@@ -88,10 +113,15 @@ class LambdaModel:
     MAX_THROTTLE_BACKOFF = 300.0
     ASYNC_RETRY_DELAYS = (60.0, 120.0)
 
-    def __init__(self, env: simpy.Environment, params: ModelParams, rng: random.Random) -> None:
+    def __init__(
+        self, env: simpy.Environment, params: ModelParams, rng: random.Random, state: ExecutionState | None = None
+    ) -> None:
         self.env = env
         self.params = params
         self.rng = rng
+        # Two invocations that interleave at their waits would otherwise log with each other's
+        # correlation id: in Lambda each has its own execution environment.
+        self.state = state
         self.functions: dict[str, FunctionModel] = {}
         self.invocations: list[InvocationRecord] = []
 
@@ -147,17 +177,28 @@ class LambdaModel:
         started = self.env.now
         deadline = started + fn.spec.timeout
         task = Invocation(lambda: fn.handler(event))
+        own: list[object | None] = [None]
+
+        def resume(throw: bool = False) -> Any:
+            if self.state is not None:
+                self.state.restore(own[0])
+            try:
+                return task.throw(LambdaTimeout) if throw else task.switch()
+            finally:
+                if self.state is not None:
+                    own[0] = self.state.capture()
+
         try:
-            value = task.switch()
+            value = resume()
             while not task.dead:
                 if self.env.now + value > deadline:
                     yield self.env.timeout(max(0.0, deadline - self.env.now))
                     task.killed = True
                     with contextlib.suppress(LambdaTimeout):
-                        task.throw(LambdaTimeout)
+                        resume(throw=True)
                     raise LambdaTimeout
                 yield self.env.timeout(value)
-                value = task.switch()
+                value = resume()
             record.result = value
         except LambdaTimeout:
             record.ok = False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import random
 from dataclasses import fields, replace
 from datetime import UTC, datetime
@@ -185,6 +188,33 @@ def test_invocations_interleave_at_their_waits():
     # b starts while a waits, and sees the world 2 s later; a resumes 10 s after it started.
     assert seen == [("a", 1.0), ("b", 3.0), ("a", 11.0), ("b", 13.0)]
     assert [r.cold for r in model.invocations] == [True, True]  # a was busy: b needed its own
+
+
+def test_interleaved_invocations_log_with_their_own_keys():
+    """In Lambda each invocation has its own execution environment, hence its own logger keys;
+    here they share one process, so a correlation id set by one must not label the other's lines."""
+    from aws_lambda_powertools import Logger
+
+    from simulator.lambdas import LoggerKeys
+
+    env = simpy.Environment()
+    clock = VirtualClock(env, datetime(2026, 1, 1, tzinfo=UTC))
+    out = io.StringIO()
+    logger = Logger(service="twin-test", level="INFO", logger_handler=logging.StreamHandler(out))
+    model = LambdaModel(env, FIXED, random.Random(1), LoggerKeys(logger))
+    _, spec = lambda_model(env)
+
+    def handler(event: dict[str, Any]) -> None:
+        logger.set_correlation_id(event["name"])
+        clock.sleep(10)  # b starts, and sets its own id, while a waits
+        logger.info("decided", extra={"run": event["name"]})
+
+    model.add(spec, handler)
+    model.invoke_async("arn:fn", {"name": "a"})
+    model.invoke_async("arn:fn", {"name": "b"}, delay=2.0)
+    env.run(until=100)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["run"], line["correlation_id"]) for line in lines] == [("a", "a"), ("b", "b")]
 
 
 def test_an_invocation_past_its_timeout_is_stopped_where_it_is_and_retried():
