@@ -6,7 +6,6 @@ import logging
 import math
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
@@ -133,16 +132,11 @@ def _entry_points() -> dict[str, Callable[[dict[str, Any], Any, float], Any]]:
 
 
 def desired_set_by(params: dict[str, Any]) -> int | None:
-    """The ``desired`` attribute an UpdateItem sets (``SET ... desired = :v`` or through a name
-    placeholder), or None if it does not set it."""
-    names = [p for p, name in (params.get("ExpressionAttributeNames") or {}).items() if name == "desired"]
-    expression = str(params.get("UpdateExpression") or "")
-    for name in [*names, "desired"]:
-        match = re.search(rf"(?:^|[\s,]){re.escape(name)}\s*=\s*(:\w+)", expression)
-        value = (params.get("ExpressionAttributeValues") or {}).get(match.group(1)) if match else None
-        if value is not None and "N" in value:
-            return int(Decimal(value["N"]))
-    return None
+    """The ``desired`` attribute an UpdateItem of the state adapter sets, or None."""
+    from autoscaler.adapters.state import values_set_by
+
+    value = values_set_by(params).get("desired")
+    return int(Decimal(value["N"])) if isinstance(value, dict) and "N" in value else None
 
 
 class _Run:
@@ -500,9 +494,10 @@ class _Run:
             self.engine.advance_to(now)
             fresh = [cpu for t, cpu in published[seen:] if t <= now]
             seen = len(published)
-            stage = self.scenario.stage_at(self.to_scenario(now))
+            at = self.to_scenario(now)
+            stage = self.scenario.stage_at(at)
             self.observer.sample(
-                stage.load if stage is not None else 0.0,
+                stage.load_at(at) if stage is not None else 0.0,
                 sum(fresh) / len(fresh) if fresh else None,
                 {name: s.value for name, s in self.alarms.states.items()},
             )

@@ -53,6 +53,10 @@ class Stage:
     def load(self) -> float:
         return float(self.clients) if self.clients is not None else float(self.rate or 0.0)
 
+    def load_at(self, t: float) -> float:
+        """The clients, or the arrival rate at scenario time ``t`` (a ramp's, where it has reached)."""
+        return float(self.clients) if self.clients is not None else self.rate_at(t)
+
 
 @dataclass(frozen=True)
 class Event:

@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -434,19 +435,23 @@ def test_run_and_sweep_report_each_deploy_against_the_same_run_without_it(tmp_pa
 
 
 def test_the_desired_capacity_is_read_from_the_decisions_own_write():
+    from autoscaler.adapters.state import StateStore
+    from autoscaler.model import FleetState
+
     from simulator.harness import desired_set_by
 
-    saved = {"UpdateExpression": "SET #desired = :desired, #last_reason = :last_reason",
-             "ExpressionAttributeNames": {"#desired": "desired", "#last_reason": "last_reason"},
-             "ExpressionAttributeValues": {":desired": {"N": "3"}, ":last_reason": {"S": "x"}}}  # fmt: skip
-    assert desired_set_by(saved) == 3
-    assert desired_set_by({"UpdateExpression": "SET x = :a, desired = :d",
-                           "ExpressionAttributeValues": {":a": {"S": ""}, ":d": {"N": "2"}}}) == 2  # fmt: skip
-    suspended = {"UpdateExpression": "SET #suspended = :suspended", "ExpressionAttributeNames": {
-        "#suspended": "suspended"}, "ExpressionAttributeValues": {":suspended": {"BOOL": True}}}  # fmt: skip
-    assert desired_set_by(suspended) is None
-    assert desired_set_by({"UpdateExpression": "SET undesired = :u",
-                           "ExpressionAttributeValues": {":u": {"N": "9"}}}) is None  # fmt: skip
+    calls: list[dict[str, Any]] = []
+
+    class Recorder:  # the UpdateItem calls the state adapter makes, as the twin observes them
+        def update_item(self, **params: Any) -> dict[str, Any]:
+            calls.append(params)
+            return {}
+
+    store = StateStore(Recorder(), "table", "fleet")  # type: ignore[arg-type]
+    store.save_decision(FleetState(desired=3, last_reason="scale-out"))
+    store.set_suspended(True)
+    store.remember_cleared("fleet-cpu-high", datetime(2026, 1, 1, tzinfo=UTC))
+    assert [desired_set_by(c) for c in calls] == [3, None, None]
 
 
 def test_the_fleet_resource_answers_failed_as_its_handler_does():

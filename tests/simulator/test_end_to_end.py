@@ -256,3 +256,17 @@ def test_a_closed_loop_spike_is_followed_through_to_its_need(tmp_path: Path):
     spike = report["stages"][1]
     assert spike["instances_at_end"] == 4 and spike["seconds_to_expected"] <= 300
     assert report["totals"]["flaps"] == 0 and code == 0 and report["passed"]
+
+
+def test_the_timeline_draws_a_ramp_where_it_has_reached():
+    """The chart's load panel plots the samples' load: a ramp's rate at each moment, not the rate
+    it started from."""
+    from simulator.cli import environment
+    from simulator.harness import Simulation
+    from simulator.scenario import parse_scenario
+
+    ramp = "name: ramp\nseed: 8\nwarmup: 300\nstages:\n  - {duration: 120, rate: 0.5, rate_end: 2.5}\n"
+    environment()
+    result = Simulation(parse_scenario(ramp), str(TEMPLATE), {}, "ours").run()
+    inside = [s for s in result.samples if 0 <= s.t < 120]
+    assert inside and all(s.load == pytest.approx(0.5 + 2.0 * s.t / 120) for s in inside)

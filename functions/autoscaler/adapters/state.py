@@ -6,6 +6,7 @@ One table (see docs/contracts.md); every item of a fleet shares ``pk = FLEET#<fl
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -138,13 +139,13 @@ class StateStore:
                 raise
 
     def _update(self, values: dict[str, AttributeValueTypeDef]) -> None:
-        sets = ", ".join(f"#{k} = :{k}" for k in values)
+        sets = ", ".join(f"{_name(k)} = {_value(k)}" for k in values)
         self._ddb.update_item(
             TableName=self._table,
             Key=self._key(STATE_SK),
             UpdateExpression=f"SET {sets}",
-            ExpressionAttributeNames={f"#{k}": k for k in values},
-            ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
+            ExpressionAttributeNames={_name(k): k for k in values},
+            ExpressionAttributeValues={_value(k): v for k, v in values.items()},
         )
 
     # --- lease -------------------------------------------------------------------------------
@@ -238,3 +239,19 @@ def _panic(item: dict[str, AttributeValueTypeDef]) -> Panic | None:
 def _refresh(item: dict[str, AttributeValueTypeDef]) -> Refresh | None:
     raw = item.get("refresh", {}).get("S")
     return Refresh.from_json(json.loads(raw)) if raw else None
+
+
+def _name(attribute: str) -> str:
+    return f"#{attribute}"
+
+
+def _value(attribute: str) -> str:
+    return f":{attribute}"
+
+
+def values_set_by(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes an UpdateItem of ``StateStore`` sets, from the call's parameters (the twin
+    reads what a decision saved from the call itself)."""
+    values = params.get("ExpressionAttributeValues") or {}
+    names = (params.get("ExpressionAttributeNames") or {}).values()
+    return {name: values[_value(name)] for name in names if _value(name) in values}
