@@ -23,6 +23,9 @@ controller (the production ``decide`` knows nothing of them), with the alarms it
   ramp (again a second later while another invocation holds the lease), besides the
   every-minute schedule. Everything after the decision (plan, EC2, the pool, boots, installs,
   registration, health checks, draining) is the same as for the others.
+- ``ideal-stabilized``: the ideal held to the template's ``ScaleInStabilizationSeconds``: it
+  scales in only to the highest need of that window (and is invoked again when a window ends).
+  The floor for any scaler that stabilizes its scale-ins, as ours must after a burst.
 """
 
 from __future__ import annotations
@@ -34,13 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.deployment import AlarmSpec, CompositeSpec, Deployment, MetricSpec
 from simulator.oracle import Need, change_points
+from simulator.scenario import Scenario
 
 if TYPE_CHECKING:
     from autoscaler.model import Decision, ScalingPolicy, Snapshot
     from autoscaler.runtime import Decider
     from autoscaler.settings import Settings
 
-POLICIES = ("ours", "prototype", "target-tracking", "ideal")
+POLICIES = ("ours", "prototype", "target-tracking", "ideal", "ideal-stabilized")
 IDEAL_RETRY_SECONDS = 1.0  # the controller's own lease poll (controller.LEASE_POLL_SECONDS)
 TARGET_TRACKING_LOW_FACTOR = 0.9
 PROTOTYPE_HIGH_BASE, PROTOTYPE_HIGH_SPARE, PROTOTYPE_IDLE = 65.0, 85.0, 20.0
@@ -70,7 +74,7 @@ class Strategy:
         if self.name == "target-tracking":
             target = settings.target("cpu")
             return {"AlarmHigh": target, "AlarmLow": TARGET_TRACKING_LOW_FACTOR * target}
-        if self.name == "ideal":
+        if self.name.startswith("ideal"):
             return {"CpuTarget": settings.target("cpu")}
         return {
             a.name: a.threshold
@@ -101,6 +105,8 @@ def strategy_for(policy: str, deployment: Deployment) -> Strategy:
         return _prototype(deployment, settings)
     if policy == "ideal":
         return _ideal(deployment, settings)
+    if policy == "ideal-stabilized":
+        return _ideal(deployment, settings, hold_seconds=float(settings.scale_in_stabilization_seconds))
     return _target_tracking(deployment, settings)
 
 
@@ -142,6 +148,7 @@ def _target_tracking(deployment: Deployment, settings: Settings) -> Strategy:
         policy_from_settings(settings),
         signals=(signal,),
         tolerance=0.0,
+        scale_in_headroom=0.0,
         min_step_fraction=0.0,
         scale_in_stabilization_seconds=0.0,
     )
@@ -220,7 +227,7 @@ def _prototype_decide(snapshot: Snapshot, policy: ScalingPolicy, base: str, flee
 
 
 # -- the ideal ------------------------------------------------------------------------------------
-def _ideal(deployment: Deployment, settings: Settings) -> Strategy:
+def _ideal(deployment: Deployment, settings: Settings, hold_seconds: float = 0.0) -> Strategy:
     from autoscaler.runtime import policy_from_settings
 
     target = settings.target("cpu")
@@ -229,19 +236,23 @@ def _ideal(deployment: Deployment, settings: Settings) -> Strategy:
     def decider(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
         sim = world["sim"]
         need = Need(sim.params, sim.vcpus, target, policy.min_size)
-        return ideal_decide(snapshot, policy, need.scenario_at(sim.scenario, sim.to_scenario(sim.sim_time(now))))
+        at = sim.to_scenario(sim.sim_time(now))
+        return ideal_decide(snapshot, policy, held_need(need, sim.scenario, world["points"], at, hold_seconds))
 
     def starter(sim: Any) -> None:
         world["sim"] = sim
         reconcile = sim.deployment.function("reconcile")
         if reconcile is None:
             raise ValueError("the ideal policy needs the template's reconcile function")
-        points = change_points(sim.scenario)
-        for at, until in zip(points, [*points[1:], sim.scenario.duration], strict=True):
+        points = world["points"] = change_points(sim.scenario)
+        ends = [*points[1:], sim.scenario.duration]
+        for at, until in zip(points, ends, strict=True):
             sim.env.process(_invoke_at(sim, reconcile.arn, at, until))
+            if hold_seconds:  # where the window lets go of the need before ``at``
+                sim.env.process(_invoke_at(sim, reconcile.arn, at + hold_seconds, until + hold_seconds))
 
     return Strategy(
-        "ideal",
+        "ideal-stabilized" if hold_seconds else "ideal",
         replace(deployment, alarms=(), composites=(), host_reports=None),
         # No signal: it reads no metric (a GetMetricData call would only cost it time).
         policy=replace(policy_from_settings(settings), signals=()),
@@ -263,6 +274,15 @@ def _invoke_at(sim: Any, arn: str, at: float, until: float) -> Generator[Any, An
         if not busy or sim.to_scenario(sim.env.now) + IDEAL_RETRY_SECONDS >= until:
             return
         yield sim.env.timeout(IDEAL_RETRY_SECONDS)
+
+
+def held_need(need: Need, scenario: Scenario, points: list[float], at: float, hold_seconds: float) -> int:
+    """The highest need over the last ``hold_seconds`` (the need now if 0): the demand is a step
+    function that changes only at ``points``."""
+    times = [at, *(p for p in points if at - hold_seconds < p <= at)]
+    if hold_seconds:
+        times.append(max(0.0, at - hold_seconds))
+    return max(need.scenario_at(scenario, t) for t in times)
 
 
 def ideal_decide(snapshot: Snapshot, policy: ScalingPolicy, need: int) -> Decision:

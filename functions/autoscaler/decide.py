@@ -97,9 +97,11 @@ def scale_out_limit(current: int, policy: ScalingPolicy) -> int:
     return max(math.ceil(policy.scale_out_factor * current), current + policy.scale_out_step)
 
 
-def recommend(demand: float, target: float, in_service: int, current: int, tolerance: float) -> int:
+def recommend(
+    demand: float, target: float, in_service: int, current: int, tolerance: float, headroom: float = 0.0
+) -> int:
     """Proportional recommendation for one signal's total demand, neutral (= current) inside the
-    tolerance band.
+    tolerance band; below it, sized for ``(1 - headroom) x target``.
 
     Outside the band the result never crosses ``current`` in the wrong direction, which keeps
     it monotone in ``demand`` when booting instances make ``current`` exceed ``in_service``.
@@ -108,8 +110,11 @@ def recommend(demand: float, target: float, in_service: int, current: int, toler
     if abs(ratio - 1.0) <= tolerance:
         return current
     # The epsilon keeps exact multiples (e.g. 2 x 0.5) from rounding up through float noise.
-    proportional = math.ceil(demand / target - 1e-9)
-    return max(proportional, current) if ratio > 1.0 else min(proportional, current)
+    if ratio > 1.0:
+        return max(math.ceil(demand / target - 1e-9), current)
+    # A scale-in that lands just under the target leaves the next noisy minute above it: the
+    # 24-hour day went 11 -> 6 at 97 % of the target and 6 -> 7 77 s later. Waiting costs little.
+    return min(math.ceil(demand / (target * (1.0 - headroom)) - 1e-9), current)
 
 
 def recent_recommendations(
@@ -144,9 +149,10 @@ def signal_recommendations(
         if up_demand is None and down_demand is None:
             continue
         n = len(in_service)
-        up = current if up_demand is None else recommend(up_demand, spec.target, n, current, policy.tolerance)
+        up = current if up_demand is None else recommend(up_demand, spec.target, n, current, policy.tolerance,
+                                                         policy.scale_in_headroom)  # fmt: skip
         level = current if down_demand is None else recommend(down_demand, spec.target, n, current,
-                                                              policy.tolerance)  # fmt: skip
+                                                              policy.tolerance, policy.scale_in_headroom)  # fmt: skip
         saturated = None if spec.ceiling is None or up_demand is None else up_demand >= SATURATED * spec.ceiling * n
         silent = reading.silent if spec.query.per_instance else None
         out.append(SignalRecommendation(spec.name, spec.target, up_demand, down_demand, up, level,

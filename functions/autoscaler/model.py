@@ -192,6 +192,8 @@ class ScalingPolicy:
     max_size: int
     signals: tuple[SignalSpec, ...]
     tolerance: float
+    # A scale-in sizes for at most (1 - this) x each signal's target (decide.recommend).
+    scale_in_headroom: float
     # A resize must move by at least this fraction of the current capacity (never less than one
     # instance): irrelevant at 1-10 instances, it keeps noise from nudging a large fleet.
     min_step_fraction: float

@@ -91,6 +91,7 @@ def policy_from_settings(settings: Settings) -> ScalingPolicy:
         max_size=settings.max_size,
         signals=signal_table(settings),
         tolerance=settings.tolerance,
+        scale_in_headroom=settings.scale_in_headroom,
         min_step_fraction=settings.min_step_fraction,
         scale_in_stabilization_seconds=settings.scale_in_stabilization_seconds,
         scale_out_follow_through_seconds=settings.scale_out_follow_through_seconds,

@@ -74,6 +74,8 @@ class Settings(BaseModel):
     # Each signal's target per in-service instance, by the variable its row names.
     targets: Mapping[str, Float]
     tolerance: Float
+    # A scale-in sizes for at most (1 - this) x each target (decide.recommend).
+    scale_in_headroom: Float
     min_step_fraction: Float
     scale_in_stabilization_seconds: Int
     # After a scale-out, decisions may go on scaling out without an alarm for this long (decide.py).
@@ -214,6 +216,8 @@ class Settings(BaseModel):
             problems.append("WARM_POOL_SIZE must be >= 0")
         if not 0 <= self.tolerance < 1:
             problems.append("TOLERANCE must be in [0, 1)")
+        if not 0 <= self.scale_in_headroom < 1:
+            problems.append("SCALE_IN_HEADROOM must be in [0, 1)")
         if not 0 <= self.min_step_fraction < 1:
             problems.append("MIN_STEP_FRACTION must be in [0, 1)")
         if not (math.isfinite(self.panic_threshold) and self.panic_threshold > 1):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,16 +115,22 @@ stages:
 """
 
 
-@pytest.mark.slow
-def test_the_ideal_meets_each_need_within_a_start_from_the_pool(tmp_path: Path):
+def run_step(tmp_path: Path, policy: str) -> dict[str, Any]:
+    """The STEP scenario under ``policy``: its report, once the run passed."""
     from simulator.cli import main
 
     scenario = tmp_path / "step.yaml"
     scenario.write_text(STEP)
-    code = main(["run", str(scenario), "--template", str(TEMPLATE), "--policy", "ideal",
+    code = main(["run", str(scenario), "--template", str(TEMPLATE), "--policy", policy,
                  "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert code == 0 and report["policy"] == "ideal"
+    report: dict[str, Any] = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert code == 0 and report["policy"] == policy
+    return report
+
+
+@pytest.mark.slow
+def test_the_ideal_meets_each_need_within_a_start_from_the_pool(tmp_path: Path):
+    report = run_step(tmp_path, "ideal")
     assert [s["need"] for s in report["stages"]] == [1, 4, 1]
     calm, burst, after = report["stages"]
     assert calm["seconds_to_need"] == 0.0
@@ -140,6 +147,28 @@ def test_the_ideal_meets_each_need_within_a_start_from_the_pool(tmp_path: Path):
     assert (totals["peak_instances"], totals["peak_need"], totals["flaps"]) == (4, 4, 0)
     assert totals["function_errors"] == 0
     assert totals["error_ratio"] == pytest.approx(totals["errors"] / totals["requests"], abs=1e-5)
+
+
+def test_the_stabilized_ideal_holds_the_highest_need_of_its_window():
+    from simulator.policies import held_need
+
+    scenario = parse_scenario(STEP)
+    need = Need(P, VCPUS, TARGET, MIN_SIZE)
+    points = change_points(scenario)
+    burst, after = scenario.stages[1].start, scenario.stages[2].start
+    assert held_need(need, scenario, points, after + 1, 0.0) == 1  # the ideal: at once
+    assert held_need(need, scenario, points, after + 89, 90.0) == 4  # the burst is in the window
+    assert held_need(need, scenario, points, after + 90, 90.0) == 1  # the window has let it go
+    assert held_need(need, scenario, points, burst, 90.0) == 4  # a rise is never held back
+
+
+@pytest.mark.slow
+def test_the_stabilized_ideal_scales_in_when_the_window_lets_go(tmp_path: Path):
+    report = run_step(tmp_path, "ideal-stabilized")
+    after = report["stages"][2]
+    assert [(a["direction"], a["from"], a["to"]) for a in report["actions"]] == [("out", 1, 4), ("in", 4, 1)]
+    held = float(DEFAULTS["ScaleInStabilizationSeconds"])
+    assert held <= report["actions"][1]["t"] - after["start"] < held + 10
 
 
 def _run(needs: list[int], reached: list[float | None], errors: int, peak: int) -> dict[str, object]:

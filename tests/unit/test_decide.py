@@ -69,8 +69,14 @@ CASES = [
         d.SCALE_IN,
     ),
     ("2-at-35-in-not-armed", {"in_service": 2, "cpu": 35.0, "active": OUT}, {}, 2, d.IN_NOT_ARMED),
-    ("4-at-40-to-2", {"in_service": 4, "cpu": 40.0, "active": IN}, {}, 2, d.SCALE_IN),
-    ("exact-multiple-no-float-roundup", {"in_service": 2, "cpu": 40.0, "active": IN}, {}, 1, d.SCALE_IN),
+    # 160 % serves 2 at exactly the target: a scale-in keeps 5 % headroom, so 3 (at 67 %).
+    ("4-at-40-to-3-with-headroom", {"in_service": 4, "cpu": 40.0, "active": IN}, {}, 3, d.SCALE_IN),
+    ("4-at-40-to-2-without", {"in_service": 4, "cpu": 40.0, "active": IN}, {"scale_in_headroom": 0.0}, 2,
+     d.SCALE_IN),
+    ("exact-multiple-no-float-roundup", {"in_service": 2, "cpu": 40.0, "active": IN}, {"scale_in_headroom": 0.0}, 1,
+     d.SCALE_IN),
+    # The 24-hour day's flap: 11 -> 6 at 97 % of the target, then 6 -> 7 on the next noisy minute.
+    ("11-at-42-to-7-not-6", {"in_service": 11, "cpu": 465.2 / 11, "active": IN}, {}, 7, d.SCALE_IN),
     # --- requests per host (per minute)
     ("requests-2-at-190-to-4", {"in_service": 2, "requests": 190.0, "active": OUT}, {}, 4, d.SCALE_OUT),
     ("requests-3-at-95-stays", {"in_service": 3, "requests": 95.0, "active": OUT}, {}, 3, d.AT_TARGET),
@@ -391,12 +397,17 @@ def test_not_armed_means_unchanged(snap, pol):
     value=st.floats(0.0, 2000.0, allow_nan=False),
     target=st.floats(1.0, 500.0),
     tolerance=st.sampled_from([0.0, 0.1]),
+    headroom=st.sampled_from([0.0, 0.1, 0.3]),
 )
-def test_recommendation_is_proportional_outside_the_band(in_service, value, target, tolerance):
-    result = recommend(value * in_service, target, in_service, in_service, tolerance)
+def test_recommendation_is_proportional_outside_the_band(in_service, value, target, tolerance, headroom):
+    result = recommend(value * in_service, target, in_service, in_service, tolerance, headroom)
     ratio = value / target
-    if abs(ratio - 1) > tolerance:
+    if ratio > 1 + tolerance:
         assert result == math.ceil(value * in_service / target - 1e-9)
+    elif ratio < 1 - tolerance:
+        # A scale-in sizes for (1 - headroom) x the target, and never asks for more than it has.
+        assert result == min(in_service, math.ceil(value * in_service / (target * (1 - headroom)) - 1e-9))
+        assert result == in_service or value * in_service <= result * target * (1 - headroom) + 1e-6
     else:
         assert result == in_service
 
@@ -451,7 +462,7 @@ def test_min_step_is_one_instance_on_small_fleets():
 
 def test_small_scale_in_on_a_large_fleet_is_ignored():
     snap = snapshot(40, cpu=76.0, requests=80.0, desired=40, active={Direction.IN})
-    decision = decide(snap, policy(max_size=100), NOW)
+    decision = decide(snap, policy(max_size=100, scale_in_headroom=0.0), NOW)
     assert (decision.desired, decision.reason) == (40, "step-below-minimum")
 
 
