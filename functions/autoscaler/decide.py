@@ -415,6 +415,8 @@ def _decide_on(
             return keep(STABILIZING, f"{detail}; highest recent recommendation {stabilized}", recommendation)
         if max(current - min_step, policy.min_size) < stabilized:
             return keep(SMALL_STEP, f"{detail}; a step under {min_step} is noise at this size", recommendation)
+        if policy.scale_in_headroom:
+            detail += f"; scale-in sized at {100 * (1 - policy.scale_in_headroom):g} % of each target"
         return Decision(clamp(stabilized, policy), current, SCALE_IN, detail, recommendation)
     if snapshot.capacity < current and any(s.up > in_service for s in per_signal):
         return keep(CAPACITY_ON_THE_WAY, detail, recommendation)

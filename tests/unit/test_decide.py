@@ -75,7 +75,8 @@ CASES = [
      d.SCALE_IN),
     ("exact-multiple-no-float-roundup", {"in_service": 2, "cpu": 40.0, "active": IN}, {"scale_in_headroom": 0.0}, 1,
      d.SCALE_IN),
-    # The 24-hour day's flap: 11 -> 6 at 97 % of the target, then 6 -> 7 on the next noisy minute.
+    # The 24-hour day's flap: 11 -> 6 at 97 % of the target, then 6 -> 7 on the next noisy minute
+    # (the message says why 465 % over 80 % a host is 7: test_a_scale_in_says_it_kept_headroom).
     ("11-at-42-to-7-not-6", {"in_service": 11, "cpu": 465.2 / 11, "active": IN}, {}, 7, d.SCALE_IN),
     # --- requests per host (per minute)
     ("requests-2-at-190-to-4", {"in_service": 2, "requests": 190.0, "active": OUT}, {}, 4, d.SCALE_OUT),
@@ -566,3 +567,10 @@ def test_the_guard_counts_when_a_host_in_service_is_silent():
     assert (decision.reason, decision.desired) == (d.SCALE_OUT, 5), decision.message  # ceil(386 / 95)
     held = d.decide(snap, policy(), DECIDED_AT)
     assert "the guards' later counts not counted" in held.message
+
+
+def test_a_scale_in_says_it_kept_headroom():
+    snap = snapshot(11, cpu=465.2 / 11, active={Direction.IN})
+    decision = decide(snap, policy(), NOW)
+    assert (decision.desired, decision.reason) == (7, "scale-in")
+    assert decision.message.endswith("scale-in sized at 95 % of each target")
