@@ -21,13 +21,16 @@ import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 from greenlet import greenlet
 
 from simulator.deployment import AlarmSpec, FunctionSpec
 from simulator.params import ModelParams
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
 
 Handler = Callable[[dict[str, Any]], Any]  # runs the function body, returns its result
 
@@ -55,7 +58,7 @@ class ExecutionState(Protocol):
 class LoggerKeys:
     """A powertools logger's appended keys (service, correlation id), per invocation."""
 
-    def __init__(self, logger: Any) -> None:
+    def __init__(self, logger: Logger) -> None:
         self.logger = logger
 
     def capture(self) -> object:

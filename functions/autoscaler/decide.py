@@ -149,8 +149,7 @@ def signal_recommendations(
         if up_demand is None and down_demand is None:
             continue
         n = len(in_service)
-        up = current if up_demand is None else recommend(up_demand, spec.target, n, current, policy.tolerance,
-                                                         policy.scale_in_headroom)  # fmt: skip
+        up = current if up_demand is None else recommend(up_demand, spec.target, n, current, policy.tolerance)
         level = current if down_demand is None else recommend(down_demand, spec.target, n, current,
                                                               policy.tolerance, policy.scale_in_headroom)  # fmt: skip
         saturated = None if spec.ceiling is None or up_demand is None else up_demand >= SATURATED * spec.ceiling * n
