@@ -334,8 +334,11 @@ def _decide_on(
         # and one high 30 s reading would scale straight back out (a flap on the diurnal day, at
         # two hosts and ~2.6 requests/s): for the stabilization window the long one must agree.
         upward = min(upward, max((s.level for s in eligible if not (known and s.saturated)), default=current))
-    # What panic mode may add to its own reading: the other signals that are not censored.
-    measured = max((s.up for s in eligible if not s.saturated and not s.panic), default=current)
+    # What panic mode may add to its own reading: the other signals that are not censored, where
+    # their long window agrees, as a further panic step must hold over it. Ungated in panic, the
+    # requests' 30 s window alone (398 a minute over 4 hosts where 360 arrive) bought a flash
+    # crowd a fifth instance, a launch that came after the crowd had gone.
+    measured = max((min(s.up, s.level) for s in eligible if not s.saturated and not s.panic), default=current)
     if not known and saturated(per_signal):
         # The demand is unknown beyond the capacity: double (the HPA's largest step) rather than
         # creep up by a quarter per decision.

@@ -221,3 +221,21 @@ def test_panicking_again_while_capacity_boots_sizes_like_a_further_step():
     decision = d.decide(snap, POLICY, DECIDED_AT)
     assert decision.reason == d.PANIC_ENTERED, decision.message
     assert decision.desired == 5, decision.message  # ceil(336 / 80), not the entry's ceil(419 / 80) = 6
+
+
+def test_a_further_panic_step_on_another_signal_must_hold_over_its_long_window():
+    """Panicking with 4 in service for 6 requests/s (need 4): the arrivals over the panic so far
+    read 317 % (4), the requests' 30 s window 398 a minute over the 95 target (5). Ungated in
+    panic, that one window bought a fifth instance, a launch that came after the three-minute
+    flash crowd had gone, then a scale-in (a flap: sweep run 8 of the flash crowd, with the
+    panic entry sized on its last period, a variant not kept)."""
+    panic = Panic(DECIDED_AT - timedelta(seconds=110), DECIDED_AT - timedelta(seconds=10))
+    snap = snapshot(4, cpu=65.0, offered=79.4, desired=4, panic=panic)
+    ids = [i.instance_id for i in snap.instances if i.in_service]
+    # 93 a minute per host for the long window's older half, 99.5 in the last 30 s: the 30 s
+    # window reads 398 (-> 5), the 60 s window 385 (inside the tolerance: 4).
+    requests = SignalData(per_instance={i: series(93.0, 99.5) for i in ids})
+    snap = replace(snap, signals={**snap.signals, "requests": requests})
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert "requests=398.0/385.0 (target 95/instance)->5/4" in decision.message
+    assert (decision.reason, decision.desired) == (d.PANIC_HOLDING, 4), decision.message
