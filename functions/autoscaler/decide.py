@@ -20,9 +20,9 @@ instances in service, the fleet is sized at once for that demand plus its backlo
 within ``backlog_drain_seconds`` (no per-decision limit, no alarm gate), and never scaled in;
 panic ends ``panic_stable_seconds`` after the last reading that called for it. The step that
 enters sizes on the panic window's highest period; a further one (and one that starts panic
-again while capacity is on its way) on the arrivals alone, held over the panic so far. The
-recorded recommendation carries the panic size, so the scale-in stabilization window still
-applies after.
+again while capacity is on its way) on the arrivals alone, held over the panic so far, and the
+other signals add only where their long window agrees. The recorded recommendation carries the
+panic size, so the scale-in stabilization window still applies after.
 
 The load balancer's count (a guard) counts only while a scale-out alarm is in ALARM and some
 instance in service is silent in the hosts' own signals.
