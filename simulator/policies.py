@@ -37,14 +37,16 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.deployment import AlarmSpec, CompositeSpec, Deployment, MetricSpec
 from simulator.oracle import Need, change_points
-from simulator.scenario import Scenario
 
 if TYPE_CHECKING:
     from autoscaler.model import Decision, ScalingPolicy, Snapshot
     from autoscaler.runtime import Decider
     from autoscaler.settings import Settings
 
-POLICIES = ("ours", "prototype", "target-tracking", "ideal", "ideal-stabilized")
+    from simulator.scenario import Scenario
+
+IDEAL_POLICIES = ("ideal", "ideal-stabilized")
+POLICIES = ("ours", "prototype", "target-tracking", *IDEAL_POLICIES)
 IDEAL_RETRY_SECONDS = 1.0  # the controller's own lease poll (controller.LEASE_POLL_SECONDS)
 TARGET_TRACKING_LOW_FACTOR = 0.9
 PROTOTYPE_HIGH_BASE, PROTOTYPE_HIGH_SPARE, PROTOTYPE_IDLE = 65.0, 85.0, 20.0
@@ -74,7 +76,7 @@ class Strategy:
         if self.name == "target-tracking":
             target = settings.target("cpu")
             return {"AlarmHigh": target, "AlarmLow": TARGET_TRACKING_LOW_FACTOR * target}
-        if self.name.startswith("ideal"):
+        if self.name in IDEAL_POLICIES:
             return {"CpuTarget": settings.target("cpu")}
         return {
             a.name: a.threshold
@@ -104,9 +106,9 @@ def strategy_for(policy: str, deployment: Deployment) -> Strategy:
     if policy == "prototype":
         return _prototype(deployment, settings)
     if policy == "ideal":
-        return _ideal(deployment, settings)
+        return _ideal(policy, deployment, settings)
     if policy == "ideal-stabilized":
-        return _ideal(deployment, settings, hold_seconds=float(settings.scale_in_stabilization_seconds))
+        return _ideal(policy, deployment, settings, hold_seconds=float(settings.scale_in_stabilization_seconds))
     return _target_tracking(deployment, settings)
 
 
@@ -227,7 +229,7 @@ def _prototype_decide(snapshot: Snapshot, policy: ScalingPolicy, base: str, flee
 
 
 # -- the ideal ------------------------------------------------------------------------------------
-def _ideal(deployment: Deployment, settings: Settings, hold_seconds: float = 0.0) -> Strategy:
+def _ideal(name: str, deployment: Deployment, settings: Settings, hold_seconds: float = 0.0) -> Strategy:
     from autoscaler.runtime import policy_from_settings
 
     target = settings.target("cpu")
@@ -252,7 +254,7 @@ def _ideal(deployment: Deployment, settings: Settings, hold_seconds: float = 0.0
                 sim.env.process(_invoke_at(sim, reconcile.arn, at + hold_seconds, until + hold_seconds))
 
     return Strategy(
-        "ideal-stabilized" if hold_seconds else "ideal",
+        name,
         replace(deployment, alarms=(), composites=(), host_reports=None),
         # No signal: it reads no metric (a GetMetricData call would only cost it time).
         policy=replace(policy_from_settings(settings), signals=()),

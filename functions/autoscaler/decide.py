@@ -337,7 +337,8 @@ def _decide_on(
     # What panic mode may add to its own reading: the other signals that are not censored, where
     # their long window agrees, as a further panic step must hold over it. Ungated in panic, the
     # requests' 30 s window alone (398 a minute over 4 hosts where 360 arrive) bought a flash
-    # crowd a fifth instance, a launch that came after the crowd had gone.
+    # crowd a fifth instance, a launch that came after the crowd had gone (seen with the panic
+    # entry sized on its last period, a variant not kept: docs/simulator.md).
     measured = max((min(s.up, s.level) for s in eligible if not s.saturated and not s.panic), default=current)
     if not known and saturated(per_signal):
         # The demand is unknown beyond the capacity: double (the HPA's largest step) rather than
