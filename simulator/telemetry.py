@@ -1,9 +1,10 @@
 """What the stack publishes to CloudWatch, and what the twin observes for its report.
 
-- Each worker host's metric publisher (worker/metrics_publisher.py): every 10 s on its own
-  schedule from the moment the host's services start, in one call: host CPU and the /work
-  request rate over the last 10 s, the offered load (the CPU the period's arrivals need, by the
-  worker's mean service time; not capped), the backlog (queued work, in seconds of the host) and
+- Each worker host's metric publisher (worker/metrics_publisher.py): at every multiple of 10 s
+  of the clock, the same instants on every host (the first at least 5 s after the host's
+  services start), in one call sent within a second of it: host CPU and the /work request rate over
+  the period, the offered load (the CPU the period's arrivals need, by the worker's mean
+  service time; not capped), the backlog (queued work, in seconds of the host) and
   the requests shed (503) in the period, each with the fleet dimension and with the fleet and
   instance dimensions, only while the host is in service and its worker answers. The call's
   datapoints become visible after its own publication delay. A period whose offered load is at
@@ -36,6 +37,7 @@ from simulator.ec2 import Ec2Model, Machine
 from simulator.params import ModelParams
 from simulator.refresh import FleetPoint
 from simulator.traffic import TrafficEngine
+from simulator.workers import PUT_SPREAD_SHARE, next_boundary
 
 PUBLISH_PERIOD = 10.0
 SAMPLE_SECONDS = 10.0
@@ -103,20 +105,23 @@ class HostPublishers:
         names = self.names
         host = self.engine.hosts[instance_id].host
         # The first tick only takes the baseline of the first delta, like run_forever().
-        busy = self.engine.busy_seconds(self.env.now, instance_id)
+        last = self.env.now
+        busy = self.engine.busy_seconds(last, instance_id)
         arrivals, shed = host.arrivals, host.shed
         while True:
-            yield self.env.timeout(PUBLISH_PERIOD)
+            # Scenario time 0 is a multiple of the period on the epoch (SIM_EPOCH is midnight).
+            yield self.env.timeout(next_boundary(self.env.now, PUBLISH_PERIOD) - self.env.now)
             if machine.generation != generation:
                 return
             now = self.env.now
+            elapsed, last = now - last, now
             new_busy = self.engine.busy_seconds(now, instance_id)  # advances the traffic to now
             new_arrivals, new_shed = host.arrivals, host.shed
             count = new_arrivals - arrivals
             values = {
-                names.cpu: host.cpu_percent(new_busy - busy, PUBLISH_PERIOD, self.vcpus),
-                names.request_rate: count * 60.0 / PUBLISH_PERIOD,  # requests per minute
-                names.offered_load: host.offered_load_percent(count, PUBLISH_PERIOD),
+                names.cpu: host.cpu_percent(new_busy - busy, elapsed, self.vcpus),
+                names.request_rate: count * 60.0 / elapsed,  # requests per minute
+                names.offered_load: host.offered_load_percent(count, elapsed),
                 names.backlog: host.backlog_seconds(self.engine.queued(now, instance_id)),
                 names.shed: float(new_shed - shed),
             }
@@ -125,7 +130,9 @@ class HostPublishers:
                 continue
             if self.report is not None and values[names.offered_load] >= self.report_line:
                 self.report(instance_id, now, values)  # before PutMetricData, as the host does
-            visible = now + self.params.cpu_metric_delay_seconds.sample(self.rng)  # one call, one delay
+            # One call, one delay, sent within a tenth of the period after the tick.
+            sent = now + PUT_SPREAD_SHARE * PUBLISH_PERIOD * self.rng.random()
+            visible = sent + self.params.cpu_metric_delay_seconds.sample(self.rng)
             for name, value in values.items():
                 for key in keys[name]:
                     self.store.put(key, now, value, visible)

@@ -13,6 +13,8 @@ the host reports is the busy share of the rest plus ``b``.
 
 from __future__ import annotations
 
+import math
+
 # The worker's configuration and arithmetic the twin models. The worker (worker/) ships to the
 # hosts and is not an installed package of the twin, so the twin cannot import it when run from
 # elsewhere: tests/simulator/test_workers.py checks these against worker/server.py,
@@ -21,6 +23,12 @@ QUEUE_BUDGET_SECONDS = 10.0  # --queue-budget; a template's WorkerQueueBudgetSec
 MAX_QUEUE = 1024  # --max-queue
 NOMINAL_SERVICE_SECONDS = 0.5  # the mean service time before any /work has completed
 EWMA_ALPHA = 0.1  # weight of the newest completed request in the mean service time
+PUT_SPREAD_SHARE = 0.1  # the publisher's PutMetricData goes out within this share of the period
+
+
+def next_boundary(now: float, period: float) -> float:
+    """The publisher's next tick: the first multiple of ``period`` at least half a period on."""
+    return math.ceil((now + period / 2) / period) * period
 
 
 def backlog_seconds(queued: int, mean_service_seconds: float, processes: int) -> float:

@@ -1,8 +1,10 @@
 """Host metric publisher (``python -m worker.metrics_publisher``).
 
-Every period (10 s) it measures, over the last period, the host CPU utilisation (``/proc/stat``
-deltas) and, from the worker's ``/stats`` (cumulative counters, deltas taken here), the demand
-that reached the host, and publishes all of it to CloudWatch in one ``PutMetricData`` call:
+At every multiple of the period (10 s) on the UTC clock, the same instants on every host, it
+measures, over the last period, the host CPU utilisation (``/proc/stat`` deltas) and, from the
+worker's ``/stats`` (cumulative counters, deltas taken here), the demand that reached the host,
+and publishes all of it to CloudWatch in one ``PutMetricData`` call, stamped at that instant and
+sent within a tenth of the period after it:
 namespace ``Autoscaler``, ``StorageResolution=1``, metrics
 
 * ``CPUUtilization`` (Percent): host CPU over the period;
@@ -47,6 +49,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import sys
 import time
@@ -74,6 +77,7 @@ OFFERED_LOAD_METRIC = "OfferedLoad"
 BACKLOG_METRIC = "BacklogSeconds"
 SHED_METRIC = "ShedRequests"
 DEFAULT_PERIOD = 10.0
+PUT_SPREAD_SHARE = 0.1  # of the period: see Publisher.spread_seconds
 # The marker of a host demand report (docs/contracts.md, "Host demand reports").
 DEMAND_REPORT_MARKER = "AutoscalerHostDemand"
 
@@ -422,6 +426,13 @@ class Publisher:
     monotonic: Callable[[], float] = time.monotonic
     alert: AlertSink | None = None
     alert_line: float = math.inf
+    # PutMetricData waits a random share of this after the tick: every host ticks at the same
+    # instant, and CloudWatch asks for calls spread in time, not bunched (AWS re:Post Knowledge
+    # Center, repost.aws/knowledge-center/cloudwatch-400-error-throttling). The timestamp stays
+    # the tick's.
+    spread_seconds: float = 0.0
+    pause: Callable[[float], None] = time.sleep
+    draw: Callable[[], float] = random.random
     _last: tuple[CpuTimes, WorkerStats | None, float] | None = None
 
     def tick(self) -> Reading | None:
@@ -450,6 +461,8 @@ class Publisher:
         now = self.now()
         timestamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
         self._report(reading, timestamp, elapsed)
+        if self.spread_seconds > 0:
+            self.pause(self.spread_seconds * self.draw())
         try:
             self.sink(reading, timestamp)
         except Exception as exc:  # network, throttling, credentials: log and try next period
@@ -475,24 +488,35 @@ class Publisher:
         LOG.info("host demand report: offered %.1f%% >= panic line %.1f%%", offered, self.alert_line)
 
 
+def next_boundary(now: float, period: float) -> float:
+    """The first multiple of ``period`` seconds of the UTC epoch at least half a period after
+    ``now``: where the next period ends (a shorter one would give rates of a few arrivals)."""
+    return math.ceil((now + period / 2) / period) * period
+
+
 def run_forever(
     publisher: Publisher,
     period: float = DEFAULT_PERIOD,
     sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.time,
     iterations: int | None = None,
 ) -> None:
-    """Tick every ``period`` seconds on a fixed schedule (no drift), ``iterations`` times."""
-    deadline = monotonic()
-    done = 0
+    """Tick at the UTC clock's multiples of ``period`` (no drift), ``iterations`` times.
+
+    Every host then measures the same interval, and CloudWatch files each host's datapoint of it
+    (stamped at the tick) under the same period. The control plane sums the hosts' datapoints
+    per period: on schedules of their own, a period summed intervals up to ``period`` apart, and
+    a load moving to new hosts counted twice (the twin's flash crowd: 567 % over four hosts where
+    300 % arrived, which bought a sixth instance where 4 serve). EC2 keeps the clock with the
+    Amazon Time Sync Service (EC2 user guide, "Set the time for your Amazon EC2 instance").
+    """
     publisher.tick()  # first sample: the baseline of the first delta
+    done = 0
     while iterations is None or done < iterations:
-        deadline += period
-        delay = deadline - monotonic()
-        if delay > 0:
+        boundary = next_boundary(clock(), period)
+        # A host suspended past it ticks on waking, then on the schedule again.
+        while (delay := boundary - clock()) > 0:
             sleep(delay)
-        else:
-            deadline = monotonic()  # fell behind (suspended host): restart the schedule
         publisher.tick()
         done += 1
 
@@ -631,6 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stats=lambda: read_stats(args.stats_url),
         alert=alert,
         alert_line=line,
+        spread_seconds=PUT_SPREAD_SHARE * args.period,
     )
     LOG.info(
         "publishing %s/%s, %s, %s, %s and %s Fleet=%s InstanceId=%s every %.0f s",

@@ -108,3 +108,42 @@ def test_nothing_is_published_out_of_service():
     machine.lifecycle = "draining"
     env.run(until=30.5)
     assert store.series == {}
+
+
+def test_every_host_measures_the_same_10_s_so_a_period_sums_what_arrived_in_it():
+    """A load moving to a host whose services started 13 s after the first's. On schedules of
+    their own, the period CloudWatch files at 30 s summed the first host's 20-30 s and the
+    second's 23-33 s: 13 s of arrivals, the load that moved counted twice."""
+    env = simpy.Environment()
+    engine = TrafficEngine(random.Random(11), lambda _r: 0.1)
+    ec2 = Ec2Model(env, engine, ModelParams(), random.Random(1), 1, lambda _i: None, lambda _m: None)
+    store = MetricStore()
+    publishers = HostPublishers(env, engine, ec2, store, ModelParams(), random.Random(2), NAMES)
+    for host in ("i-1", "i-2"):
+        engine.add_host(host, 1, 0.0)
+        engine.set_host_up(0.0, host, True)
+    engine.set_routable(0.0, ["i-1"])
+    publishers.start(Machine(Instance("i-1", 0.0, state=RUNNING), "service", worker_up=True))
+
+    def second_host(env: simpy.Environment) -> Traffic:
+        yield env.timeout(13.0)
+        publishers.start(Machine(Instance("i-2", 13.0, state=RUNNING), "service", worker_up=True))
+        yield env.timeout(12.0)
+        engine.set_routable(25.0, ["i-2"])
+
+    def one_a_second(env: simpy.Environment) -> Traffic:
+        yield env.timeout(0.5)
+        while True:
+            engine._route(env.now, -1)
+            yield env.timeout(1.0)
+
+    env.process(second_host(env))
+    env.process(one_a_second(env))
+    env.run(until=60.5)
+    per_period: dict[float, float] = {}
+    for host in ("i-1", "i-2"):
+        key = metric_key("Autoscaler", "RequestsPerMinute", [("Fleet", "fleet"), ("InstanceId", host)])
+        for t, value in zip(store.series[key].times, store.series[key].values, strict=True):
+            period = t - t % 10.0  # where CloudWatch files a datapoint of a 10 s metric
+            per_period[period] = per_period.get(period, 0.0) + value
+    assert per_period == {t: pytest.approx(60.0) for t in (10.0, 20.0, 30.0, 40.0, 50.0, 60.0)}

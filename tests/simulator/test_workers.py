@@ -248,3 +248,12 @@ def test_the_twins_worker_arithmetic_is_the_workers(queued: int, mean: float, pr
     ours, theirs = twin.ServiceTimeEwma(), shedding.ServiceTimeEwma()
     for sample in (mean, 2 * mean, -1.0, 0.3):
         assert ours.observe(sample) == theirs.observe(sample)
+
+
+@pytest.mark.parametrize("now", [0.0, 3.0, 5.0, 5.1, 9.999, 10.0, 1_767_225_612.25])
+def test_the_twins_publisher_schedule_is_the_publishers(now: float):
+    from simulator import workers as twin
+    from worker import metrics_publisher
+
+    assert twin.next_boundary(now, 10.0) == metrics_publisher.next_boundary(now, 10.0)
+    assert twin.PUT_SPREAD_SHARE == metrics_publisher.PUT_SPREAD_SHARE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -191,20 +192,44 @@ def test_publisher_survives_cloudwatch_errors() -> None:
     assert publisher.tick() is None
 
 
-def test_run_forever_keeps_a_fixed_schedule() -> None:
-    clock = [0.0]
+def test_run_forever_ticks_on_the_clocks_multiples_of_the_period() -> None:
+    """Every host measures the same 10 s: started at 3.0 s, the ticks come at 10, 20 and 30 s
+    (each sleep overshoots by 0.2 s), not at 13, 23 and 33."""
+    clock = [3.0]
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
         sleeps.append(seconds)
-        clock[0] += seconds + 0.2  # each tick overshoots a little
+        clock[0] += seconds + 0.2
 
-    ticks: list[int] = []
+    ticks: list[float] = []
     publisher = Publisher(sink=lambda v, t: None, lifecycle=lambda: None, stats=lambda: None)
-    publisher.tick = lambda: ticks.append(1)  # type: ignore[method-assign]
-    mp.run_forever(publisher, period=10.0, sleep=sleep, monotonic=lambda: clock[0], iterations=3)
-    assert len(ticks) == 4
-    assert sleeps == [pytest.approx(10.0), pytest.approx(9.8), pytest.approx(9.8)]
+    publisher.tick = lambda: ticks.append(clock[0])  # type: ignore[method-assign]
+    mp.run_forever(publisher, period=10.0, sleep=sleep, clock=lambda: clock[0], iterations=3)
+    assert ticks == [3.0, pytest.approx(10.2), pytest.approx(20.2), pytest.approx(30.2)]
+    assert sleeps == [pytest.approx(7.0), pytest.approx(9.8), pytest.approx(9.8)]
+
+
+@pytest.mark.parametrize(
+    ("now", "boundary"), [(3.0, 10.0), (5.0, 10.0), (5.1, 20.0), (10.2, 20.0), (15.0, 20.0), (15.2, 30.0)]
+)
+def test_the_next_tick_is_at_least_half_a_period_away(now: float, boundary: float) -> None:
+    # A first period of a second or two would give rates of a few arrivals.
+    assert mp.next_boundary(now, 10.0) == pytest.approx(boundary)
+
+
+def test_run_forever_waits_again_when_a_sleep_ends_early_and_resumes_after_a_suspension() -> None:
+    clock = [0.0]
+    steps = iter([4.0, 6.0, 30.0, 0.0])  # 4 s of a 10 s sleep; then a host suspended for 30 s
+
+    def sleep(seconds: float) -> None:
+        clock[0] += next(steps) or seconds
+
+    ticks: list[float] = []
+    publisher = Publisher(sink=lambda v, t: None, lifecycle=lambda: None, stats=lambda: None)
+    publisher.tick = lambda: ticks.append(clock[0])  # type: ignore[method-assign]
+    mp.run_forever(publisher, period=10.0, sleep=sleep, clock=lambda: clock[0], iterations=3)
+    assert ticks == [0.0, 10.0, 40.0, 50.0]  # woken at 40 s, 20 s late: a tick, then the schedule
 
 
 class FakeCloudWatch:
@@ -359,6 +384,30 @@ def test_a_report_for_every_period_at_or_over_the_line_and_none_below() -> None:
     assert alerts == [(pytest.approx(160.0), 10.0), (pytest.approx(200.0), 10.0), (pytest.approx(200.0), 10.0)]
     # Every period still goes to CloudWatch, the report first.
     assert recorder.kinds() == ["put", "alert", "put", "alert", "put", "alert", "put", "put"]
+
+
+def test_put_metric_data_waits_its_spread_after_the_report() -> None:
+    """Every host ticks at the same instant: the report goes at once, PutMetricData a random
+    share of a second later, with the tick's timestamp."""
+    recorder = Recorder()
+    order: list[str] = []
+
+    def pause(seconds: float) -> None:
+        order.append(f"pause {seconds:g}")
+
+    def alert(reading: Reading, timestamp: datetime, period_seconds: float) -> None:
+        order.append("alert")
+        recorder.alert(reading, timestamp, period_seconds)
+
+    def put(reading: Reading, timestamp: datetime) -> None:
+        order.append("put")
+        recorder.put(reading, timestamp)
+
+    publisher = replace(alerting_publisher([40], recorder), sink=put, alert=alert, spread_seconds=1.0, pause=pause,
+                        draw=lambda: 0.25)  # fmt: skip
+    run_ticks(publisher, 1)
+    assert order == ["alert", "pause 0.25", "put"]
+    assert recorder.calls[0][2] == recorder.calls[1][2] == NOW
 
 
 @pytest.mark.parametrize(
@@ -599,6 +648,7 @@ def test_main_wires_the_report_sink_and_the_line(
     clean_env.setattr(mp, "run_forever", lambda publisher, period: started.append(publisher))
     assert mp.main(["--fleet", "blue", "--region", "eu-west-1", "--imds-url", fake_imds.url, *argv]) == 0
     (publisher,) = started
+    assert publisher.spread_seconds == pytest.approx(1.0)  # a tenth of the 10 s period
     if line is None:
         assert publisher.alert is None
         return
