@@ -38,6 +38,11 @@ from datetime import datetime, timedelta
 from autoscaler.model import Decision, Direction, FleetState, Panic, Recommendation, ScalingPolicy, Snapshot
 from autoscaler.signals import SATURATED, SignalData, SignalSpec, demand
 
+# Queued work a host under which nobody is waiting: a fifth of one of the worker's 0.5 s
+# requests. The spike's eight closed-loop clients on two hosts keep about 0.5 s queued a host
+# (Little's law); a 22-host open-loop fleet at 96.5 % held 0.03 s (docs/tuning.md).
+QUIET_BACKLOG_SECONDS = 0.1
+
 # Reasons, as they appear in logs, metrics and the activity history.
 SUSPENDED = "suspended"
 BELOW_MIN = "below-min"
@@ -190,6 +195,8 @@ class PanicReading:
     capacity: float  # what one host serves flat out, in the signal's unit
     wanted: int  # instances that demand needs
 
+    queued: float | None = None  # host-seconds of queued work over the window (None: no figure)
+
     def describe(self) -> str:
         return f"panic demand {self.demand:.1f} (target {self.target:g}/instance)->{self.wanted}"
 
@@ -197,6 +204,14 @@ class PanicReading:
         """The demand is measured, and below what the instances in service serve: a saturated
         reading then comes from a queue that drains, not from demand beyond the fleet."""
         return self.demand < SATURATED * self.capacity * in_service
+
+    def nobody_waits(self, in_service: int) -> bool:
+        """Next to nothing is queued: closed-loop clients hide demand only while their requests
+        wait, so a fleet at its ceiling with an empty queue hides none."""
+        return self.queued is not None and self.queued < QUIET_BACKLOG_SECONDS * in_service
+
+    def knows_the_demand(self, in_service: int) -> bool:
+        return self.below_capacity(in_service) or self.nobody_waits(in_service)
 
 
 def panic_reading(
@@ -216,7 +231,9 @@ def panic_reading(
         reading = demand(short, snapshot.signals.get(spec.name, SignalData()), in_service, now)
         return reading.peak if peak else reading.recent
 
-    queued = sum(recent(spec) or 0.0 for spec in policy.signals if spec.backlog and backlog)  # host-seconds
+    figures = [recent(spec) for spec in policy.signals if spec.backlog and backlog]
+    queued = sum(v or 0.0 for v in figures)  # host-seconds
+    known_queue = queued if any(v is not None for v in figures) else None
     best: PanicReading | None = None
     for spec in policy.signals:
         if not spec.panic or spec.host_capacity is None:
@@ -226,7 +243,8 @@ def panic_reading(
             continue
         # Draining ``queued`` host-seconds within the drain time takes that many hosts' worth.
         total = offered + queued * spec.host_capacity / policy.backlog_drain_seconds
-        candidate = PanicReading(total, spec.target, spec.host_capacity, math.ceil(total / spec.target - 1e-9))
+        wanted = math.ceil(total / spec.target - 1e-9)
+        candidate = PanicReading(total, spec.target, spec.host_capacity, wanted, known_queue)
         if best is None or candidate.wanted > best.wanted:
             best = candidate
     return best
@@ -324,8 +342,11 @@ def _decide_on(
     # reads below the fleet's capacity, it says nothing more (a host at 100 % CPU while its
     # queue drains asks for no host the offered load and the backlog do not already count).
     # At or above the capacity, the offered load of closed-loop clients is capped too (they
-    # wait instead of asking), so the saturation rule stands unless panic mode sizes.
-    known = reading is not None and reading.below_capacity(in_service)
+    # wait instead of asking), so the saturation rule stands unless panic mode sizes, or unless
+    # nobody waits: an open-loop fleet that lags a rise reads 95-100 % with an empty queue (the
+    # 24-hour day: 22 hosts at 96.5 % with 0.03 s queued a host were doubled to 44 where 27
+    # serve, and kept them for eight hours under the CPU-low line).
+    known = reading is not None and reading.knows_the_demand(in_service)
     guards = guards_count(per_signal, snapshot)
     eligible = [s for s in per_signal if not s.scale_out_only or guards]
     upward = max((s.up for s in eligible if not (known and s.saturated)), default=current)

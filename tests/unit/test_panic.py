@@ -114,6 +114,23 @@ def test_closed_loop_clients_at_capacity_keep_the_saturation_rule():
     assert (decision.reason, decision.desired) == (d.SCALE_OUT, 4)
 
 
+def test_a_saturated_fleet_with_nobody_queued_is_sized_on_its_offered_load_not_doubled():
+    """The 24-hour day, seed 7, run 10: 22 hosts lagging the morning rise read 96.9 % CPU, 113.5
+    requests a minute and 96.5 % offered load, every signal asking 27; with 0.03 s of queued work
+    a host nobody was waiting, so no demand was hidden, but the saturation rule went 22 -> 44."""
+    snap = snapshot(22, cpu=96.9, requests=113.5, offered=96.5, backlog=0.03, active=OUT, desired=22)
+    decision = d.decide(snap, policy(max_size=50), DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.SCALE_OUT, 27), decision.message
+
+
+@pytest.mark.parametrize("backlog", [None, 0.5])
+def test_a_saturated_fleet_with_a_queue_or_no_queue_figure_still_doubles(backlog):
+    """The spike's eight closed-loop clients on two hosts leave about 0.5 s queued a host (Little's
+    law); hosts that publish no backlog say nothing either way."""
+    snap = snapshot(2, cpu=99.0, requests=118.0, offered=99.0, backlog=backlog, active=OUT, desired=2)
+    assert (d.decide(snap, POLICY, DECIDED_AT).desired) == 4
+
+
 def test_in_panic_a_saturated_fleet_is_not_doubled_on_top_of_the_panic_size():
     """Panic sizes on the demand it measures; the saturation rule (double a fleet whose demand is
     unknown) must not add to it: 4 hosts pinned at 100 % with 2 booting, the burst needing 6."""
