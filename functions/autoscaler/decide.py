@@ -194,7 +194,6 @@ class PanicReading:
     target: float
     capacity: float  # what one host serves flat out, in the signal's unit
     wanted: int  # instances that demand needs
-
     queued: float | None = None  # host-seconds of queued work over the window (None: no figure)
 
     def describe(self) -> str:

@@ -247,8 +247,8 @@ def test_a_burst_enters_panic_and_sizes_the_fleet_in_one_step(tmp_path: Path):
 def test_a_closed_loop_spike_is_followed_through_to_its_need(tmp_path: Path):
     """Spike sweep run 27 (in the tests, whose moto loads one AMI: its instance ids, and so the
     run, differ from the command line's): eight closed-loop clients hide their demand; the second
-    step went to 3, whose hosts then read 257 % (86 % each), at the CPU-high alarm's line with no
-    alarm yet. The decision that follows the scale-out through brings the fourth 270 s after the
+    step went to 3, whose hosts then read 257 % (86 % each), under the CPU-high alarm's line (88 %),
+    so no alarm. The decision that follows the scale-out through brings the fourth 270 s after the
     step (bound 300), without waiting for the alarm."""
     code, report = run(tmp_path, ROOT / "scenarios" / "spike.yaml", "--template", str(TEMPLATE), "--sweep-run", "27")
     log = [json.loads(line) for line in (tmp_path / "out" / "functions.log").read_text().splitlines()]
