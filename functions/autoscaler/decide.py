@@ -22,7 +22,9 @@ panic ends ``panic_stable_seconds`` after the last reading that called for it. T
 enters sizes on the panic window's highest period; a further one (and one that starts panic
 again while capacity is on its way) on the arrivals alone, held over the panic so far, and the
 other signals add only where their long window agrees. The recorded recommendation carries the
-panic size, so the scale-in stabilization window still applies after.
+panic size, so the scale-in stabilization window still applies after. What the entry added for
+the backlog, beyond the arrivals' need, is released once the panic is over and the stabilized
+readings agree, without a scale-in alarm (and never more than that).
 
 The load balancer's count (a guard) counts only while a scale-out alarm is in ALARM and some
 instance in service is silent in the hosts' own signals.
@@ -62,10 +64,11 @@ PANIC_ENTERED = "panic-entered"
 PANIC_SCALE_OUT = "panic-scale-out"
 PANIC_HOLDING = "panic-holding"
 PANIC_OVER = "panic-over"
+PANIC_RELEASE = "panic-release"
 REASONS = (
     SUSPENDED, BELOW_MIN, ABOVE_MAX, NO_METRICS, NOTHING_IN_SERVICE, SCALE_OUT, FOLLOW_THROUGH, SCALE_IN,
     CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, SMALL_STEP,
-    PANIC_ENTERED, PANIC_SCALE_OUT, PANIC_HOLDING, PANIC_OVER,
+    PANIC_ENTERED, PANIC_SCALE_OUT, PANIC_HOLDING, PANIC_OVER, PANIC_RELEASE,
 )  # fmt: skip
 
 
@@ -264,7 +267,7 @@ def next_panic(
     to what the instances in service hold at target, as Knative compares), else kept until it has
     been quiet for the stable window."""
     if reading is not None and in_service and reading.demand / (reading.target * in_service) >= policy.panic_threshold:
-        return Panic(previous.since if previous is not None else now, now)
+        return Panic(previous.since if previous is not None else now, now, previous.backlog if previous else 0)
     if previous is not None and (now - previous.seen_at).total_seconds() < policy.panic_stable_seconds:
         return previous
     return None
@@ -298,6 +301,16 @@ def scale_out_at(state: FleetState, decision: Decision, now: datetime) -> dateti
     if decision.direction is Direction.IN:
         return None
     return state.last_scale_out_at
+
+
+def backlog_held(state: FleetState, decision: Decision) -> int:
+    """``backlog_held`` after ``decision``: what the panic's entry added for its backlog, handed
+    over when the panic ends, and cleared by the next resize (the release's, or any other)."""
+    if decision.panic is not None or decision.changed:
+        return 0
+    if state.panic is not None:
+        return state.panic.backlog
+    return state.backlog_held
 
 
 def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
@@ -381,7 +394,8 @@ def _decide_on(
         # Booting instances count: ``current`` holds them, and the need is the fleet's total. The
         # panic reading knows the demand beyond the capacity: no doubling of a saturated fleet.
         sized = reading
-        if state.panic is None and snapshot.booting == 0:
+        entering = state.panic is None and snapshot.booting == 0
+        if entering:
             # Entering: a burst that began inside the panic window left its older period short,
             # and the mean of the two under-sizes the step; a short step is paid for with a
             # launch minutes later (burst-10x: 1 -> 3 and 3 -> 4 ended 336 s after the step,
@@ -402,6 +416,11 @@ def _decide_on(
             settled = panic_reading(snapshot, policy, now, window=window, backlog=False)
             sized = min((r for r in (short, settled) if r is not None), key=lambda r: r.wanted, default=reading)
         wanted = clamp(max(current, measured, sized.wanted if sized is not None else current), policy)
+        if entering and wanted > current:
+            # What the backlog adds beyond the arrivals' need: released once the panic is over.
+            arrivals = panic_reading(snapshot, policy, now, peak=True, backlog=False)
+            need = clamp(max(current, measured, arrivals.wanted if arrivals is not None else current), policy)
+            panic = replace(panic, backlog=wanted - need)
         recommendation = max(recommendation, wanted)
         since = f"panicking since {panic.since.isoformat()}"
         if sized is not None and sized != reading:
@@ -429,17 +448,27 @@ def _decide_on(
         desired = min(upward, scale_out_limit(current, policy))
         return Decision(desired, current, reason, detail, max(recommendation, desired))
     if recommendation < current:
-        if Direction.IN not in snapshot.active:
+        # After a panic, what its entry added to drain the backlog goes once the readings agree:
+        # the target is the arrivals, and at the burst's rate the hosts read between the
+        # scale-in alarms' lines and the target, where no scale-in alarm fires. Only that share,
+        # so that a noisy minute cannot take the fleet under the arrivals' need without an alarm.
+        release = Direction.IN not in snapshot.active and state.panic is None and state.backlog_held > 0
+        if Direction.IN not in snapshot.active and not release:
             return keep(IN_NOT_ARMED, detail, recommendation)
         stabilized = stabilized_recommendation(
             recommendation, state.recommendations, now, policy.scale_in_stabilization_seconds
         )
+        if release:
+            stabilized = max(stabilized, current - state.backlog_held)
         if stabilized >= current:
             return keep(STABILIZING, f"{detail}; highest recent recommendation {stabilized}", recommendation)
         if max(current - min_step, policy.min_size) < stabilized:
             return keep(SMALL_STEP, f"{detail}; a step under {min_step} is noise at this size", recommendation)
         if policy.scale_in_headroom:
             detail += f"; scale-in sized at {100 * (1 - policy.scale_in_headroom):g} % of each target"
+        if release:
+            detail += f"; the panic's entry added {state.backlog_held} for its backlog, now drained: released"
+            return Decision(clamp(stabilized, policy), current, PANIC_RELEASE, detail, recommendation)
         return Decision(clamp(stabilized, policy), current, SCALE_IN, detail, recommendation)
     if snapshot.capacity < current and any(s.up > in_service for s in per_signal):
         return keep(CAPACITY_ON_THE_WAY, detail, recommendation)

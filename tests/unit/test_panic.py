@@ -100,7 +100,74 @@ def test_without_offered_load_a_saturated_fleet_still_doubles():
 
 
 def test_every_panic_reason_is_a_known_reason():
-    assert {d.PANIC_ENTERED, d.PANIC_SCALE_OUT, d.PANIC_HOLDING, d.PANIC_OVER} <= set(d.REASONS)
+    assert {d.PANIC_ENTERED, d.PANIC_SCALE_OUT, d.PANIC_HOLDING, d.PANIC_OVER, d.PANIC_RELEASE} <= set(d.REASONS)
+
+
+def after_the_burst(held: int, history: tuple[float, ...] = (), active=frozenset(), per_host: float = 60.0):
+    """burst-20x, sweep run 0: the panic entered 1 -> 6 on its highest period plus the backlog,
+    where 7 requests/s need 5; afterwards the 6 hosts read 60-62 % CPU, 70-73 requests a minute and
+    59-61 % offered load each, between the scale-in alarms' lines (45 %) and the target (80 %)."""
+    snap = snapshot(6, cpu=per_host + 1, requests=per_host * 71 / 60, offered=per_host, backlog=0.0, desired=6,
+                    active=active, history=recommendations(*((600 - ago, 6) for ago in history)))  # fmt: skip
+    return replace(snap, state=replace(snap.state, backlog_held=held))
+
+
+def test_entering_panic_records_what_the_backlog_adds_beyond_the_arrivals():
+    # 250 % of arrivals asks 4; 30 s of backlog adds 100 % (350 %: 5); 6 s adds 20 % (270 %: 4).
+    drained = d.decide(snapshot(1, cpu=100.0, offered=250.0, backlog=30.0), POLICY, DECIDED_AT)
+    assert (drained.desired, drained.panic.backlog) == (5, 1)
+    small = d.decide(snapshot(1, cpu=100.0, offered=250.0, backlog=6.0), POLICY, DECIDED_AT)
+    assert (small.desired, small.panic.backlog) == (4, 0)
+
+
+def test_after_a_panic_what_its_entry_added_for_the_backlog_goes_without_a_scale_in_alarm():
+    """No scale-in alarm fires at 60 %: the fleet kept the panic's sixth host for the whole burst
+    (burst-20x: 21 of 50 runs within 1.25 x the oracle's instance-seconds)."""
+    decision = d.decide(after_the_burst(1), POLICY, DECIDED_AT)
+    # CPU 366 / (80 x 0.95) = 4.8, requests 426 / (95 x 0.95) = 4.7, offered 360 / 76 = 4.7: 5.
+    assert (decision.reason, decision.desired) == (d.PANIC_RELEASE, 5), decision.message
+    assert "the panic's entry added 1 for its backlog" in decision.message
+
+
+def test_the_release_gives_back_the_backlogs_share_only():
+    """A minute that reads low (31 % a host asks for 3) takes the fleet no lower than the
+    arrivals' need the panic measured: under it, only a scale-in alarm may go."""
+    decision = d.decide(after_the_burst(1, per_host=31.0), POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_RELEASE, 5), decision.message
+
+
+@pytest.mark.parametrize("held", [0, 1])
+def test_without_a_backlog_share_or_while_panicking_the_scale_in_waits_for_its_alarm(held):
+    snap = after_the_burst(held)
+    if held:  # still panicking: no release, no scale-in
+        panic = Panic(DECIDED_AT - timedelta(seconds=200), DECIDED_AT - timedelta(seconds=30), backlog=1)
+        snap = replace(snap, state=replace(snap.state, panic=panic))
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert decision.desired == 6
+    assert decision.reason == (d.PANIC_HOLDING if held else d.IN_NOT_ARMED)
+
+
+def test_the_release_waits_for_the_stabilization_window():
+    # The last panic decision recorded 6 sixty seconds ago: within the 90 s window.
+    decision = d.decide(after_the_burst(1, history=(60.0,)), POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.STABILIZING, 6)
+
+
+def test_with_the_scale_in_alarm_armed_it_is_an_ordinary_scale_in():
+    decision = d.decide(after_the_burst(1, active=IN, per_host=31.0), POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.SCALE_IN, 3)
+
+
+def test_the_backlogs_share_is_handed_over_when_the_panic_ends_and_cleared_by_the_next_resize():
+    at = DECIDED_AT
+    panic = Panic(at - timedelta(seconds=200), at - timedelta(seconds=60), backlog=1)
+    panicking = replace(after_the_burst(0).state, panic=panic)
+    assert d.backlog_held(panicking, d.Decision(6, 6, d.PANIC_OVER, "")) == 1
+    assert d.backlog_held(panicking, d.Decision(6, 6, d.PANIC_HOLDING, "", panic=panic)) == 0
+    calm = after_the_burst(1).state
+    assert d.backlog_held(calm, d.Decision(6, 6, d.AT_TARGET, "")) == 1
+    assert d.backlog_held(calm, d.Decision(5, 6, d.PANIC_RELEASE, "")) == 0
+    assert d.backlog_held(calm, d.Decision(7, 6, d.SCALE_OUT, "")) == 0
 
 
 def test_closed_loop_clients_at_capacity_keep_the_saturation_rule():
