@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from autoscaler import decide as d
-from autoscaler.model import Direction, Panic
+from autoscaler.model import Direction, Panic, Snapshot
 from autoscaler.signals import SignalData
 
 from tests.unit.builders import DECIDED_AT, per_instance, policy, recommendations, series, snapshot
@@ -103,7 +103,12 @@ def test_every_panic_reason_is_a_known_reason():
     assert {d.PANIC_ENTERED, d.PANIC_SCALE_OUT, d.PANIC_HOLDING, d.PANIC_OVER, d.PANIC_RELEASE} <= set(d.REASONS)
 
 
-def after_the_burst(held: int, history: tuple[float, ...] = (), active=frozenset(), per_host: float = 60.0):
+def after_the_burst(
+    held: int,
+    history: tuple[float, ...] = (),
+    active: frozenset[Direction] | set[Direction] = frozenset(),
+    per_host: float = 60.0,
+) -> Snapshot:
     """burst-20x, sweep run 0: the panic entered 1 -> 6 on its highest period plus the backlog,
     where 7 requests/s need 5; afterwards the 6 hosts read 60-62 % CPU, 70-73 requests a minute and
     59-61 % offered load each, between the scale-in alarms' lines (45 %) and the target (80 %)."""
