@@ -416,15 +416,16 @@ def _decide_on(
             settled = panic_reading(snapshot, policy, now, window=window, backlog=False)
             sized = min((r for r in (short, settled) if r is not None), key=lambda r: r.wanted, default=reading)
         wanted = clamp(max(current, measured, sized.wanted if sized is not None else current), policy)
-        if entering and wanted > current:
+        arrivals = panic_reading(snapshot, policy, now, peak=True, backlog=False) if entering else None
+        if arrivals is not None and wanted > current:
             # What the backlog adds beyond the arrivals' need: released once the panic is over.
-            arrivals = panic_reading(snapshot, policy, now, peak=True, backlog=False)
-            need = clamp(max(current, measured, arrivals.wanted if arrivals is not None else current), policy)
-            panic = replace(panic, backlog=wanted - need)
+            panic = replace(panic, backlog=wanted - clamp(max(current, measured, arrivals.wanted), policy))
         recommendation = max(recommendation, wanted)
         since = f"panicking since {panic.since.isoformat()}"
         if sized is not None and sized != reading:
             since += f"; sized on {sized.describe()}"
+        if panic.backlog and state.panic is None:
+            since += f"; the backlog adds {panic.backlog} to the arrivals' need"
         if wanted > current:
             reason = PANIC_ENTERED if state.panic is None else PANIC_SCALE_OUT
             return Decision(wanted, current, reason, f"{detail}; {since}", recommendation, panic)

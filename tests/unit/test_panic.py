@@ -110,8 +110,9 @@ def after_the_burst(
     per_host: float = 60.0,
 ) -> Snapshot:
     """burst-20x, sweep run 0: the panic entered 1 -> 6 on its highest period plus the backlog,
-    where 7 requests/s need 5; afterwards the 6 hosts read 60-62 % CPU, 70-73 requests a minute and
-    59-61 % offered load each, between the scale-in alarms' lines (45 %) and the target (80 %)."""
+    where 7 requests/s need 5; three to six minutes after the panic the 6 hosts read 60-62 % CPU,
+    70-71 requests a minute and 59-61 % offered load each, between the scale-in alarms' lines
+    (45 %) and the target (80 %). ``per_host`` scales the three together."""
     snap = snapshot(6, cpu=per_host + 1, requests=per_host * 71 / 60, offered=per_host, backlog=0.0, desired=6,
                     active=active, history=recommendations(*((600 - ago, 6) for ago in history)))  # fmt: skip
     return replace(snap, state=replace(snap.state, backlog_held=held))
@@ -121,8 +122,10 @@ def test_entering_panic_records_what_the_backlog_adds_beyond_the_arrivals():
     # 250 % of arrivals asks 4; 30 s of backlog adds 100 % (350 %: 5); 6 s adds 20 % (270 %: 4).
     drained = d.decide(snapshot(1, cpu=100.0, offered=250.0, backlog=30.0), POLICY, DECIDED_AT)
     assert (drained.desired, drained.panic.backlog) == (5, 1)
+    assert "the backlog adds 1 to the arrivals' need" in drained.message
     small = d.decide(snapshot(1, cpu=100.0, offered=250.0, backlog=6.0), POLICY, DECIDED_AT)
     assert (small.desired, small.panic.backlog) == (4, 0)
+    assert "the backlog adds" not in small.message
 
 
 def test_after_a_panic_what_its_entry_added_for_the_backlog_goes_without_a_scale_in_alarm():
