@@ -19,8 +19,8 @@ from autoscaler.adapters.ec2 import Ec2Fleet
 from autoscaler.adapters.elb import TargetGroup
 from autoscaler.adapters.state import Activity, StateStore
 from autoscaler.decide import (
-    backlog_held,
     current_desired,
+    panic_held,
     recent_recommendations,
     scale_out_at,
     signal_recommendations,
@@ -302,7 +302,7 @@ class Controller:
             last_scaling_at=now if decision.changed else state.last_scaling_at,
             last_scale_out_at=scale_out_at(state, decision, now),
             panic=decision.panic,
-            backlog_held=backlog_held(state, decision),
+            panic_held=panic_held(state, decision),
             refresh=step.refresh,
             reports=reports,
         )

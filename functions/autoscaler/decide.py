@@ -22,9 +22,13 @@ panic ends ``panic_stable_seconds`` after the last reading that called for it. T
 enters sizes on the panic window's highest period; a further one (and one that starts panic
 again while capacity is on its way) on the arrivals alone, held over the panic so far, and the
 other signals add only where their long window agrees. The recorded recommendation carries the
-panic size, so the scale-in stabilization window still applies after. What the entry added for
-the backlog, beyond the arrivals' need, is released once the panic is over and the stabilized
-readings agree, without a scale-in alarm (and never more than that).
+panic size, so the scale-in stabilization window still applies after. What the panic added is
+released once it is over and the stabilized readings agree, without a scale-in alarm, but never
+below what the arrivals may need with their count's noise (and never more than it added).
+
+Hosts that clear a queue read their CPU above their arrivals: while the arrivals plus that queue
+fit the instances in service, CPU counts for no more. Arrivals above the capacity for a minute,
+beyond their count's noise, are open-loop demand, measured rather than hidden.
 
 The load balancer's count (a guard) counts only while a scale-out alarm is in ALARM and some
 instance in service is silent in the hosts' own signals.
@@ -44,6 +48,11 @@ from autoscaler.signals import SATURATED, SignalData, SignalSpec, demand
 # requests. The spike's eight closed-loop clients on two hosts keep about 0.5 s queued a host
 # (Little's law); a 22-host open-loop fleet at 96.5 % held 0.03 s (docs/tuning.md).
 QUIET_BACKLOG_SECONDS = 0.1
+
+# Standard errors of the arrivals' count that a reading must clear to count as measured beyond
+# noise: open-loop arrivals are Poisson, so a count of N varies by sqrt(N); two standard errors
+# leave about 2.3 % on the far side, per reading.
+ARRIVALS_STANDARD_ERRORS = 2.0
 
 # Reasons, as they appear in logs, metrics and the activity history.
 SUSPENDED = "suspended"
@@ -84,6 +93,7 @@ class SignalRecommendation:
     saturated: bool | None = None  # at its ceiling (None: the signal has no ceiling)
     panic: bool = False  # a panic signal: in panic mode, panic_reading stands for it
     silent: int | None = None  # instances in service without a datapoint (None: a fleet-wide signal)
+    count: float | None = None  # arrivals counted over the long window (a signal that counts them)
 
     def describe(self) -> str:
         up = "-" if self.up_demand is None else f"{self.up_demand:.1f}"
@@ -162,8 +172,9 @@ def signal_recommendations(
                                                               policy.tolerance, policy.scale_in_headroom)  # fmt: skip
         saturated = None if spec.ceiling is None or up_demand is None else up_demand >= SATURATED * spec.ceiling * n
         silent = reading.silent if spec.query.per_instance else None
+        count = reading.settled * reading.seconds / 60.0 if spec.counts_arrivals and reading.settled else None
         out.append(SignalRecommendation(spec.name, spec.target, up_demand, down_demand, up, level,
-                                        spec.scale_out_only, saturated, spec.panic, silent))  # fmt: skip
+                                        spec.scale_out_only, saturated, spec.panic, silent, count))  # fmt: skip
     return out
 
 
@@ -191,6 +202,13 @@ def saturated(per_signal: Sequence[SignalRecommendation]) -> bool:
     return bool(flags) and all(flags)
 
 
+def arrivals_noise(per_signal: Sequence[SignalRecommendation]) -> float | None:
+    """The arrival rate's relative margin of noise over the long window (``ARRIVALS_STANDARD_ERRORS``
+    / sqrt(count)), or None without a count."""
+    count = max((s.count for s in per_signal if s.count), default=None)
+    return None if count is None else ARRIVALS_STANDARD_ERRORS / math.sqrt(count)
+
+
 @dataclass(frozen=True)
 class PanicReading:
     demand: float  # the panic signal's total over the panic window, plus the backlog to drain
@@ -214,6 +232,26 @@ class PanicReading:
 
     def knows_the_demand(self, in_service: int) -> bool:
         return self.below_capacity(in_service) or self.nobody_waits(in_service)
+
+    def draining(self, in_service: int) -> bool:
+        """Work is queued, and the arrivals plus that queue drained within the budget fit what
+        the instances in service serve: CPU above this reading's need is the queue being served
+        sooner than the budget asks, not demand."""
+        return self.queued is not None and not self.nobody_waits(in_service) and self.below_capacity(in_service)
+
+
+def open_loop(
+    snapshot: Snapshot, policy: ScalingPolicy, now: datetime, per_signal: Sequence[SignalRecommendation]
+) -> bool:
+    """The arrivals, over the long window and beyond their count's noise, exceed what the instances
+    in service serve. Closed-loop clients wait for their answers, so they can ask for more than
+    the fleet serves only until every one of them waits; arrivals that exceed it for a minute
+    come from clients that do not wait, and the offered load then measures their demand."""
+    arrivals = panic_reading(snapshot, policy, now, window=long_panic_window(policy), backlog=False)
+    noise = arrivals_noise(per_signal)
+    if arrivals is None or noise is None:
+        return False
+    return arrivals.demand * (1.0 - noise) >= arrivals.capacity * snapshot.in_service
 
 
 def panic_reading(
@@ -252,12 +290,16 @@ def panic_reading(
     return best
 
 
+def long_panic_window(policy: ScalingPolicy) -> float:
+    """The panic signals' long window."""
+    return max((s.window_seconds for s in policy.signals if s.panic), default=policy.panic_window_seconds)
+
+
 def settled_panic_window(policy: ScalingPolicy, panic: Panic, now: datetime) -> float:
     """What a further step while panicking must hold over: the panic so far and the panic window
     before it, up to the panic signals' long window."""
-    longest = max((s.window_seconds for s in policy.signals if s.panic), default=policy.panic_window_seconds)
     so_far = (now - panic.since).total_seconds() + policy.panic_window_seconds
-    return min(longest, max(policy.panic_window_seconds, so_far))
+    return min(long_panic_window(policy), max(policy.panic_window_seconds, so_far))
 
 
 def next_panic(
@@ -267,7 +309,7 @@ def next_panic(
     to what the instances in service hold at target, as Knative compares), else kept until it has
     been quiet for the stable window."""
     if reading is not None and in_service and reading.demand / (reading.target * in_service) >= policy.panic_threshold:
-        return Panic(previous.since if previous is not None else now, now, previous.backlog if previous else 0)
+        return Panic(previous.since if previous is not None else now, now, previous.added if previous else 0)
     if previous is not None and (now - previous.seen_at).total_seconds() < policy.panic_stable_seconds:
         return previous
     return None
@@ -303,14 +345,14 @@ def scale_out_at(state: FleetState, decision: Decision, now: datetime) -> dateti
     return state.last_scale_out_at
 
 
-def backlog_held(state: FleetState, decision: Decision) -> int:
-    """``backlog_held`` after ``decision``: what the panic's entry added for its backlog, handed
-    over when the panic ends, and cleared by the next resize (the release's, or any other)."""
+def panic_held(state: FleetState, decision: Decision) -> int:
+    """``panic_held`` after ``decision``: what the panic added, handed over when the panic ends,
+    and cleared by the next resize (the release's, or any other)."""
     if decision.panic is not None or decision.changed:
         return 0
     if state.panic is not None:
-        return state.panic.backlog
-    return state.backlog_held
+        return state.panic.added
+    return state.panic_held
 
 
 def decide(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
@@ -357,9 +399,22 @@ def _decide_on(
     # wait instead of asking), so the saturation rule stands unless panic mode sizes, or unless
     # nobody waits: an open-loop fleet that lags a rise reads 95-100 % with an empty queue (the
     # 24-hour day: 22 hosts at 96.5 % with 0.03 s queued a host were doubled to 44 where 27
-    # serve, and kept them for eight hours under the CPU-low line).
-    known = reading is not None and reading.knows_the_demand(in_service)
+    # serve, and kept them for eight hours under the CPU-low line), or unless the arrivals exceed
+    # the capacity beyond their noise for a minute, which waiting clients cannot do (after a
+    # burst's panic, 3 hosts at 100 % with 2 booting, offered 117 % of them, were doubled to 6
+    # where 5 serve the burst).
+    known = reading is not None and (
+        reading.knows_the_demand(in_service) or open_loop(snapshot, policy, now, per_signal)
+    )
     guards = guards_count(per_signal, snapshot)
+    draining = reading is not None and reading.draining(in_service)
+    if reading is not None and draining:
+        # The target is the arrivals, once the backlog's budget is met. Hosts that clear a queue
+        # read their CPU above what arrives: after a burst's panic, five hosts read 88.7 % (the
+        # CPU-high alarm's line is 88 %) where 7 requests/s plus the queue needed 4.6, and went
+        # 5 -> 6 for the rest of the burst (burst-20x, sweep runs 12, 25 and 38).
+        bound = max(current, reading.wanted)
+        per_signal = [replace(s, up=min(s.up, bound)) if s.saturated is not None else s for s in per_signal]
     eligible = [s for s in per_signal if not s.scale_out_only or guards]
     upward = max((s.up for s in eligible if not (known and s.saturated)), default=current)
     if just_scaled_in(state, policy, now):
@@ -383,6 +438,8 @@ def _decide_on(
     recommendation = clamp(max(holding), policy) if holding else current
     detail = "; ".join(s.describe() for s in per_signal)
     detail += f"; in service {in_service}, booting {snapshot.booting}, desired {current}"
+    if draining and reading is not None:
+        detail += f"; the hosts are draining their queue: CPU counts up to {max(current, reading.wanted)}"
     if not guards and Direction.OUT in snapshot.active and any(s.scale_out_only and s.up > current for s in per_signal):
         detail += "; every host in service reports: the guards' later counts not counted"
 
@@ -416,17 +473,17 @@ def _decide_on(
             settled = panic_reading(snapshot, policy, now, window=window, backlog=False)
             sized = min((r for r in (short, settled) if r is not None), key=lambda r: r.wanted, default=reading)
         wanted = clamp(max(current, measured, sized.wanted if sized is not None else current), policy)
-        arrivals = panic_reading(snapshot, policy, now, peak=True, backlog=False) if entering else None
-        if arrivals is not None and wanted > current:
-            # What the backlog adds beyond the arrivals' need: released once the panic is over.
-            panic = replace(panic, backlog=wanted - clamp(max(current, measured, arrivals.wanted), policy))
         recommendation = max(recommendation, wanted)
         since = f"panicking since {panic.since.isoformat()}"
         if sized is not None and sized != reading:
             since += f"; sized on {sized.describe()}"
-        if panic.backlog and state.panic is None:
-            since += f"; the backlog adds {panic.backlog} to the arrivals' need"
+        arrivals = panic_reading(snapshot, policy, now, peak=True, backlog=False) if entering else None
+        if arrivals is not None and wanted > clamp(max(current, measured, arrivals.wanted), policy):
+            since += f"; the backlog adds {wanted - clamp(max(current, measured, arrivals.wanted), policy)}"
+            since += " to the arrivals' need"
         if wanted > current:
+            # What the panic adds, the release may give back once it is over (below).
+            panic = replace(panic, added=panic.added + wanted - current)
             reason = PANIC_ENTERED if state.panic is None else PANIC_SCALE_OUT
             return Decision(wanted, current, reason, f"{detail}; {since}", recommendation, panic)
         reason = PANIC_ENTERED if state.panic is None else PANIC_HOLDING
@@ -449,18 +506,26 @@ def _decide_on(
         desired = min(upward, scale_out_limit(current, policy))
         return Decision(desired, current, reason, detail, max(recommendation, desired))
     if recommendation < current:
-        # After a panic, what its entry added to drain the backlog goes once the readings agree:
-        # the target is the arrivals, and at the burst's rate the hosts read between the
-        # scale-in alarms' lines and the target, where no scale-in alarm fires. Only that share,
-        # so that a noisy minute cannot take the fleet under the arrivals' need without an alarm.
-        release = Direction.IN not in snapshot.active and state.panic is None and state.backlog_held > 0
+        # After a panic, what it added goes once the readings agree, without a scale-in alarm:
+        # the panic sized on a noisy 10 s period plus the backlog, on purpose upwards, and at the
+        # burst's rate the hosts then read between the scale-in alarms' lines and the target,
+        # where no scale-in alarm fires (burst-20x kept 6 where 5 serve for the whole burst).
+        # Never under what the arrivals may still need, their count's noise included: without
+        # that margin a need of 3.13 went 4 -> 3 on noisy minutes (burst-10x-cold).
+        release = Direction.IN not in snapshot.active and state.panic is None and state.panic_held > 0
         if Direction.IN not in snapshot.active and not release:
             return keep(IN_NOT_ARMED, detail, recommendation)
         stabilized = stabilized_recommendation(
             recommendation, state.recommendations, now, policy.scale_in_stabilization_seconds
         )
         if release:
-            stabilized = max(stabilized, current - state.backlog_held)
+            arrivals = panic_reading(snapshot, policy, now, window=long_panic_window(policy), backlog=False)
+            noise = arrivals_noise(per_signal)
+            if arrivals is None or noise is None:
+                return keep(STABILIZING, f"{detail}; no count of the arrivals: nothing released", recommendation)
+            most = math.ceil(arrivals.demand * (1.0 + noise) / arrivals.target - 1e-9)
+            stabilized = max(stabilized, current - state.panic_held, most)
+            detail += f"; the arrivals may need up to {most} (their count's noise {100 * noise:.1f} %)"
         if stabilized >= current:
             return keep(STABILIZING, f"{detail}; highest recent recommendation {stabilized}", recommendation)
         if max(current - min_step, policy.min_size) < stabilized:
@@ -468,7 +533,7 @@ def _decide_on(
         if policy.scale_in_headroom:
             detail += f"; scale-in sized at {100 * (1 - policy.scale_in_headroom):g} % of each target"
         if release:
-            detail += f"; the panic's entry added {state.backlog_held} for its backlog, now drained: released"
+            detail += f"; the panic added {state.panic_held}: released"
             return Decision(clamp(stabilized, policy), current, PANIC_RELEASE, detail, recommendation)
         return Decision(clamp(stabilized, policy), current, SCALE_IN, detail, recommendation)
     if snapshot.capacity < current and any(s.up > in_service for s in per_signal):

@@ -95,7 +95,7 @@ class Panic:
 
     since: datetime
     seen_at: datetime
-    backlog: int = 0  # instances the entry added to drain the backlog, beyond the arrivals' need
+    added: int = 0  # instances its steps added (the entry's and any further one's)
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,9 @@ class FleetState:
     # Alarm name -> its latest known transition to OK or INSUFFICIENT_DATA (from notifications).
     alarms_cleared_at: Mapping[str, datetime] = field(default_factory=dict)
     panic: Panic | None = None
-    # What the latest panic's entry added for its backlog, still held after the panic ended:
-    # decide's release gives it back without a scale-in alarm. 0 after the next resize.
-    backlog_held: int = 0
+    # What the latest panic added, still held after the panic ended: decide's release may give
+    # it back without a scale-in alarm, as far as the arrivals allow. 0 after the next resize.
+    panic_held: int = 0
     # The latest instance refresh (refresh.py): the active one, or the last one that ended.
     refresh: Refresh | None = None
     # The hosts' recent demand reports: each run counts them beside CloudWatch's datapoints, so

@@ -64,6 +64,9 @@ class SignalSpec:
     # A backlog, in host-seconds of queued work: not sized on its own, but added in panic mode
     # to the panic signals' demand (one host-second drained per second is one host_capacity).
     backlog: bool = False
+    # The metric counts requests a minute: over the long window it is a count of arrivals, whose
+    # Poisson noise bounds what the arrival rate may really be (decide.py).
+    counts_arrivals: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class Demand:
     settled: float | None  # every complete period of the long window
     silent: int = 0  # instances in service without a single datapoint in the long window
     peak: float | None = None  # the highest period among ``recent``'s
+    seconds: float = 0.0  # how long the periods ``settled`` averages cover
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class Signal:
     panic: bool = False
     host_capacity: float | None = None
     backlog: bool = False
+    counts_arrivals: bool = False
 
     def spec(self, settings: Settings) -> SignalSpec:
         ceiling = self.ceiling(settings) if callable(self.ceiling) else self.ceiling
@@ -150,6 +155,7 @@ class Signal:
             self.panic,
             self.host_capacity,
             self.backlog,
+            self.counts_arrivals,
         )
 
 
@@ -181,7 +187,7 @@ def _one_host_at_full_cpu(s: Settings) -> float:
 SIGNALS: tuple[Signal, ...] = (
     Signal("cpu", "CPU_TARGET", host_metric(lambda s: s.cpu_metric_name), ceiling=100.0),
     Signal("requests", "REQUESTS_PER_TARGET_TARGET", host_metric(lambda s: s.request_metric_name),
-           ceiling=_one_host_at_full_cpu),
+           ceiling=_one_host_at_full_cpu, counts_arrivals=True),
     # The load balancer's own count: independent of the hosts' publishers, but one minute coarse
     # and minutes late, so it may only push capacity up.
     Signal("alb_requests", "REQUESTS_PER_TARGET_TARGET", load_balancer_metric("RequestCount", "Sum"),
@@ -266,7 +272,7 @@ def demand(spec: SignalSpec, data: SignalData, in_service: Sequence[str], now: d
     # the best, lower, estimate there is.
     periods = complete or partial
     recent = periods[-recent_periods:]
-    return Demand(_mean(recent), _mean(periods), silent, max(recent, default=None))
+    return Demand(_mean(recent), _mean(periods), silent, max(recent, default=None), len(periods) * spec.query.period)
 
 
 def _period_sums(

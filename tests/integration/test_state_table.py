@@ -61,14 +61,14 @@ def test_panic_mode_survives_between_invocations_and_its_end_is_stored(fleet):
     panic = Panic(now - timedelta(seconds=40), now - timedelta(seconds=10))
     store.save_decision(FleetState(desired=4, panic=panic, last_decision_at=now))
     assert store.load().panic == panic
-    store.save_decision(replace(store.load(), panic=replace(panic, backlog=1)))
-    assert store.load().panic == replace(panic, backlog=1)
-    store.save_decision(replace(store.load(), panic=None, backlog_held=1))
+    store.save_decision(replace(store.load(), panic=replace(panic, added=3)))
+    assert store.load().panic == replace(panic, added=3)
+    store.save_decision(replace(store.load(), panic=None, panic_held=1))
     assert store.load().panic is None
-    assert store.load().backlog_held == 1  # decide's release after the panic
+    assert store.load().panic_held == 1  # decide's release after the panic
     assert store.load().desired == 4
-    store.save_decision(replace(store.load(), backlog_held=0))
-    assert store.load().backlog_held == 0
+    store.save_decision(replace(store.load(), panic_held=0))
+    assert store.load().panic_held == 0
 
 
 def test_the_last_scale_out_is_stored_and_cleared(fleet):

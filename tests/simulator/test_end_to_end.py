@@ -244,22 +244,23 @@ def test_a_burst_enters_panic_and_sizes_the_fleet_in_one_step(tmp_path: Path):
     assert code == 0 and report["passed"]
 
 
-def test_after_a_burst_what_the_panic_added_for_its_backlog_is_released(tmp_path: Path):
-    """burst-20x: the panic entry sizes on its highest period plus the backlog drained in 30 s,
-    1 -> 6, where its arrivals alone ask 5 (7 requests/s, 4.4 hosts at the 80 % target). Six
-    hosts then read about 60 %, above the scale-in alarms' lines: before the release they kept
-    the sixth for the whole burst."""
-    args = ("--template", str(TEMPLATE), "--sweep-run", "0")
+def test_after_a_burst_what_the_panic_added_beyond_the_arrivals_is_released(tmp_path: Path):
+    """burst-20x, sweep run 7 (in the tests' moto): the panic entry sizes on its highest 10 s
+    period, 1 -> 6, where 7 requests/s need 5 (4.4 hosts at the 80 % target); a 10 s count is
+    Poisson-noisy, and no backlog share is in that step. Six hosts then read about 60 %, above the
+    scale-in alarms' lines: before the release they kept the sixth for the whole burst."""
+    args = ("--template", str(TEMPLATE), "--sweep-run", "7")
     code, report = run(tmp_path, ROOT / "scenarios" / "burst-20x.yaml", *args)
     log = [json.loads(line) for line in (tmp_path / "out" / "functions.log").read_text().splitlines()]
     decisions = [line for line in log if line.get("message") == "decision"]
     reasons = [line["reason"] for line in decisions]
     entered = next(line for line in decisions if line["reason"] == "panic-entered")
     assert (entered["previous"], entered["desired"]) == (1, 6)
-    assert "the backlog adds 1 to the arrivals' need" in entered["explanation"]
+    assert "the backlog adds" not in entered["explanation"]
     released = [line for line in decisions if line["reason"] == "panic-release"]
     assert [(line["previous"], line["desired"]) for line in released] == [(6, 5)]
-    assert "the panic's entry added 1 for its backlog" in released[0]["explanation"]
+    assert "the panic added 5: released" in released[0]["explanation"]
+    assert "the arrivals may need up to 5" in released[0]["explanation"]
     assert reasons.index("panic-over") < reasons.index("panic-release")
     _calm, burst, after = report["stages"]
     release = next(a for a in report["actions"] if a["direction"] == "in")

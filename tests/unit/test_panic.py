@@ -28,7 +28,7 @@ def test_a_burst_enters_panic_and_is_sized_at_once_without_waiting_for_an_alarm(
     # 0.5 -> 5 requests/s of 0.5 s on one 1-vCPU host: 250 % offered, CPU pinned at 100 %.
     decision = d.decide(snapshot(1, cpu=100.0, requests=120.0, offered=250.0), POLICY, DECIDED_AT)
     assert (decision.reason, decision.desired) == (d.PANIC_ENTERED, 4)  # ceil(250 / 80)
-    assert decision.panic == Panic(DECIDED_AT, DECIDED_AT)
+    assert decision.panic == Panic(DECIDED_AT, DECIDED_AT, added=3)
     assert decision.recommendation == 4
 
 
@@ -112,43 +112,88 @@ def after_the_burst(
     """burst-20x, sweep run 0: the panic entered 1 -> 6 on its highest period plus the backlog,
     where 7 requests/s need 5; three to six minutes after the panic the 6 hosts read 60-62 % CPU,
     70-71 requests a minute and 59-61 % offered load each, between the scale-in alarms' lines
-    (45 %) and the target (80 %). ``per_host`` scales the three together."""
+    (45 %) and the target (80 %). ``per_host`` scales the three together; ``held`` is what the
+    panic added."""
     snap = snapshot(6, cpu=per_host + 1, requests=per_host * 71 / 60, offered=per_host, backlog=0.0, desired=6,
                     active=active, history=recommendations(*((600 - ago, 6) for ago in history)))  # fmt: skip
-    return replace(snap, state=replace(snap.state, backlog_held=held))
+    return replace(snap, state=replace(snap.state, panic_held=held))
 
 
-def test_entering_panic_records_what_the_backlog_adds_beyond_the_arrivals():
+def test_entering_panic_says_what_the_backlog_adds_beyond_the_arrivals():
     # 250 % of arrivals asks 4; 30 s of backlog adds 100 % (350 %: 5); 6 s adds 20 % (270 %: 4).
     drained = d.decide(snapshot(1, cpu=100.0, offered=250.0, backlog=30.0), POLICY, DECIDED_AT)
-    assert (drained.desired, drained.panic.backlog) == (5, 1)
+    assert (drained.desired, drained.panic.added) == (5, 4)
     assert "the backlog adds 1 to the arrivals' need" in drained.message
     small = d.decide(snapshot(1, cpu=100.0, offered=250.0, backlog=6.0), POLICY, DECIDED_AT)
-    assert (small.desired, small.panic.backlog) == (4, 0)
+    assert (small.desired, small.panic.added) == (4, 3)
     assert "the backlog adds" not in small.message
 
 
-def test_after_a_panic_what_its_entry_added_for_the_backlog_goes_without_a_scale_in_alarm():
+def test_a_further_panic_step_adds_to_what_the_panic_added():
+    panic = Panic(DECIDED_AT - timedelta(seconds=60), DECIDED_AT - timedelta(seconds=10), added=3)
+    # 4 hosts at 160 % over the whole minute: 640 % -> 8, from 4.
+    snap = snapshot(4, cpu=100.0, offered=160.0, backlog=0.0, desired=4, panic=panic)
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired, decision.panic.added) == (d.PANIC_SCALE_OUT, 8, 7)
+
+
+def test_after_a_panic_what_it_added_goes_without_a_scale_in_alarm():
     """No scale-in alarm fires at 60 %: the fleet kept the panic's sixth host for the whole burst
     (burst-20x: 21 of 50 runs within 1.25 x the oracle's instance-seconds)."""
-    decision = d.decide(after_the_burst(1), POLICY, DECIDED_AT)
+    decision = d.decide(after_the_burst(5), POLICY, DECIDED_AT)
     # CPU 366 / (80 x 0.95) = 4.8, requests 426 / (95 x 0.95) = 4.7, offered 360 / 76 = 4.7: 5.
+    # The arrivals' count, 426 in the minute, varies by 2 / sqrt(426) = 9.7 %: 360 x 1.097 / 80
+    # = 4.9, so they may need up to 5.
     assert (decision.reason, decision.desired) == (d.PANIC_RELEASE, 5), decision.message
-    assert "the panic's entry added 1 for its backlog" in decision.message
+    assert "the arrivals may need up to 5 (their count's noise 9.7 %)" in decision.message
+    assert "the panic added 5: released" in decision.message
 
 
-def test_the_release_gives_back_the_backlogs_share_only():
-    """A minute that reads low (31 % a host asks for 3) takes the fleet no lower than the
-    arrivals' need the panic measured: under it, only a scale-in alarm may go."""
+def test_the_release_stops_where_the_arrivals_may_still_need_more():
+    """burst-10x-cold: a need of 3.13 instances, and noisy minutes that read 9 % low. Without the
+    count's margin, the release took 4 to 3 and the fleet scaled straight back out."""
+    # 6 hosts at 48.3 % offered (290 %), 57.2 requests a minute each (343): CPU, requests and
+    # offered load ask 4 at 95 % of their targets; 343 arrivals vary by 10.8 %, and 290 x 1.108
+    # / 80 = 4.02 needs 5.
+    decision = d.decide(after_the_burst(5, per_host=48.3), POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.PANIC_RELEASE, 5), decision.message
+
+
+def test_the_arrivals_count_is_the_requests_over_the_complete_periods_of_the_long_window():
+    """Six hosts at 71 requests a minute over six complete 10 s periods: 426 arrivals. A period
+    one host's datapoint has not reached yet is not counted (nor averaged), so 5 periods: 355."""
+    snap = snapshot(6, cpu=61.0, requests=71.0, offered=60.0)
+    counts = [s.count for s in d.signal_recommendations(snap, POLICY, 6, DECIDED_AT) if s.count is not None]
+    assert counts == [pytest.approx(426.0)]
+    assert d.arrivals_noise(d.signal_recommendations(snap, POLICY, 6, DECIDED_AT)) == pytest.approx(2 / 426**0.5)
+    late = dict(snap.signals["requests"].per_instance)
+    first = next(iter(late))
+    late[first] = late[first][:-1]
+    snap = replace(snap, signals={**snap.signals, "requests": SignalData(per_instance=late)})
+    counts = [s.count for s in d.signal_recommendations(snap, POLICY, 6, DECIDED_AT) if s.count is not None]
+    assert counts == [pytest.approx(355.0)]
+
+
+def test_the_release_gives_back_what_the_panic_added_only():
+    """A minute that reads low (31 % a host asks for 3) takes the fleet no lower than it was before
+    the panic added its instances: under it, only a scale-in alarm may go."""
     decision = d.decide(after_the_burst(1, per_host=31.0), POLICY, DECIDED_AT)
     assert (decision.reason, decision.desired) == (d.PANIC_RELEASE, 5), decision.message
 
 
+def test_without_a_count_of_the_arrivals_nothing_is_released():
+    snap = after_the_burst(5)
+    snap = replace(snap, signals={k: v for k, v in snap.signals.items() if k != "requests"})
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.STABILIZING, 6), decision.message
+    assert "no count of the arrivals: nothing released" in decision.message
+
+
 @pytest.mark.parametrize("held", [0, 1])
-def test_without_a_backlog_share_or_while_panicking_the_scale_in_waits_for_its_alarm(held):
+def test_without_a_panic_before_or_while_panicking_the_scale_in_waits_for_its_alarm(held):
     snap = after_the_burst(held)
     if held:  # still panicking: no release, no scale-in
-        panic = Panic(DECIDED_AT - timedelta(seconds=200), DECIDED_AT - timedelta(seconds=30), backlog=1)
+        panic = Panic(DECIDED_AT - timedelta(seconds=200), DECIDED_AT - timedelta(seconds=30), added=1)
         snap = replace(snap, state=replace(snap.state, panic=panic))
     decision = d.decide(snap, POLICY, DECIDED_AT)
     assert decision.desired == 6
@@ -166,16 +211,16 @@ def test_with_the_scale_in_alarm_armed_it_is_an_ordinary_scale_in():
     assert (decision.reason, decision.desired) == (d.SCALE_IN, 3)
 
 
-def test_the_backlogs_share_is_handed_over_when_the_panic_ends_and_cleared_by_the_next_resize():
+def test_what_the_panic_added_is_handed_over_when_it_ends_and_cleared_by_the_next_resize():
     at = DECIDED_AT
-    panic = Panic(at - timedelta(seconds=200), at - timedelta(seconds=60), backlog=1)
+    panic = Panic(at - timedelta(seconds=200), at - timedelta(seconds=60), added=5)
     panicking = replace(after_the_burst(0).state, panic=panic)
-    assert d.backlog_held(panicking, d.Decision(6, 6, d.PANIC_OVER, "")) == 1
-    assert d.backlog_held(panicking, d.Decision(6, 6, d.PANIC_HOLDING, "", panic=panic)) == 0
-    calm = after_the_burst(1).state
-    assert d.backlog_held(calm, d.Decision(6, 6, d.AT_TARGET, "")) == 1
-    assert d.backlog_held(calm, d.Decision(5, 6, d.PANIC_RELEASE, "")) == 0
-    assert d.backlog_held(calm, d.Decision(7, 6, d.SCALE_OUT, "")) == 0
+    assert d.panic_held(panicking, d.Decision(6, 6, d.PANIC_OVER, "")) == 5
+    assert d.panic_held(panicking, d.Decision(6, 6, d.PANIC_HOLDING, "", panic=panic)) == 0
+    calm = after_the_burst(5).state
+    assert d.panic_held(calm, d.Decision(6, 6, d.AT_TARGET, "")) == 5
+    assert d.panic_held(calm, d.Decision(5, 6, d.PANIC_RELEASE, "")) == 0
+    assert d.panic_held(calm, d.Decision(7, 6, d.SCALE_OUT, "")) == 0
 
 
 def test_closed_loop_clients_at_capacity_keep_the_saturation_rule():
@@ -204,6 +249,51 @@ def test_a_saturated_fleet_with_a_queue_or_no_queue_figure_still_doubles(backlog
     law); hosts that publish no backlog say nothing either way."""
     snap = snapshot(2, cpu=99.0, requests=118.0, offered=99.0, backlog=backlog, active=OUT, desired=2)
     assert (d.decide(snap, POLICY, DECIDED_AT).desired) == 4
+
+
+def test_hosts_that_drain_a_queue_are_not_sized_on_their_cpu():
+    """burst-20x, sweep run 38, 87 s after its panic ended: five hosts cleared the burst's queue at
+    88.7 % CPU (the CPU-high alarm's line is 88 %), where 7 requests/s need 4.4 instances; sized on
+    the CPU the fleet went 5 -> 6 and kept 6 for the rest of the burst."""
+    snap = snapshot(5, cpu=88.7, requests=81.2, offered=69.9, backlog=1.0, active=OUT, desired=5)
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    # Offered 5 x 69.9 = 349.5 % + 5 s of queue / 30 s x 100 = 366 % -> 4.6: 5. CPU 443.5 % -> 6.
+    assert (decision.reason, decision.desired) == (d.AT_TARGET, 5), decision.message
+    assert "the hosts are draining their queue: CPU counts up to 5" in decision.message
+
+
+@pytest.mark.parametrize("backlog", [None, 0.05])
+def test_hosts_that_queue_nothing_or_say_nothing_of_their_queue_are_sized_on_their_cpu(backlog):
+    """CPU above the arrivals without a queue is work the offered load does not see (what the host
+    does besides the requests): it still counts, as it does without a backlog figure."""
+    snap = snapshot(5, cpu=88.7, requests=81.2, offered=69.9, backlog=backlog, active=OUT, desired=5)
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    assert (decision.reason, decision.desired) == (d.SCALE_OUT, 6), decision.message
+
+
+def test_arrivals_beyond_the_capacity_for_a_minute_are_measured_not_doubled():
+    """burst-20x, sweep run 38, as its panic ended: 3 hosts at 100 % with 2 booting (5 desired),
+    offered 117 % a host with work queued. Taken for closed-loop clients hiding their demand, the
+    saturation rule doubled 3 in service -> 6, where 5 serve 7 requests/s."""
+    snap = snapshot(3, cpu=100.0, requests=136.7, offered=117.2, backlog=11.5, booting_count=2, active=OUT,
+                    desired=5)  # fmt: skip
+    decision = d.decide(snap, POLICY, DECIDED_AT)
+    # 351.6 % + 34.5 s / 30 s x 100 = 466.6 % over 3 hosts: 1.94 x their target, no panic. The
+    # minute's 410 arrivals vary by 2 / sqrt(410) = 9.9 %: at least 317 %, above the 300 % the
+    # three serve, so the offered load is the demand: 351.6 / 80 -> 5.
+    assert decision.panic is None
+    assert (decision.reason, decision.desired) == (d.AT_TARGET, 5), decision.message  # every signal asks 5
+    booted = snapshot(3, cpu=100.0, requests=136.7, offered=117.2, backlog=11.5, active=OUT, desired=3)
+    assert d.decide(booted, POLICY, DECIDED_AT).desired == 5  # sized on the arrivals, not doubled to 6
+
+
+def test_arrivals_above_the_capacity_within_their_noise_keep_the_saturation_rule():
+    """Closed-loop clients can read a little above what the fleet serves (the requests they add to
+    the queue): 105 % a host is within the noise of 3 hosts' minute of arrivals, so the demand
+    beyond stays unknown and the fleet doubles."""
+    snap = snapshot(3, cpu=100.0, requests=122.6, offered=105.0, backlog=2.0, active=OUT, desired=3)
+    # 368 arrivals vary by 10.4 %: 315 % x 0.896 = 282 %, under the 300 % the three serve.
+    assert d.decide(snap, POLICY, DECIDED_AT).desired == 6
 
 
 def test_in_panic_a_saturated_fleet_is_not_doubled_on_top_of_the_panic_size():

@@ -84,7 +84,7 @@ class StateStore:
             last_message=item.get("last_message", {}).get("S"),
             last_decision_at=_time(item.get("last_decision_at")),
             panic=_panic(item),
-            backlog_held=_int(item.get("backlog_held")) or 0,
+            panic_held=_int(item.get("panic_held")) or 0,
             refresh=_refresh(item),
             reports=tuple(HostReport.from_json(r) for r in json.loads(item.get("reports", {}).get("S") or "[]")),
             alarms_cleared_at={
@@ -111,8 +111,8 @@ class StateStore:
         # Empty strings when not panicking: the item keeps one shape, and SET is all _update does.
         names["panic_since"] = {"S": state.panic.since.isoformat() if state.panic else ""}
         names["panic_seen_at"] = {"S": state.panic.seen_at.isoformat() if state.panic else ""}
-        names["panic_backlog"] = {"N": str(state.panic.backlog if state.panic else 0)}
-        names["backlog_held"] = {"N": str(state.backlog_held)}
+        names["panic_added"] = {"N": str(state.panic.added if state.panic else 0)}
+        names["panic_held"] = {"N": str(state.panic_held)}
         names["refresh"] = {"S": state.refresh.dumps() if state.refresh else ""}
         names["reports"] = {"S": json.dumps([r.to_json() for r in state.reports], separators=(",", ":"))}
         self._update(names)
@@ -238,7 +238,7 @@ def _panic(item: dict[str, AttributeValueTypeDef]) -> Panic | None:
     since, seen_at = _time(item.get("panic_since")), _time(item.get("panic_seen_at"))
     if since is None or seen_at is None:
         return None
-    return Panic(since, seen_at, _int(item.get("panic_backlog")) or 0)
+    return Panic(since, seen_at, _int(item.get("panic_added")) or 0)
 
 
 def _refresh(item: dict[str, AttributeValueTypeDef]) -> Refresh | None:
