@@ -410,9 +410,9 @@ def _decide_on(
     draining = reading is not None and reading.draining(in_service)
     if reading is not None and draining:
         # The target is the arrivals, once the backlog's budget is met. Hosts that clear a queue
-        # read their CPU above what arrives: after a burst's panic, five hosts read 88.7 % (the
-        # CPU-high alarm's line is 88 %) where 7 requests/s plus the queue needed 4.6, and went
-        # 5 -> 6 for the rest of the burst (burst-20x, sweep runs 12, 25 and 38).
+        # read their CPU above what arrives: after a burst's panic, five hosts read 435 % CPU
+        # where 364 % was offered, and an alarm took them 5 -> 6 for the rest of the burst
+        # (burst-20x, sweep run 25).
         bound = max(current, reading.wanted)
         per_signal = [replace(s, up=min(s.up, bound)) if s.saturated is not None else s for s in per_signal]
     eligible = [s for s in per_signal if not s.scale_out_only or guards]
