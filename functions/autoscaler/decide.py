@@ -240,18 +240,32 @@ class PanicReading:
         return self.queued is not None and not self.nobody_waits(in_service) and self.below_capacity(in_service)
 
 
-def open_loop(
+@dataclass(frozen=True)
+class SettledArrivals:
+    """The arrivals over the panic signals' long window, and their count's relative noise."""
+
+    reading: PanicReading
+    noise: float
+
+    def open_loop(self, in_service: int) -> bool:
+        """Beyond their noise, the arrivals exceed what the instances in service serve. Closed-loop
+        clients wait for their answers, so they can ask for more than the fleet serves only until
+        every one of them waits; arrivals that exceed it for a minute come from clients that do
+        not wait, and the offered load then measures their demand."""
+        return self.reading.demand * (1.0 - self.noise) >= self.reading.capacity * in_service
+
+    def most_needed(self) -> int:
+        """Instances the arrivals may need at the target, their noise included."""
+        return math.ceil(self.reading.demand * (1.0 + self.noise) / self.reading.target - 1e-9)
+
+
+def settled_arrivals(
     snapshot: Snapshot, policy: ScalingPolicy, now: datetime, per_signal: Sequence[SignalRecommendation]
-) -> bool:
-    """The arrivals, over the long window and beyond their count's noise, exceed what the instances
-    in service serve. Closed-loop clients wait for their answers, so they can ask for more than
-    the fleet serves only until every one of them waits; arrivals that exceed it for a minute
-    come from clients that do not wait, and the offered load then measures their demand."""
-    arrivals = panic_reading(snapshot, policy, now, window=long_panic_window(policy), backlog=False)
+) -> SettledArrivals | None:
+    """None without an arrivals reading or a count of them."""
+    reading = panic_reading(snapshot, policy, now, window=long_panic_window(policy), backlog=False)
     noise = arrivals_noise(per_signal)
-    if arrivals is None or noise is None:
-        return False
-    return arrivals.demand * (1.0 - noise) >= arrivals.capacity * snapshot.in_service
+    return None if reading is None or noise is None else SettledArrivals(reading, noise)
 
 
 def panic_reading(
@@ -403,18 +417,19 @@ def _decide_on(
     # the capacity beyond their noise for a minute, which waiting clients cannot do (after a
     # burst's panic, 3 hosts at 100 % with 2 booting, offered 117 % of them, were doubled to 6
     # where 5 serve the burst).
+    arrivals = settled_arrivals(snapshot, policy, now, per_signal)
     known = reading is not None and (
-        reading.knows_the_demand(in_service) or open_loop(snapshot, policy, now, per_signal)
+        reading.knows_the_demand(in_service) or (arrivals is not None and arrivals.open_loop(in_service))
     )
     guards = guards_count(per_signal, snapshot)
-    draining = reading is not None and reading.draining(in_service)
-    if reading is not None and draining:
+    drained_bound = max(current, reading.wanted) if reading is not None and reading.draining(in_service) else None
+    if drained_bound is not None:
         # The target is the arrivals, once the backlog's budget is met. Hosts that clear a queue
         # read their CPU above what arrives: after a burst's panic, five hosts read 435 % CPU
         # where 364 % was offered, and an alarm took them 5 -> 6 for the rest of the burst
-        # (burst-20x, sweep run 25).
-        bound = max(current, reading.wanted)
-        per_signal = [replace(s, up=min(s.up, bound)) if s.saturated is not None else s for s in per_signal]
+        # (burst-20x, sweep run 25). Every signal with a ceiling is bounded (its ``saturated`` is
+        # set): the request count reads the arrivals themselves, so the bound seldom touches it.
+        per_signal = [replace(s, up=min(s.up, drained_bound)) if s.saturated is not None else s for s in per_signal]
     eligible = [s for s in per_signal if not s.scale_out_only or guards]
     upward = max((s.up for s in eligible if not (known and s.saturated)), default=current)
     if just_scaled_in(state, policy, now):
@@ -438,8 +453,8 @@ def _decide_on(
     recommendation = clamp(max(holding), policy) if holding else current
     detail = "; ".join(s.describe() for s in per_signal)
     detail += f"; in service {in_service}, booting {snapshot.booting}, desired {current}"
-    if draining and reading is not None:
-        detail += f"; the hosts are draining their queue: CPU counts up to {max(current, reading.wanted)}"
+    if drained_bound is not None:
+        detail += f"; the hosts are draining their queue: CPU counts up to {drained_bound}"
     if not guards and Direction.OUT in snapshot.active and any(s.scale_out_only and s.up > current for s in per_signal):
         detail += "; every host in service reports: the guards' later counts not counted"
 
@@ -477,10 +492,10 @@ def _decide_on(
         since = f"panicking since {panic.since.isoformat()}"
         if sized is not None and sized != reading:
             since += f"; sized on {sized.describe()}"
-        arrivals = panic_reading(snapshot, policy, now, peak=True, backlog=False) if entering else None
-        if arrivals is not None and wanted > clamp(max(current, measured, arrivals.wanted), policy):
-            since += f"; the backlog adds {wanted - clamp(max(current, measured, arrivals.wanted), policy)}"
-            since += " to the arrivals' need"
+        peak = panic_reading(snapshot, policy, now, peak=True, backlog=False) if entering else None
+        without_backlog = clamp(max(current, measured, peak.wanted), policy) if peak is not None else wanted
+        if wanted > without_backlog:
+            since += f"; the backlog adds {wanted - without_backlog} to the arrivals' need"
         if wanted > current:
             # What the panic adds, the release may give back once it is over (below).
             panic = replace(panic, added=panic.added + wanted - current)
@@ -512,20 +527,18 @@ def _decide_on(
         # where no scale-in alarm fires (burst-20x kept 6 where 5 serve for the whole burst).
         # Never under what the arrivals may still need, their count's noise included: without
         # that margin a need of 3.13 went 4 -> 3 on noisy minutes (burst-10x-cold).
-        release = Direction.IN not in snapshot.active and state.panic is None and state.panic_held > 0
+        release = Direction.IN not in snapshot.active and state.panic_held > 0  # the panic is over here
         if Direction.IN not in snapshot.active and not release:
             return keep(IN_NOT_ARMED, detail, recommendation)
         stabilized = stabilized_recommendation(
             recommendation, state.recommendations, now, policy.scale_in_stabilization_seconds
         )
         if release:
-            arrivals = panic_reading(snapshot, policy, now, window=long_panic_window(policy), backlog=False)
-            noise = arrivals_noise(per_signal)
-            if arrivals is None or noise is None:
+            if arrivals is None:
                 return keep(STABILIZING, f"{detail}; no count of the arrivals: nothing released", recommendation)
-            most = math.ceil(arrivals.demand * (1.0 + noise) / arrivals.target - 1e-9)
+            most = arrivals.most_needed()
             stabilized = max(stabilized, current - state.panic_held, most)
-            detail += f"; the arrivals may need up to {most} (their count's noise {100 * noise:.1f} %)"
+            detail += f"; the arrivals may need up to {most} (their count's noise {100 * arrivals.noise:.1f} %)"
         if stabilized >= current:
             return keep(STABILIZING, f"{detail}; highest recent recommendation {stabilized}", recommendation)
         if max(current - min_step, policy.min_size) < stabilized:

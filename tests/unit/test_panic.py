@@ -138,8 +138,9 @@ def test_a_further_panic_step_adds_to_what_the_panic_added():
 
 
 def test_after_a_panic_what_it_added_goes_without_a_scale_in_alarm():
-    """No scale-in alarm fires at 60 %: the fleet kept the panic's sixth host for the whole burst
-    (burst-20x: 21 of 50 runs within 1.25 x the oracle's instance-seconds)."""
+    """No scale-in alarm fires at 60 %: before any release (b6b6f5b) the fleet kept the panic's
+    sixth host for the whole burst (burst-20x: 21 of 50 runs within 1.25 x the oracle's
+    instance-seconds)."""
     decision = d.decide(after_the_burst(5), POLICY, DECIDED_AT)
     # CPU 366 / (80 x 0.95) = 4.8, requests 426 / (95 x 0.95) = 4.7, offered 360 / 76 = 4.7: 5.
     # The arrivals' count, 426 in the minute, varies by 2 / sqrt(426) = 9.7 %: 360 x 1.097 / 80
@@ -150,8 +151,9 @@ def test_after_a_panic_what_it_added_goes_without_a_scale_in_alarm():
 
 
 def test_the_release_stops_where_the_arrivals_may_still_need_more():
-    """burst-10x-cold: a need of 3.13 instances, and noisy minutes that read 9 % low. Without the
-    count's margin, the release took 4 to 3 and the fleet scaled straight back out."""
+    """Where the readings ask for 4 but the arrivals, their count's noise included, may need 5, the
+    release stops at 5. Without that margin, burst-10x-cold (a need of 3.13) went 4 -> 3 on noisy
+    minutes that read 9 % low, in 3 of 50 runs, and scaled straight back out in 2."""
     # 6 hosts at 48.3 % offered (290 %), 57.2 requests a minute each (343): CPU, requests and
     # offered load ask 4 at 95 % of their targets; 343 arrivals vary by 10.8 %, and 290 x 1.108
     # / 80 = 4.02 needs 5.
@@ -255,7 +257,8 @@ def test_hosts_that_drain_a_queue_are_not_sized_on_their_cpu():
     """burst-20x, sweep run 38 with its doubling held back (a variant measured on the way), 87 s
     after its panic ended: five hosts cleared the burst's queue at 88.7 % CPU (the CPU-high
     alarm's line is 88 %), where 7 requests/s need 4.4 instances; sized on the CPU the fleet went
-    5 -> 6 and kept 6 for the rest of the burst (run 25 did the same at 435 % CPU, 364 % offered)."""
+    5 -> 6 and kept 6 for the rest of the burst (run 25 did the same at 435 % CPU, 364 % offered).
+    The queue was not in the log: 1 s a host is assumed, what makes it a drain."""
     snap = snapshot(5, cpu=88.7, requests=81.2, offered=69.9, backlog=1.0, active=OUT, desired=5)
     decision = d.decide(snap, POLICY, DECIDED_AT)
     # Offered 5 x 69.9 = 349.5 % + 5 s of queue / 30 s x 100 = 366 % -> 4.6: 5. CPU 443.5 % -> 6.
