@@ -74,10 +74,11 @@ PANIC_SCALE_OUT = "panic-scale-out"
 PANIC_HOLDING = "panic-holding"
 PANIC_OVER = "panic-over"
 PANIC_RELEASE = "panic-release"
+HELD_AFTER_SCALE_OUT = "scale-in-held-after-scale-out"
 REASONS = (
     SUSPENDED, BELOW_MIN, ABOVE_MAX, NO_METRICS, NOTHING_IN_SERVICE, SCALE_OUT, FOLLOW_THROUGH, SCALE_IN,
     CAPACITY_ON_THE_WAY, OUT_NOT_ARMED, IN_NOT_ARMED, STABILIZING, AT_TARGET, SMALL_STEP,
-    PANIC_ENTERED, PANIC_SCALE_OUT, PANIC_HOLDING, PANIC_OVER, PANIC_RELEASE,
+    PANIC_ENTERED, PANIC_SCALE_OUT, PANIC_HOLDING, PANIC_OVER, PANIC_RELEASE, HELD_AFTER_SCALE_OUT,
 )  # fmt: skip
 
 
@@ -338,16 +339,26 @@ def following_through(state: FleetState, policy: ScalingPolicy, now: datetime) -
     the target keeps a fleet at rest from chasing noise; a fleet that is still growing is not at
     rest, so for a while after a scale-out the decision's own reading may continue it.
     """
+    return scaled_out_within(state, policy.scale_out_follow_through_seconds, now)
+
+
+def scaled_out_within(state: FleetState, seconds: float, now: datetime) -> bool:
+    """A scale-out happened within ``seconds`` and no scale-in since."""
     since = state.last_scale_out_at
-    return since is not None and (now - since).total_seconds() < policy.scale_out_follow_through_seconds
+    return since is not None and (now - since).total_seconds() < seconds
+
+
+def just_scaled_out(state: FleetState, policy: ScalingPolicy, now: datetime) -> bool:
+    """A scale-out within the reversal window, and no scale-in since: nothing scales in."""
+    return scaled_out_within(state, policy.reversal_window_seconds, now)
 
 
 def just_scaled_in(state: FleetState, policy: ScalingPolicy, now: datetime) -> bool:
-    """The last change of capacity was a scale-in, within the scale-in stabilization window."""
+    """The last change of capacity was a scale-in, within the reversal window."""
     at = state.last_scaling_at
     if at is None or state.last_scale_out_at == at:
         return False
-    return (now - at).total_seconds() < policy.scale_in_stabilization_seconds
+    return (now - at).total_seconds() < policy.reversal_window_seconds
 
 
 def scale_out_at(state: FleetState, decision: Decision, now: datetime) -> datetime | None:
@@ -435,7 +446,9 @@ def _decide_on(
     if just_scaled_in(state, policy, now):
         # A scale-in leaves the hosts nearer the scale-out line, where two noisy 10 s datapoints
         # and one high 30 s reading would scale straight back out (a flap on the diurnal day, at
-        # two hosts and ~2.6 requests/s): for the stabilization window the long one must agree.
+        # two hosts and ~2.6 requests/s): for the reversal window the long one must agree. Held
+        # for the 90 s stabilization window only, a 30 s reading still did it 158 s after the
+        # scale-in, where the long window asked for no more (the 24-hour day, sweep run 5).
         upward = min(upward, max((s.level for s in eligible if not (known and s.saturated)), default=current))
     # What panic mode may add to its own reading: the other signals that are not censored, where
     # their long window agrees, as a further panic step must hold over it. Ungated in panic, the
@@ -530,6 +543,12 @@ def _decide_on(
         release = Direction.IN not in snapshot.active and state.panic_held > 0  # the panic is over here
         if Direction.IN not in snapshot.active and not release:
             return keep(IN_NOT_ARMED, detail, recommendation)
+        if just_scaled_out(state, policy, now):
+            # The load a scale-out answered must be gone for longer than one stabilization window:
+            # a panic step 73 s before a three-minute flash crowd ended was taken back 90 s after
+            # it ended, a flap (flash-crowd sweep run 18).
+            window = policy.reversal_window_seconds
+            return keep(HELD_AFTER_SCALE_OUT, f"{detail}; within {window:g} s of the last scale-out", recommendation)
         stabilized = stabilized_recommendation(
             recommendation, state.recommendations, now, policy.scale_in_stabilization_seconds
         )

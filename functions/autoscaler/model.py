@@ -204,6 +204,9 @@ class ScalingPolicy:
     scale_in_stabilization_seconds: float
     # After a scale-out, a decision may scale out again without an alarm in ALARM for this long.
     scale_out_follow_through_seconds: float
+    # After a scale-out, no scale-in for this long; after a scale-in, a scale-out must hold over
+    # the long window for this long.
+    reversal_window_seconds: float
     # Panic mode: see Settings.
     panic_threshold: float
     panic_window_seconds: int

@@ -95,6 +95,7 @@ def policy_from_settings(settings: Settings) -> ScalingPolicy:
         min_step_fraction=settings.min_step_fraction,
         scale_in_stabilization_seconds=settings.scale_in_stabilization_seconds,
         scale_out_follow_through_seconds=settings.scale_out_follow_through_seconds,
+        reversal_window_seconds=settings.reversal_window_seconds,
         panic_threshold=settings.panic_threshold,
         panic_window_seconds=settings.panic_window_seconds,
         panic_stable_seconds=settings.panic_stable_seconds,

@@ -80,6 +80,9 @@ class Settings(BaseModel):
     scale_in_stabilization_seconds: Int
     # After a scale-out, decisions may go on scaling out without an alarm for this long (decide.py).
     scale_out_follow_through_seconds: Int
+    # After a resize, one the other way waits this long (no scale-in) or needs the long window
+    # (a scale-out) (decide.py).
+    reversal_window_seconds: Int
     # Windows over which decisions average the metrics read at decision time: the long one for
     # scale-in and the stabilization history, the short one to confirm a scale-out quickly.
     metric_window_seconds: Int
@@ -225,8 +228,9 @@ class Settings(BaseModel):
         for name in ("panic_window_seconds", "panic_stable_seconds", "backlog_drain_seconds"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be > 0")
-        if self.scale_out_follow_through_seconds < 0:
-            problems.append("SCALE_OUT_FOLLOW_THROUGH_SECONDS must be >= 0")
+        for name in ("scale_out_follow_through_seconds", "reversal_window_seconds"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name.upper()} must be >= 0")
         try:
             problems += [f"REFRESH_*: {p}" for p in self.refresh_preferences().problems()]
         except ValueError as exc:

@@ -33,7 +33,9 @@ def _two_in_service(fleet):
 
 
 def test_scale_in_waits_for_the_stabilization_window_then_drains_into_the_pool(fleet):
-    fleet = fleet.with_settings(scale_in_stabilization_seconds=120)
+    # The stabilization window alone: the scale-out just before would otherwise hold any scale-in
+    # for the reversal window (test_decide.py).
+    fleet = fleet.with_settings(scale_in_stabilization_seconds=120, reversal_window_seconds=0)
     _two_in_service(fleet)
     fleet.knobs.cpu, fleet.knobs.requests = 33.0, 40.0
     fleet.knobs.alarms["fleet-scale-in"] = "ALARM"

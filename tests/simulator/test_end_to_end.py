@@ -269,6 +269,22 @@ def test_after_a_burst_what_the_panic_added_beyond_the_arrivals_is_released(tmp_
     assert report["totals"]["flaps"] == 0 and code == 0 and report["passed"]
 
 
+def test_a_flash_crowd_keeps_a_late_step_for_the_reversal_window(tmp_path: Path):
+    """Flash crowd, sweep run 19 in the tests' moto: a panic step 4 -> 5 at 707.6 s, 72 s before
+    the three-minute crowd ends at 780 s, was scaled in at 867 s, 159 s after it (f0eedda): a
+    flap. Now the scale-in waits out the reversal window (240 s from the decision) and says so."""
+    code, report = run(tmp_path, ROOT / "scenarios" / "flash-crowd.yaml", "--template", str(TEMPLATE),
+                       "--sweep-run", "19")  # fmt: skip
+    log = [json.loads(line) for line in (tmp_path / "out" / "functions.log").read_text().splitlines()]
+    reasons = [line["reason"] for line in log if line.get("message") == "decision"]
+    assert "scale-in-held-after-scale-out" in reasons
+    outs = [a for a in report["actions"] if a["direction"] == "out"]
+    first_in = next(a for a in report["actions"] if a["direction"] == "in")
+    assert (outs[-1]["from"], outs[-1]["to"]) == (4, 5) and outs[-1]["t"] < report["stages"][2]["start"]
+    assert first_in["t"] - outs[-1]["t"] > 180
+    assert report["totals"]["flaps"] == 0 and code == 0 and report["passed"]
+
+
 def test_a_closed_loop_spike_is_followed_through_to_its_need(tmp_path: Path):
     """Spike sweep run 27 (in the tests, whose moto loads one AMI: its instance ids, and so the
     run, differ from the command line's): eight closed-loop clients hide their demand; the second

@@ -36,7 +36,7 @@ def _tour(fleet: Any) -> None:
     fleet.knobs.alarms["fleet-cpu-high"] = "OK"
     cleared = alarm_event("fleet-cpu-high", fleet.clock.now(), new="OK", old="ALARM")
     entrypoints.handle_alarm_event(cleared, runtime, Direction.OUT)
-    fleet.clock.advance(60)
+    fleet.clock.advance(fleet.settings.reversal_window_seconds)  # no scale-in sooner after a scale-out
     fleet.knobs.cpu, fleet.knobs.requests = 20.0, 20.0
     fleet.knobs.alarms["fleet-scale-in"] = "ALARM"
     outcome = entrypoints.handle_alarm_event(alarm_event("fleet-scale-in", fleet.clock.now()), runtime, Direction.IN)

@@ -186,11 +186,12 @@ def test_subnet_list():
         ({"PANIC_WINDOW_SECONDS": "0"}, "PANIC_WINDOW_SECONDS must be > 0"),
         ({"BACKLOG_DRAIN_SECONDS": "-1"}, "BACKLOG_DRAIN_SECONDS must be > 0"),
         ({"SCALE_OUT_FOLLOW_THROUGH_SECONDS": "-1"}, "SCALE_OUT_FOLLOW_THROUGH_SECONDS must be >= 0"),
+        ({"REVERSAL_WINDOW_SECONDS": "-1"}, "REVERSAL_WINDOW_SECONDS must be >= 0"),
     ],
     ids=["min-above-max", "negative-min", "tolerance-one", "negative-tolerance", "headroom-one", "no-subnets",
          "negative-pool",
          "zero-cpu-target", "negative-requests-target", "panic-threshold-one", "no-panic-window",
-         "negative-drain", "negative-follow-through"],
+         "negative-drain", "negative-follow-through", "negative-reversal-window"],
 )  # fmt: skip
 def test_validation_errors(overrides, fragment):
     with pytest.raises(SettingsError) as caught:
@@ -247,6 +248,7 @@ def test_every_environment_variable_is_read():
         MIN_STEP_FRACTION="0.2",
         SCALE_IN_STABILIZATION_SECONDS="301",
         SCALE_OUT_FOLLOW_THROUGH_SECONDS="61",
+        REVERSAL_WINDOW_SECONDS="181",
         METRIC_WINDOW_SECONDS="61",
         SCALE_OUT_WINDOW_SECONDS="31",
         PANIC_THRESHOLD="3",
