@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_template.cfn import TemplateError
-from simulator.policies import POLICIES
+from simulator.policies import LAGGED, POLICIES, parse_policy
 from simulator.scenario import Scenario, ScenarioError, load_scenario
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -50,6 +50,17 @@ def _params(values: list[str]) -> dict[str, str]:
     return out
 
 
+POLICY_CHOICES = "{" + ",".join((*POLICIES, f"{LAGGED}:SECONDS")) + "}"
+
+
+def _policy(name: str) -> str:
+    try:
+        parse_policy(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -62,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--template", default="template.yaml")
         command.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                              help="template parameter override")  # fmt: skip
-        command.add_argument("--policy", default="ours", choices=POLICIES)
+        command.add_argument("--policy", default="ours", type=_policy, metavar=POLICY_CHOICES)
         command.add_argument("--out", required=True)
         command.add_argument("--quiet", action="store_true", help="no table, no progress bar")
     run.add_argument("--sweep-run", type=int, metavar="K", help="reproduce run K of a sweep (its seed and parameters)")

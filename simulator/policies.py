@@ -26,10 +26,15 @@ controller (the production ``decide`` knows nothing of them), with the alarms it
 - ``ideal-stabilized``: the ideal held to the template's ``ScaleInStabilizationSeconds``: it
   scales in only to the highest need of that window (and is invoked again when a window ends).
   The floor for any scaler that stabilizes its scale-ins, as ours must after a burst.
+- ``ideal-lagged:SECONDS``: the ideal, its knowledge of the demand that many seconds old (it asks
+  at ``t`` for the need at ``t - SECONDS``, either way). Any scaler that observes the demand
+  through metrics sees it late; this measures what the lag alone costs, with nothing else wrong
+  (no threshold, no noise, no window), and so which lag a target leaves room for.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -47,6 +52,7 @@ if TYPE_CHECKING:
 
 IDEAL_POLICIES = ("ideal", "ideal-stabilized")
 POLICIES = ("ours", "prototype", "target-tracking", *IDEAL_POLICIES)
+LAGGED = "ideal-lagged"  # named with its lag: ideal-lagged:SECONDS
 IDEAL_RETRY_SECONDS = 1.0  # the controller's own lease poll (controller.LEASE_POLL_SECONDS)
 TARGET_TRACKING_LOW_FACTOR = 0.9
 PROTOTYPE_HIGH_BASE, PROTOTYPE_HIGH_SPARE, PROTOTYPE_IDLE = 65.0, 85.0, 20.0
@@ -76,7 +82,7 @@ class Strategy:
         if self.name == "target-tracking":
             target = settings.target("cpu")
             return {"AlarmHigh": target, "AlarmLow": TARGET_TRACKING_LOW_FACTOR * target}
-        if self.name in IDEAL_POLICIES:
+        if parse_policy(self.name)[0] in (*IDEAL_POLICIES, LAGGED):
             return {"CpuTarget": settings.target("cpu")}
         return {
             a.name: a.threshold
@@ -85,18 +91,31 @@ class Strategy:
         }
 
 
+def parse_policy(name: str) -> tuple[str, float]:
+    """A policy's name and its lag in seconds (0 but for ``ideal-lagged:SECONDS``)."""
+    base, colon, lag = name.partition(":")
+    if base == LAGGED:
+        try:
+            seconds = float(lag)
+        except ValueError:
+            seconds = math.nan
+        if not colon or not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"policy {name!r}: {LAGGED} needs its lag in seconds, >= 0, as in {LAGGED}:30")
+        return base, seconds
+    if colon or name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r} (choose from {', '.join(POLICIES)}, {LAGGED}:SECONDS)")
+    return name, 0.0
+
+
 def template_overrides(policy: str) -> dict[str, str]:
     """Template parameters a policy fixes before the template is read."""
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r} (choose from {', '.join(POLICIES)})")
-    return dict(PROTOTYPE_PARAMETERS) if policy == "prototype" else {}
+    return dict(PROTOTYPE_PARAMETERS) if parse_policy(policy)[0] == "prototype" else {}
 
 
 def strategy_for(policy: str, deployment: Deployment) -> Strategy:
+    base, lag = parse_policy(policy)
     if policy == "ours":
         return Strategy("ours", deployment)
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r} (choose from {', '.join(POLICIES)})")
     from autoscaler.settings import Settings
 
     env: dict[str, str] = next((fn.environment for fn in deployment.functions if fn.environment), {})
@@ -109,6 +128,8 @@ def strategy_for(policy: str, deployment: Deployment) -> Strategy:
         return _ideal(policy, deployment, settings)
     if policy == "ideal-stabilized":
         return _ideal(policy, deployment, settings, hold_seconds=float(settings.scale_in_stabilization_seconds))
+    if base == LAGGED:
+        return _ideal(policy, deployment, settings, lag_seconds=lag)
     return _target_tracking(deployment, settings)
 
 
@@ -229,7 +250,9 @@ def _prototype_decide(snapshot: Snapshot, policy: ScalingPolicy, base: str, flee
 
 
 # -- the ideal ------------------------------------------------------------------------------------
-def _ideal(name: str, deployment: Deployment, settings: Settings, hold_seconds: float = 0.0) -> Strategy:
+def _ideal(
+    name: str, deployment: Deployment, settings: Settings, hold_seconds: float = 0.0, lag_seconds: float = 0.0
+) -> Strategy:
     from autoscaler.runtime import policy_from_settings
 
     target = settings.target("cpu")
@@ -238,7 +261,7 @@ def _ideal(name: str, deployment: Deployment, settings: Settings, hold_seconds: 
     def decider(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
         sim = world["sim"]
         need = Need(sim.params, sim.vcpus, target, policy.min_size)
-        at = sim.to_scenario(sim.sim_time(now))
+        at = max(0.0, sim.to_scenario(sim.sim_time(now)) - lag_seconds)
         return ideal_decide(snapshot, policy, held_need(need, sim.scenario, world["points"], at, hold_seconds))
 
     def starter(sim: Any) -> None:
@@ -248,8 +271,9 @@ def _ideal(name: str, deployment: Deployment, settings: Settings, hold_seconds: 
             raise ValueError("the ideal policy needs the template's reconcile function")
         points = world["points"] = change_points(sim.scenario)
         ends = [*points[1:], sim.scenario.duration]
-        for at, until in zip(points, ends, strict=True):
-            sim.env.process(_invoke_at(sim, reconcile.arn, at, until))
+        for change, until in zip(points, ends, strict=True):
+            at = change + lag_seconds  # when it learns of the change
+            sim.env.process(_invoke_at(sim, reconcile.arn, at, until + lag_seconds))
             if hold_seconds:  # where the window lets go of the need before ``at``
                 sim.env.process(_invoke_at(sim, reconcile.arn, at + hold_seconds, until + hold_seconds))
 

@@ -171,6 +171,48 @@ def test_the_stabilized_ideal_scales_in_when_the_window_lets_go(tmp_path: Path):
     assert held <= report["actions"][1]["t"] - after["start"] < held + 10
 
 
+@pytest.mark.parametrize(
+    ("name", "parsed"), [("ideal", ("ideal", 0.0)), ("ideal-lagged:30", ("ideal-lagged", 30.0)),
+                         ("ideal-lagged:0", ("ideal-lagged", 0.0)), ("ideal-lagged:12.5", ("ideal-lagged", 12.5))],
+)  # fmt: skip
+def test_a_lagged_ideal_is_named_with_its_lag(name: str, parsed: tuple[str, float]):
+    from simulator.policies import parse_policy
+
+    assert parse_policy(name) == parsed
+
+
+@pytest.mark.parametrize(
+    ("name", "says"), [("ideal-lagged", "needs its lag"), ("ideal-lagged:", "needs its lag"),
+                       ("ideal-lagged:soon", "needs its lag"), ("ideal-lagged:-5", "needs its lag"),
+                       ("ideal-lagged:nan", "needs its lag"), ("ideal-lagged:inf", "needs its lag"),
+                       ("ideal:30", "unknown policy"), ("idle", "unknown policy")],
+)  # fmt: skip
+def test_a_policy_name_that_does_not_parse_is_refused_before_anything_runs(
+    name: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from simulator.cli import main
+    from simulator.policies import parse_policy
+
+    with pytest.raises(ValueError, match=says):
+        parse_policy(name)
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(ROOT / "scenarios" / "sawtooth.yaml"), "--policy", name, "--out", str(tmp_path / "out")])
+    assert exited.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_lagged_ideal_acts_its_lag_after_each_change(tmp_path: Path):
+    report = run_step(tmp_path, "ideal-lagged:30")
+    _, burst, after = report["stages"]
+    out, back = report["actions"]
+    assert [(a["direction"], a["from"], a["to"]) for a in (out, back)] == [("out", 1, 4), ("in", 4, 1)]
+    # It learns of each change 30 s late, then acts as the ideal does (within seconds).
+    assert 30 <= out["t"] - burst["start"] < 40
+    assert 30 <= back["t"] - after["start"] < 40
+    assert burst["seconds_to_need"] >= 30 and report["alarm_transitions"] == []
+
+
 def _run(needs: list[int], reached: list[float | None], errors: int, peak: int) -> dict[str, object]:
     stages = [{"need": n, "seconds_to_need": t} for n, t in zip(needs, reached, strict=True)]
     totals = {"requests": 1000, "errors": errors, "instance_seconds_vs_oracle": 1.5, "peak_instances": peak,
