@@ -261,7 +261,7 @@ def _ideal(
     def decider(snapshot: Snapshot, policy: ScalingPolicy, now: datetime) -> Decision:
         sim = world["sim"]
         need = Need(sim.params, sim.vcpus, target, policy.min_size)
-        at = max(0.0, sim.to_scenario(sim.sim_time(now)) - lag_seconds)
+        at = sim.to_scenario(sim.sim_time(now)) - lag_seconds
         return ideal_decide(snapshot, policy, held_need(need, sim.scenario, world["points"], at, hold_seconds))
 
     def starter(sim: Any) -> None:

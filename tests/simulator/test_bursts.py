@@ -115,12 +115,12 @@ stages:
 """
 
 
-def run_step(tmp_path: Path, policy: str) -> dict[str, Any]:
-    """The STEP scenario under ``policy``: its report, once the run passed."""
+def run_step(tmp_path: Path, policy: str, text: str = STEP) -> dict[str, Any]:
+    """The STEP scenario (or ``text``) under ``policy``: its report, once the run passed."""
     from simulator.cli import main
 
     scenario = tmp_path / "step.yaml"
-    scenario.write_text(STEP)
+    scenario.write_text(text)
     code = main(["run", str(scenario), "--template", str(TEMPLATE), "--policy", policy,
                  "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
     report: dict[str, Any] = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -211,6 +211,17 @@ def test_the_lagged_ideal_acts_its_lag_after_each_change(tmp_path: Path):
     assert 30 <= out["t"] - burst["start"] < 40
     assert 30 <= back["t"] - after["start"] < 40
     assert burst["seconds_to_need"] >= 30 and report["alarm_transitions"] == []
+
+
+@pytest.mark.slow
+def test_before_the_scenario_the_lagged_ideal_sees_no_load(tmp_path: Path):
+    # A scenario that opens at its peak: 30 s into it the lagged ideal first learns of the load;
+    # during the warm-up before it, there was none to know of.
+    opens_at_the_peak = STEP.replace("{duration: 240, rate: 0.5}", "{duration: 240, rate: 5.0, expect_instances: 4}")
+    report = run_step(tmp_path, "ideal-lagged:30", opens_at_the_peak)
+    out = report["actions"][0]
+    assert (out["direction"], out["from"], out["to"]) == ("out", 1, 4)
+    assert 30 <= out["t"] < 40
 
 
 def _run(needs: list[int], reached: list[float | None], errors: int, peak: int) -> dict[str, object]:
