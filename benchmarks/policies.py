@@ -94,7 +94,7 @@ def time_to_need(run: dict[str, Any]) -> float | None:
     return worst
 
 
-def _error_share(doc: dict[str, Any]) -> float:
+def error_share(doc: dict[str, Any]) -> float:
     """Errors over requests, all runs pooled."""
     requests = sum(r["totals"]["requests"] for r in doc["runs"])
     return sum(r["totals"]["errors"] for r in doc["runs"]) / requests if requests else 0.0
@@ -114,7 +114,7 @@ def against_ideal(ours: dict[str, Any], ideal: dict[str, Any]) -> list[str]:
     def peak(doc: dict[str, Any]) -> str:
         return f"{max((r['totals']['peak_instances'] or 0) for r in doc['runs'])}"
 
-    errors_ours, errors_ideal = _error_share(ours), _error_share(ideal)
+    errors_ours, errors_ideal = error_share(ours), error_share(ideal)
     times = f"{errors_ours / errors_ideal:.1f}" if errors_ideal else ("inf" if errors_ours else "-")
     return [
         ours["scenario"],

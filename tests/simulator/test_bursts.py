@@ -224,6 +224,42 @@ def test_before_the_scenario_the_lagged_ideal_sees_no_load(tmp_path: Path):
     assert 30 <= out["t"] < 40
 
 
+def test_the_delay_a_bar_leaves_is_read_between_the_measured_lags():
+    from benchmarks.detection_lag import lag_at
+
+    points = [(0.0, 1.0), (30.0, 1.37), (45.0, 1.82), (60.0, 3.12)]
+    assert lag_at(1.5, points) == pytest.approx(30 + 15 * 0.13 / 0.45)
+    assert lag_at(1.37, points) == 30.0 and lag_at(0.9, points) == 0.0
+    assert lag_at(3.12, points) == pytest.approx(60.0)
+    assert lag_at(4.0, points) is None  # beyond the longest lag measured
+    assert lag_at(1.5, [(0.0, 1.0), (15.0, 1.6), (30.0, 1.4)]) == pytest.approx(12.5)  # the first crossing
+
+
+def test_the_rises_are_where_the_demand_goes_up():
+    from benchmarks.detection_lag import rises
+
+    saw = load_scenario(ROOT / "scenarios" / "sawtooth.yaml")
+    assert rises(saw) == [(0.0, 300.0), (600.0, 900.0), (1200.0, 1500.0)]  # the ramps; not the troughs
+    flash = load_scenario(ROOT / "scenarios" / "flash-crowd.yaml")
+    crowd = next(s for s in flash.stages if s.rate == max(t.rate or 0.0 for t in flash.stages))
+    assert rises(flash) == [(crowd.start, crowd.start + crowd.duration)]  # not the calm it starts in
+
+
+def test_a_first_scale_out_is_set_against_the_ideals_of_the_same_seed():
+    from benchmarks.detection_lag import behind
+
+    def doc(*firsts: float) -> dict[str, Any]:
+        runs = [{"actions": [{"t": t, "direction": "out"}, {"t": t + 700, "direction": "out"},
+                             {"t": t + 50, "direction": "in"}]} for t in firsts]  # fmt: skip
+        return {"runs": runs}
+
+    spans = [(0.0, 300.0), (600.0, 900.0)]
+    # 10, 20 and 50 s behind on each ramp: p50 20, p95 50 on both, so no range.
+    assert behind(doc(90, 100, 130), doc(80, 80, 80), spans) == "20 / 50"
+    assert behind(doc(90, 100, 130), doc(80, 80, 120), spans) == "10 / 20"
+    assert behind(doc(90), doc(80), [(1000.0, 1100.0)]) == "-"  # no scale-out in the span
+
+
 def _run(needs: list[int], reached: list[float | None], errors: int, peak: int) -> dict[str, object]:
     stages = [{"need": n, "seconds_to_need": t} for n, t in zip(needs, reached, strict=True)]
     totals = {"requests": 1000, "errors": errors, "instance_seconds_vs_oracle": 1.5, "peak_instances": peak,
