@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks.policies import error_share
 from simulator.cli import environment
-from simulator.scenario import Scenario, load_scenario
+from simulator.scenario import Scenario, ScenarioError, load_scenario
 from simulator.sweep import percentile, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def lag_at(ratio: float, points: Sequence[tuple[float, float]]) -> float | None:
@@ -83,13 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--lags", type=float, nargs="+", default=[15.0, 30.0, 45.0, 60.0, 75.0])
     parser.add_argument("--bar", type=float, default=1.5, help="errors allowed, x the ideal's")
-    parser.add_argument("--template", default="template.yaml")
+    parser.add_argument("--template", default=str(ROOT / "template.yaml"))
     parser.add_argument("--jobs", type=int, default=0, help="parallel processes (0: one per CPU)")
     args = parser.parse_args(argv)
-    if any(lag <= 0 for lag in args.lags) or args.runs < 1:
-        parser.error("--lags must be > 0 seconds and --runs at least 1")
+    if any(lag <= 0 for lag in args.lags) or args.runs < 1 or args.bar < 1:
+        parser.error("--lags must be > 0 seconds, --runs at least 1 and --bar at least 1 (x the ideal's errors)")
+    if not Path(args.template).is_file():
+        parser.error(f"{args.template}: no such template")
+    try:
+        scenario = load_scenario(args.scenario)
+    except (ScenarioError, OSError) as exc:
+        parser.error(str(exc))
     environment()
-    scenario = load_scenario(args.scenario)
     spans = rises(scenario)
 
     def run(policy: str) -> dict[str, Any]:

@@ -260,6 +260,21 @@ def test_a_first_scale_out_is_set_against_the_ideals_of_the_same_seed():
     assert behind(doc(90), doc(80), [(1000.0, 1100.0)]) == "-"  # no scale-out in the span
 
 
+@pytest.mark.parametrize(
+    ("args", "says"), [(["nope.yaml"], "nope.yaml"), (["scenarios/sawtooth.yaml", "--lags", "0"], "--lags"),
+                       (["scenarios/sawtooth.yaml", "--runs", "0"], "--runs"),
+                       (["scenarios/sawtooth.yaml", "--bar", "0.5"], "--bar"),
+                       (["scenarios/sawtooth.yaml", "--template", "nope.yaml"], "no such template")],
+)  # fmt: skip
+def test_the_delay_benchmark_refuses_bad_input_before_it_runs(args: list[str], says: str,
+                                                               capsys: pytest.CaptureFixture[str]):  # fmt: skip
+    from benchmarks.detection_lag import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([str(ROOT / a) if a.endswith(".yaml") and a != "nope.yaml" else a for a in args])
+    assert exited.value.code == 2 and says in capsys.readouterr().err
+
+
 def _run(needs: list[int], reached: list[float | None], errors: int, peak: int) -> dict[str, object]:
     stages = [{"need": n, "seconds_to_need": t} for n, t in zip(needs, reached, strict=True)]
     totals = {"requests": 1000, "errors": errors, "instance_seconds_vs_oracle": 1.5, "peak_instances": peak,
