@@ -325,9 +325,14 @@ def next_panic(
     been quiet for the stable window."""
     if reading is not None and in_service and reading.demand / (reading.target * in_service) >= policy.panic_threshold:
         return Panic(previous.since if previous is not None else now, now, previous.added if previous else 0)
-    if previous is not None and (now - previous.seen_at).total_seconds() < policy.panic_stable_seconds:
+    if previous is not None and within(previous.seen_at, policy.panic_stable_seconds, now):
         return previous
     return None
+
+
+def within(at: datetime | None, seconds: float, now: datetime) -> bool:
+    """``at`` is set and less than ``seconds`` before ``now``."""
+    return at is not None and (now - at).total_seconds() < seconds
 
 
 def following_through(state: FleetState, policy: ScalingPolicy, now: datetime) -> bool:
@@ -339,26 +344,19 @@ def following_through(state: FleetState, policy: ScalingPolicy, now: datetime) -
     the target keeps a fleet at rest from chasing noise; a fleet that is still growing is not at
     rest, so for a while after a scale-out the decision's own reading may continue it.
     """
-    return scaled_out_within(state, policy.scale_out_follow_through_seconds, now)
-
-
-def scaled_out_within(state: FleetState, seconds: float, now: datetime) -> bool:
-    """A scale-out happened within ``seconds`` and no scale-in since."""
-    since = state.last_scale_out_at
-    return since is not None and (now - since).total_seconds() < seconds
+    return within(state.last_scale_out_at, policy.scale_out_follow_through_seconds, now)
 
 
 def just_scaled_out(state: FleetState, policy: ScalingPolicy, now: datetime) -> bool:
-    """A scale-out within the reversal window, and no scale-in since: nothing scales in."""
-    return scaled_out_within(state, policy.reversal_window_seconds, now)
+    """A scale-out within the reversal window, and no scale-in since (a scale-in clears
+    ``last_scale_out_at``): nothing scales in."""
+    return within(state.last_scale_out_at, policy.reversal_window_seconds, now)
 
 
 def just_scaled_in(state: FleetState, policy: ScalingPolicy, now: datetime) -> bool:
     """The last change of capacity was a scale-in, within the reversal window."""
     at = state.last_scaling_at
-    if at is None or state.last_scale_out_at == at:
-        return False
-    return (now - at).total_seconds() < policy.reversal_window_seconds
+    return at != state.last_scale_out_at and within(at, policy.reversal_window_seconds, now)
 
 
 def scale_out_at(state: FleetState, decision: Decision, now: datetime) -> datetime | None:

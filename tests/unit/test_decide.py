@@ -551,7 +551,8 @@ def test_the_long_window_must_agree_for_the_whole_reversal_window():
 
 
 def test_after_the_reversal_window_the_short_window_scales_out_again():
-    assert decide(_after_scale_in(240, 69.0, 83.0), policy(), NOW).desired == 3
+    window = policy().reversal_window_seconds  # the template's (240 s)
+    assert decide(_after_scale_in(window, 69.0, 83.0), policy(), NOW).desired == 3
     assert decide(_after_scale_in(10, 69.0, 83.0), policy(reversal_window_seconds=0), NOW).desired == 3
 
 
@@ -565,12 +566,13 @@ def test_right_after_a_scale_out_nothing_scales_in():
     snap = _after_scale_out(163, in_service=5, cpu=5.0, desired=5, active={Direction.IN})
     decision = decide(snap, policy(), NOW)
     assert (decision.desired, decision.reason) == (5, d.HELD_AFTER_SCALE_OUT), decision.message
-    assert "within 240 s of the last scale-out" in decision.message
+    assert f"within {policy().reversal_window_seconds:g} s of the last scale-out" in decision.message
     assert decision.recommendation == 1  # the history still records what the readings ask
 
 
 def test_after_the_reversal_window_the_scale_in_goes_ahead():
-    snap = _after_scale_out(240, in_service=5, cpu=5.0, desired=5, active={Direction.IN})
+    window = policy().reversal_window_seconds
+    snap = _after_scale_out(window, in_service=5, cpu=5.0, desired=5, active={Direction.IN})
     assert decide(snap, policy(), NOW).desired == 1
     early = _after_scale_out(10, in_service=5, cpu=5.0, desired=5, active={Direction.IN})
     assert decide(early, policy(reversal_window_seconds=0), NOW).desired == 1
