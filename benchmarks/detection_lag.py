@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def lag_at(ratio: float, points: Sequence[tuple[float, float]]) -> float | None:
     """The delay at which the error ratio first reaches ``ratio``, linear between measured
     ``(lag, ratio)`` points in order of lag; None if no measured lag reaches it."""
+    if points and points[0][1] >= ratio:
+        return points[0][0]
     for (lag0, r0), (lag1, r1) in itertools.pairwise(points):
-        if r0 >= ratio:
-            return lag0
-        if r1 >= ratio:
+        if r1 >= ratio:  # and r0 < ratio, or the point before would have returned
             return lag0 + (lag1 - lag0) * (ratio - r0) / (r1 - r0)
-    return points[-1][0] if points and points[-1][1] >= ratio else None
+    return None
 
 
 def rises(scenario: Scenario) -> list[tuple[float, float]]:
@@ -109,18 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{scenario.name}: the ideal fails no request in {args.runs} runs; no ratio to measure against")
         return 0
     lags = sorted(set(args.lags))
-    docs = [(f"{lag:g}", run(f"ideal-lagged:{lag:g}")) for lag in lags]
-    ours = run("ours")
     print(f"{scenario.name}, {args.runs} runs each, the same seeds; errors over all requests of all runs")
     print(f"{'policy':<24} {'errors':>8} {'x ideal':>8}  first scale-out of a rise behind the ideal's, p50 / p95 (s)")
-    print(f"{'ideal':<24} {100 * base:>7.2f}% {1.0:>8.2f}  -")
-    points = [(0.0, 1.0)]
-    for lag, doc in docs:
-        share = error_share(doc)
-        points.append((float(lag), share / base))
-        print(f"{'ideal-lagged:' + lag:<24} {100 * share:>7.2f}% {share / base:>8.2f}  {behind(doc, ideal, spans)}")
-    mine = error_share(ours) / base
-    print(f"{'ours':<24} {100 * error_share(ours):>7.2f}% {mine:>8.2f}  {behind(ours, ideal, spans)}")
+    print(f"{'ideal':<24} {100 * base:>7.2f}% {1.0:>8.2f}  -", flush=True)
+
+    def row(name: str) -> float:
+        """Sweep ``name``, print its row, return its errors against the ideal's."""
+        doc = run(name)
+        ratio = error_share(doc) / base
+        print(f"{name:<24} {100 * error_share(doc):>7.2f}% {ratio:>8.2f}  {behind(doc, ideal, spans)}", flush=True)
+        return ratio
+
+    points = [(0.0, 1.0), *((lag, row(f"ideal-lagged:{lag:g}")) for lag in lags)]
+    mine = row("ours")
     for label, ratio in ((f"a bar of {args.bar:g} x the ideal's errors leaves", args.bar),
                          ("ours fails what the ideal fails, lagged", mine)):  # fmt: skip
         lag_found = lag_at(ratio, points)
