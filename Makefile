@@ -82,6 +82,7 @@ bench: venv
 	$(PY) -m benchmarks.worker --calibrate --json out/worker-calibration.json
 	$(PY) -m benchmarks.policies
 	$(PY) -m benchmarks.detection_lag scenarios/sawtooth.yaml
+	$(PY) -m benchmarks.burst_bars
 	$(PY) -m benchmarks.cpu_noise
 	$(PY) -m benchmarks.twin
 
