@@ -10,7 +10,9 @@ in at least ``--share`` of the runs (95 %):
   the ideal's run of the same seed, and the ``--share`` percentile over the runs against the
   ideal's. The same seed does not give two policies the same instances' start and install times
   (the twin draws them in the order they are asked for), so a run's gap holds luck as well: the
-  stabilized ideal, which decides its scale-outs when the ideal does, shows how much;
+  stabilized ideal, which decides its scale-outs when the ideal does, shows how much.
+  ``--paired-draws`` gives each instance its own draws, the same under every policy, and takes
+  most of that luck out of the run-for-run reading;
 - errors at most 1.5 x the ideal's, all runs pooled (one figure: a run's own share of a few
   hundred requests is mostly noise, and the ideal fails none in some);
 - instance-seconds at most 1.25 x the oracle's; no flaps; a peak at most the need + 1.
@@ -19,7 +21,7 @@ The stabilized ideal's column shows which bars even it cannot meet. Below, the s
 with the stabilized ideal as the reference in place of the oracle and the ideal: instance-seconds
 at most 1.25 x its own, no more flaps than it, errors at most 1.5 x its own.
 
-    .venv/bin/python -m benchmarks.burst_bars [--runs 20] [--scenarios scenarios/sawtooth.yaml ...]
+    .venv/bin/python -m benchmarks.burst_bars [--runs 20] [--paired-draws] [--scenarios scenarios/sawtooth.yaml ...]
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,16 +147,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", type=float, default=0.95, help="share of the runs a bar must hold in")
     parser.add_argument("--template", default=str(ROOT / "template.yaml"))
     parser.add_argument("--jobs", type=int, default=0, help="parallel processes (0: one per CPU)")
+    parser.add_argument("--paired-draws", action="store_true",
+                        help="each instance's timings from a stream of its own, the same for every policy")  # fmt: skip
     args = parser.parse_args(argv)
     if args.runs < 1 or not 0 < args.share <= 1:
         parser.error("--runs must be at least 1 and --share within (0, 1]")
     if not Path(args.template).is_file():
         parser.error(f"{args.template}: no such template")
     try:
-        scenarios = [load_scenario(path) for path in args.scenarios]
+        scenarios = [replace(load_scenario(path), paired_draws=args.paired_draws) for path in args.scenarios]
     except (ScenarioError, OSError) as exc:
         parser.error(str(exc))
     environment()
+    if args.paired_draws:
+        print("paired draws: each instance's timings from a stream of its own, the same for every policy\n")
     for scenario in scenarios:
         ours, ideal, stabilized = (sweep(scenario, args.template, {}, policy, args.runs, args.jobs or None)
                                    for policy in ("ours", "ideal", "ideal-stabilized"))  # fmt: skip

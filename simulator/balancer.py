@@ -42,12 +42,15 @@ class Balancer:
         rng: random.Random,
         worker_up: Callable[[str], bool],
         on_change: Callable[[], None],
+        draws: Callable[[str], random.Random] | None = None,
     ) -> None:
         self.env = env
         self.engine = engine
         self.health = health
         self.params = params
         self.rng = rng
+        # Where a target's registration and check times come from (``Ec2Model.draws``).
+        self.draws = draws or (lambda _instance_id: rng)
         self.worker_up = worker_up
         self.on_change = on_change
         self.states = TargetStates(
@@ -80,9 +83,10 @@ class Balancer:
 
     def _checks(self, target: Target, generation: int) -> Generator[Any, Any, None]:
         h = self.health
-        yield self.env.timeout(self.params.registration_seconds.sample(self.rng))
+        rng = self.draws(target.instance_id)
+        yield self.env.timeout(self.params.registration_seconds.sample(rng))
         # The first check comes at a random point of the interval after registration completes.
-        yield self.env.timeout(self.rng.uniform(0.0, h.interval))
+        yield self.env.timeout(rng.uniform(0.0, h.interval))
         while self.targets.get(target.instance_id) is target and target.generation == generation:
             if target.state == DRAINING:
                 return

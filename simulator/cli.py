@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--policy", default="ours", type=_policy, metavar=POLICY_CHOICES)
         command.add_argument("--out", required=True)
         command.add_argument("--quiet", action="store_true", help="no table, no progress bar")
+        command.add_argument("--paired-draws", action="store_true",
+                             help="each instance's timings from a stream of its own")  # fmt: skip
     run.add_argument("--sweep-run", type=int, metavar="K", help="reproduce run K of a sweep (its seed and parameters)")
     envelope.add_argument("--runs", type=int, default=50)
     envelope.add_argument("--jobs", type=int, default=0, help="parallel processes (0: one per CPU)")
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_PASSED
     environment()
     try:
-        scenario = load_scenario(args.scenario)
+        scenario = replace(load_scenario(args.scenario), paired_draws=args.paired_draws)
         overrides = _params(args.param)
         if not Path(args.template).is_file():
             raise TemplateError(f"{args.template}: no such template")

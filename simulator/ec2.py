@@ -76,11 +76,18 @@ class Ec2Model:
         on_ready: Callable[[str], None],
         on_boot: Callable[[Machine], None],
         on_change: Callable[[], None] | None = None,
+        paired: str | None = None,
     ) -> None:
         self.env = env
         self.engine = engine
         self.params = params
         self.rng = rng
+        # ``paired`` (a seed): each instance draws its timings from a stream of its own, keyed by
+        # what it was launched for and how many of those came before it, instead of all from
+        # ``rng`` in the order they are asked for.
+        self.paired = paired
+        self.streams: dict[str, random.Random] = {}
+        self.launches: dict[str, int] = {}  # lifecycle launched for -> how many so far
         self.vcpus = vcpus
         self.on_ready = on_ready
         self.on_boot = on_boot  # the host's services start: the metric publisher begins
@@ -127,6 +134,13 @@ class Ec2Model:
         self._bill(machine)
         return settled
 
+    def draws(self, instance_id: str) -> random.Random:
+        """Where ``instance_id``'s timings come from: with ``paired``, the k-th instance launched to
+        serve (or for the pool) draws the same start, boot, install, registration and health-check
+        times whatever policy asked for it (common random numbers), so runs of two policies on one
+        seed differ by what the policies did, not by which draw each instance happened to get."""
+        return self.streams.get(instance_id, self.rng)
+
     # -- what the API sees --------------------------------------------------------------------
     def visible(self, instance_id: str) -> bool:
         return self.states.visible(instance_id, self.env.now)
@@ -145,8 +159,15 @@ class Ec2Model:
     # -- API-driven transitions -----------------------------------------------------------------
     def launched(self, instance_id: str, lifecycle: str, version: str = "") -> None:
         now = self.env.now
-        visible_at = now + self.params.ec2_consistency_seconds.sample(self.rng)
-        pending = self.params.launch_pending_seconds.sample(self.rng)
+        if self.paired is not None:
+            # Counted per lifecycle: a pool's refill launched between two service launches in one
+            # run and after them in the other would otherwise swap the service instances' draws.
+            k = self.launches.get(lifecycle, 0)
+            self.launches[lifecycle] = k + 1
+            self.streams[instance_id] = random.Random(f"{self.paired}:{lifecycle}:{k}")
+        rng = self.draws(instance_id)
+        visible_at = now + self.params.ec2_consistency_seconds.sample(rng)
+        pending = self.params.launch_pending_seconds.sample(rng)
         profile = self.versions.get(version, VersionProfile())
         instance = self.states.launch(instance_id, now, visible_at, pending)
         machine = Machine(instance, lifecycle, version=version, broken=not profile.healthy)
@@ -159,7 +180,7 @@ class Ec2Model:
         machine = self.machines.get(instance_id)
         if machine is None or machine.state != STOPPED:
             return  # pending or running already: StartInstances changes nothing
-        pending = self.params.start_pending_seconds.sample(self.rng)
+        pending = self.params.start_pending_seconds.sample(self.draws(instance_id))
         self.states.start(instance_id, self.env.now, pending)
         self._bill(machine)
         self.env.process(self._boot(machine, pending))
@@ -167,18 +188,19 @@ class Ec2Model:
 
     def _boot(self, machine: Machine, pending: float) -> Generator[Any, Any, None]:
         p = self.params
+        rng = self.draws(machine.instance_id)
         if not (yield from self._settle(machine, pending)):
             return
-        if not (yield from self._wait(machine, p.boot_seconds.sample(self.rng))):
+        if not (yield from self._wait(machine, p.boot_seconds.sample(rng))):
             return
         machine.booted = True
         self.on_boot(machine)
         if not machine.installed:
             install = self.versions.get(machine.version, VersionProfile()).install_seconds or p.install_seconds
-            if not (yield from self._wait(machine, install.sample(self.rng))):
+            if not (yield from self._wait(machine, install.sample(rng))):
                 return
             machine.installed = True
-        elif not (yield from self._wait(machine, p.worker_start_seconds.sample(self.rng))):
+        elif not (yield from self._wait(machine, p.worker_start_seconds.sample(rng))):
             return
         self._worker(machine, True)
         # The user-data tags the instance ready once /ping answers: a broken worker never does.
@@ -187,11 +209,11 @@ class Ec2Model:
             self.on_ready(machine.instance_id)
 
     def stopped(self, instance_id: str) -> None:
-        seconds = self.params.stop_seconds.sample(self.rng)
+        seconds = self.params.stop_seconds.sample(self.draws(instance_id))
         self._halt(instance_id, self.states.stop(instance_id, self.env.now, seconds), seconds)
 
     def terminated(self, instance_id: str) -> None:
-        seconds = self.params.terminate_seconds.sample(self.rng)
+        seconds = self.params.terminate_seconds.sample(self.draws(instance_id))
         self._halt(instance_id, self.states.terminate(instance_id, self.env.now, seconds), seconds)
 
     def _halt(self, instance_id: str, halting: Instance | None, seconds: float) -> None:

@@ -185,10 +185,11 @@ class _Run:
         )  # fmt: skip
         self.raw = prov.raw
         self.ec2_model = Ec2Model(self.env, self.engine, p, self._rng("ec2"), self.vcpus, self._ready, self._booted,
-                                  self._changed)  # fmt: skip
+                                  self._changed, f"{self.seed}" if scenario.paired_draws else None)  # fmt: skip
         self.balancer = Balancer(
             self.env, self.engine, deployment.health, p, self._rng("balancer"),
             lambda i: (m := self.ec2_model.machines.get(i)) is not None and m.worker_up, self._changed,
+            self.ec2_model.draws if scenario.paired_draws else None,
         )  # fmt: skip
         self.alarms = AlarmEngine.create(
             deployment.alarms, deployment.composites, self.store, int(p.alarm_evaluation_range_extra)

@@ -213,6 +213,7 @@ def build_report(result: RunResult, baseline_instance_seconds: float | None = No
         "scenario_file": scenario.path,
         "seed": scenario.seed,
         "policy": result.policy,
+        "paired_draws": scenario.paired_draws,
         "passed": passed,
         "stages": stages,
         "totals": totals,

@@ -216,6 +216,7 @@ def sweep(
         "scenario": scenario.name,
         "scenario_file": scenario.path,
         "policy": policy,
+        "paired_draws": scenario.paired_draws,
         "parameters": overrides,
         "summary": summarize(scenario, results),
         "runs": results,

@@ -312,3 +312,20 @@ def test_the_timeline_draws_a_ramp_where_it_has_reached():
     result = Simulation(parse_scenario(ramp), str(TEMPLATE), {}, "ours").run()
     inside = [s for s in result.samples if 0 <= s.t < 120]
     assert inside and all(s.load == pytest.approx(0.5 + 2.0 * s.t / 120) for s in inside)
+
+
+def test_paired_draws_let_two_policies_compare_run_for_run(tmp_path: Path):
+    """burst-10x's sweep run 2: the ideal and the stabilized ideal decide the step's scale-out at
+    the same moment, yet reach the need 36 s apart on their own draws (the premise: which launched
+    instance drew which install time). With ``--paired-draws`` each instance keeps its own draws,
+    and the two land together."""
+    scenario = ROOT / "scenarios" / "burst-10x.yaml"
+
+    def to_need(policy: str, *paired: str) -> float:
+        _, report = run(tmp_path, scenario, "--template", str(TEMPLATE), "--sweep-run", "2", "--policy", policy,
+                        *paired, out=f"{policy}{len(paired)}")  # fmt: skip
+        assert report["paired_draws"] is bool(paired)
+        return float(report["stages"][1]["seconds_to_need"])
+
+    assert abs(to_need("ideal") - to_need("ideal-stabilized")) > 30
+    assert abs(to_need("ideal", "--paired-draws") - to_need("ideal-stabilized", "--paired-draws")) < 5

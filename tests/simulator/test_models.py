@@ -97,6 +97,34 @@ def test_terminate_passes_through_shutting_down():
     assert model.refuse("terminate", ["i-1"]) is None  # terminating twice is harmless
 
 
+def ready_times(order: list[tuple[str, str]], paired: str | None) -> dict[str, float]:
+    """When each instance of ``order`` (id, lifecycle), launched 1 s apart, is ready: its draws
+    from the modelled ranges (launch pending, boot and install vary)."""
+    env = simpy.Environment()
+    ranged = ModelParams().with_overrides({"ec2_consistency_seconds": 1})
+    ready: dict[str, float] = {}
+    model = Ec2Model(env, TrafficEngine(random.Random(1), lambda _r: 0.5), ranged, random.Random(1), 1,
+                     lambda i: ready.setdefault(i, env.now), lambda _m: None, paired=paired)  # fmt: skip
+    for k, (instance_id, lifecycle) in enumerate(order):
+        if k:
+            env.run(until=float(k))
+        model.launched(instance_id, lifecycle)
+    env.run(until=2000)
+    return {i: t - k for k, (i, _) in enumerate(order) for t in [ready[i]]}
+
+
+def test_paired_draws_give_the_kth_instance_of_a_lifecycle_the_same_timings_whatever_came_between():
+    """Two policies on one seed launch in different orders: with paired draws the second service
+    instance boots and installs in the same time either way (common random numbers)."""
+    alone = ready_times([("i-a", "service"), ("i-b", "service")], paired="7")
+    refill_between = ready_times([("i-a", "service"), ("i-p", "warming"), ("i-b", "service")], paired="7")
+    assert refill_between["i-a"] == pytest.approx(alone["i-a"])
+    assert refill_between["i-b"] == pytest.approx(alone["i-b"])
+    assert alone["i-a"] != alone["i-b"]  # each its own draws, not one figure for all
+    shared = ready_times([("i-a", "service"), ("i-p", "warming"), ("i-b", "service")], paired=None)
+    assert shared["i-b"] != ready_times([("i-a", "service"), ("i-b", "service")], paired=None)["i-b"]
+
+
 # --- the target group --------------------------------------------------------------------------
 
 
