@@ -110,7 +110,7 @@ def ready_times(order: list[tuple[str, str]], paired: str | None) -> dict[str, f
             env.run(until=float(k))
         model.launched(instance_id, lifecycle)
     env.run(until=2000)
-    return {i: t - k for k, (i, _) in enumerate(order) for t in [ready[i]]}
+    return {i: ready[i] - k for k, (i, _) in enumerate(order)}
 
 
 def test_paired_draws_give_the_kth_instance_of_a_lifecycle_the_same_timings_whatever_came_between():
