@@ -42,15 +42,15 @@ class Balancer:
         rng: random.Random,
         worker_up: Callable[[str], bool],
         on_change: Callable[[], None],
-        draws: Callable[[str], random.Random] | None = None,
+        own_stream: Callable[[str], random.Random | None] = lambda _instance_id: None,
     ) -> None:
         self.env = env
         self.engine = engine
         self.health = health
         self.params = params
         self.rng = rng
-        # Where a target's registration and check times come from (``Ec2Model.draws``).
-        self.draws = draws or (lambda _instance_id: rng)
+        # A target's own stream for its registration and check times (``Ec2Model.own_stream``).
+        self.own_stream = own_stream
         self.worker_up = worker_up
         self.on_change = on_change
         self.states = TargetStates(
@@ -83,7 +83,7 @@ class Balancer:
 
     def _checks(self, target: Target, generation: int) -> Generator[Any, Any, None]:
         h = self.health
-        rng = self.draws(target.instance_id)
+        rng = self.own_stream(target.instance_id) or self.rng
         yield self.env.timeout(self.params.registration_seconds.sample(rng))
         # The first check comes at a random point of the interval after registration completes.
         yield self.env.timeout(rng.uniform(0.0, h.interval))

@@ -134,11 +134,15 @@ class Ec2Model:
         self._bill(machine)
         return settled
 
-    def draws(self, instance_id: str) -> random.Random:
-        """Where ``instance_id``'s timings come from: with ``paired``, the k-th instance launched to
-        serve (or for the pool) draws the same start, boot, install, registration and health-check
-        times whatever policy asked for it (common random numbers), so runs of two policies on one
-        seed differ by what the policies did, not by which draw each instance happened to get."""
+    def own_stream(self, instance_id: str) -> random.Random | None:
+        """``instance_id``'s own stream, with ``paired``: the k-th instance launched to serve (or for
+        the pool) draws the same start, boot, install, registration and health-check times whatever
+        policy asked for it (common random numbers), so runs of two policies on one seed differ by
+        what the policies did, not by which draw each instance happened to get. None without
+        ``paired``: every model draws from its own shared stream, as asked."""
+        return self.streams.get(instance_id)
+
+    def _draws(self, instance_id: str) -> random.Random:
         return self.streams.get(instance_id, self.rng)
 
     # -- what the API sees --------------------------------------------------------------------
@@ -165,7 +169,7 @@ class Ec2Model:
             k = self.launches.get(lifecycle, 0)
             self.launches[lifecycle] = k + 1
             self.streams[instance_id] = random.Random(f"{self.paired}:{lifecycle}:{k}")
-        rng = self.draws(instance_id)
+        rng = self._draws(instance_id)
         visible_at = now + self.params.ec2_consistency_seconds.sample(rng)
         pending = self.params.launch_pending_seconds.sample(rng)
         profile = self.versions.get(version, VersionProfile())
@@ -180,7 +184,7 @@ class Ec2Model:
         machine = self.machines.get(instance_id)
         if machine is None or machine.state != STOPPED:
             return  # pending or running already: StartInstances changes nothing
-        pending = self.params.start_pending_seconds.sample(self.draws(instance_id))
+        pending = self.params.start_pending_seconds.sample(self._draws(instance_id))
         self.states.start(instance_id, self.env.now, pending)
         self._bill(machine)
         self.env.process(self._boot(machine, pending))
@@ -188,7 +192,7 @@ class Ec2Model:
 
     def _boot(self, machine: Machine, pending: float) -> Generator[Any, Any, None]:
         p = self.params
-        rng = self.draws(machine.instance_id)
+        rng = self._draws(machine.instance_id)
         if not (yield from self._settle(machine, pending)):
             return
         if not (yield from self._wait(machine, p.boot_seconds.sample(rng))):
@@ -209,11 +213,11 @@ class Ec2Model:
             self.on_ready(machine.instance_id)
 
     def stopped(self, instance_id: str) -> None:
-        seconds = self.params.stop_seconds.sample(self.draws(instance_id))
+        seconds = self.params.stop_seconds.sample(self._draws(instance_id))
         self._halt(instance_id, self.states.stop(instance_id, self.env.now, seconds), seconds)
 
     def terminated(self, instance_id: str) -> None:
-        seconds = self.params.terminate_seconds.sample(self.draws(instance_id))
+        seconds = self.params.terminate_seconds.sample(self._draws(instance_id))
         self._halt(instance_id, self.states.terminate(instance_id, self.env.now, seconds), seconds)
 
     def _halt(self, instance_id: str, halting: Instance | None, seconds: float) -> None:

@@ -189,7 +189,7 @@ class _Run:
         self.balancer = Balancer(
             self.env, self.engine, deployment.health, p, self._rng("balancer"),
             lambda i: (m := self.ec2_model.machines.get(i)) is not None and m.worker_up, self._changed,
-            self.ec2_model.draws if scenario.paired_draws else None,
+            self.ec2_model.own_stream,
         )  # fmt: skip
         self.alarms = AlarmEngine.create(
             deployment.alarms, deployment.composites, self.store, int(p.alarm_evaluation_range_extra)

@@ -107,7 +107,7 @@ class Scenario:
     expect: Expectations = field(default_factory=Expectations)
     warmup: float = 600.0
     path: str = ""
-    # Each instance's timings from a stream of its own (``Ec2Model.draws``), so two policies'
+    # Each instance's timings from a stream of its own (``Ec2Model.own_stream``), so two policies'
     # runs on one seed compare run for run: ``--paired-draws``, not the scenario file.
     paired_draws: bool = False
 

@@ -316,9 +316,8 @@ def test_the_timeline_draws_a_ramp_where_it_has_reached():
 
 def test_paired_draws_let_two_policies_compare_run_for_run(tmp_path: Path):
     """burst-10x's sweep run 2: the ideal and the stabilized ideal decide the step's scale-out at
-    the same moment, yet reach the need 36 s apart on their own draws (the premise: which launched
-    instance drew which install time). With ``--paired-draws`` each instance keeps its own draws,
-    and the two land together."""
+    the same moment, yet reach the need 36 s apart on the shared streams (the test's premise).
+    With ``--paired-draws`` each instance keeps its own draws, and the two land together."""
     scenario = ROOT / "scenarios" / "burst-10x.yaml"
 
     def to_need(policy: str, *paired: str) -> float:
