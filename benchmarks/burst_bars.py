@@ -33,9 +33,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.policies import error_share, time_to_need
+from benchmarks.policies import error_share, scenarios_or_refuse, time_to_need
 from simulator.cli import environment
-from simulator.scenario import ScenarioError, load_scenario
 from simulator.sweep import percentile, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,12 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or not 0 < args.share <= 1:
         parser.error("--runs must be at least 1 and --share within (0, 1]")
-    if not Path(args.template).is_file():
-        parser.error(f"{args.template}: no such template")
-    try:
-        scenarios = [replace(load_scenario(path), paired_draws=args.paired_draws) for path in args.scenarios]
-    except (ScenarioError, OSError) as exc:
-        parser.error(str(exc))
+    scenarios = [replace(s, paired_draws=args.paired_draws)
+                 for s in scenarios_or_refuse(parser, args.template, args.scenarios)]  # fmt: skip
     environment()
     if args.paired_draws:
         print("paired draws: each instance's timings from a stream of its own, the same for every policy\n")

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.policies import error_share
+from benchmarks.policies import error_share, scenarios_or_refuse
 from simulator.cli import environment
-from simulator.scenario import Scenario, ScenarioError, load_scenario
+from simulator.scenario import Scenario
 from simulator.sweep import percentile, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,12 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(lag <= 0 for lag in args.lags) or args.runs < 1 or args.bar < 1:
         parser.error("--lags must be > 0 seconds, --runs at least 1 and --bar at least 1 (x the ideal's errors)")
-    if not Path(args.template).is_file():
-        parser.error(f"{args.template}: no such template")
-    try:
-        scenario = load_scenario(args.scenario)
-    except (ScenarioError, OSError) as exc:
-        parser.error(str(exc))
+    (scenario,) = scenarios_or_refuse(parser, args.template, [args.scenario])
     environment()
     spans = rises(scenario)
 

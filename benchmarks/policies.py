@@ -16,12 +16,13 @@ import argparse
 import itertools
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from simulator.cli import environment
 from simulator.policies import POLICIES
-from simulator.scenario import Expectations, load_scenario
+from simulator.scenario import Expectations, Scenario, ScenarioError, load_scenario
 from simulator.sweep import percentile, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,17 @@ def row(doc: dict[str, Any]) -> list[str]:
 HEADER = ["scenario", "policy", "runs passed", "stages met (mean)", "to scale out s (p50 / p95)",
           "to scale in s (p50 / p95)", "SLO (<=1.2 s, median)", "instance-s / oracle (p50 / p95)",
           "actions (median)", "flaps (max)"]  # fmt: skip
+
+
+def scenarios_or_refuse(parser: argparse.ArgumentParser, template: str, paths: Sequence[str]) -> tuple[Scenario, ...]:
+    """The scenarios at ``paths``; a missing template or a bad scenario ends the command with the
+    parser's exit 2 and the problem named, before anything runs."""
+    if not Path(template).is_file():
+        parser.error(f"{template}: no such template")
+    try:
+        return tuple(load_scenario(path) for path in paths)
+    except (ScenarioError, OSError) as exc:
+        parser.error(str(exc))
 
 
 def time_to_need(run: dict[str, Any]) -> float | None:
